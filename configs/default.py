@@ -1,0 +1,17 @@
+"""MF on the embedded generated data: runs offline in a few minutes on a CPU.
+
+python -m dot_vs_learned.main --config=configs/default.py --workdir=/tmp/dvl_default
+"""
+
+from dot_vs_learned import ncf
+
+
+def get_config():
+  config = ncf.default_config()
+  config.data.name = "default"
+  config.model.dim = 32
+  config.train.learning_rate = 0.01  # The small data needs fewer, larger steps.
+  config.train.epochs = 48
+  config.train.num_seeds = 3
+  config.eval.every = 8
+  return config

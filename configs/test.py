@@ -1,0 +1,20 @@
+"""A tiny run for tests: small generated data, a few epochs.
+
+python -m dot_vs_learned.main --config=configs/test.py --workdir=/tmp/dvl_test
+"""
+
+from dot_vs_learned import ncf
+
+
+def get_config():
+  config = ncf.default_config()
+  config.data.name = "default"
+  config.data.num_users = 200
+  config.data.num_items = 150
+  config.model.dim = 8
+  config.train.learning_rate = 0.02
+  config.train.epochs = 4
+  config.train.batch_size = 256
+  config.train.num_seeds = 2
+  config.eval.every = 2
+  return config

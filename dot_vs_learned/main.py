@@ -1,0 +1,28 @@
+"""Entry point: `python -m dot_vs_learned.main --config=configs/X.py --workdir=DIR`."""
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from dot_vs_learned import ncf
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False,
+                               "Replace a finished run in --workdir.")
+EXPERIMENTS = {"ncf": ncf.run}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  if config.experiment not in EXPERIMENTS:
+    raise app.UsageError(f"config field experiment={config.experiment!r}: "
+                         f"must be one of {tuple(EXPERIMENTS)}")
+  EXPERIMENTS[config.experiment](config, _WORKDIR.value, _OVERWRITE.value)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

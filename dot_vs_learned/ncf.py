@@ -1,0 +1,162 @@
+"""The NCF experiment (paper §3): train, evaluate every N epochs, write results.
+
+The reported result is the configured final epoch (§3.4: never the best epoch
+on the test set). The best test epoch is kept only under a name that says it
+was selected on the test set.
+"""
+
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+from dot_vs_learned import data as data_lib
+from dot_vs_learned import results
+from dot_vs_learned import train
+
+MODELS = ("mf", "popularity")
+OPTIMIZERS = ("exact", "batched")
+
+
+def _check(ok, field, value, requirement) -> None:
+  if not ok:
+    raise ValueError(f"config field {field}={value!r}: {requirement}")
+
+
+def validate(config, num_candidates=None) -> None:
+  """Raises ValueError naming the first config field out of range."""
+  m, t, e = config.model, config.train, config.eval
+  _check(m.name in MODELS, "model.name", m.name, f"must be one of {MODELS}")
+  _check(t.optimizer in OPTIMIZERS, "train.optimizer", t.optimizer,
+         f"must be one of {OPTIMIZERS}")
+  # d counts the bias (Eq. 2), so one factor needs d = 2.
+  _check(m.dim >= 2, "model.dim", m.dim, "must be >= 2 (bias + factors)")
+  _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "> 0")
+  _check(t.reg >= 0, "train.reg", t.reg, "must be >= 0")
+  _check(t.init_stddev > 0, "train.init_stddev", t.init_stddev, "must be > 0")
+  for field in ("num_negatives", "epochs", "batch_size", "window",
+                "num_seeds"):
+    value = t[field]
+    _check(value >= 1, f"train.{field}", value, "must be >= 1")
+  _check(e.every >= 1, "eval.every", e.every, "must be >= 1")
+  _check(e.k >= 1, "eval.k", e.k, "must be >= 1")
+  if num_candidates is not None:
+    _check(e.k <= num_candidates, "eval.k", e.k,
+           f"must be <= the {num_candidates} ranked candidates per user")
+
+
+def _summary(per_seed) -> dict:
+  values = np.asarray(per_seed, dtype=np.float64)
+  return {"mean": float(values.mean()), "std": float(values.std()),
+          "per_seed": values.tolist()}
+
+
+def _format_eta(seconds) -> str:
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else (
+      f"{minutes}m{seconds:02d}s")
+
+
+def run(config, workdir, overwrite=False) -> dict:
+  """Runs the experiment of `config` into `workdir`; returns results.json."""
+  validate(config)
+  workdir = results.prepare(workdir, config.to_dict(), overwrite)
+  data = data_lib.load_dataset(config.data)
+  validate(config, 1 + data.test_negatives.shape[1])
+  logging.info("dataset %s: %d users, %d items, %d training pairs, %d "
+               "negatives per user", data.name, data.num_users, data.num_items,
+               data.train_users.shape[0], data.test_negatives.shape[1])
+  k = config.eval.k
+  start = time.time()
+  if config.model.name == "popularity":
+    metrics = train.popularity_metrics(data, k)
+    summary = {"epoch": 0, **{f"{name}@{k}": _summary([value])
+                              for name, value in metrics.items()}}
+    results.append_metrics(workdir, summary)
+    best = None
+  else:
+    summary, best = _train_mf(config, data, workdir, start)
+  final = {"model": config.model.name, "dataset": data.name,
+           "dim": config.model.dim, "num_seeds": config.train.num_seeds,
+           "final": summary, "seconds": time.time() - start,
+           "best_on_test_set_not_for_reporting": best}
+  results.write_json(workdir / results.RESULTS, final)
+  logging.info("final (epoch %d): %s", summary["epoch"], {
+      name: round(value["mean"], 4) for name, value in summary.items()
+      if isinstance(value, dict)})
+  return final
+
+
+def _train_mf(config, data, workdir, start):
+  """Trains all seeds together, evaluating every `eval.every` epochs."""
+  t, k = config.train, config.eval.k
+  init, run_epochs = train.make_train(config, data)
+  keys = jax.random.split(jax.random.key(t.seed), t.num_seeds)
+  states = init(keys)
+  done, best = 0, None
+  train_start = time.time()
+  while done < t.epochs:
+    chunk = min(config.eval.every, t.epochs - done)
+    states, metrics = run_epochs(states, chunk)
+    metrics = jax.device_get(metrics)
+    done += chunk
+    loss = np.asarray(metrics["loss"])
+    if not np.all(np.isfinite(loss)):
+      raise FloatingPointError(
+          f"training diverged by epoch {done}: loss per seed {loss.tolist()} "
+          f"(model.dim={config.model.dim}, train.optimizer={t.optimizer}, "
+          f"train.learning_rate={t.learning_rate}, train.reg={t.reg})")
+    summary = {"epoch": done, "seconds": time.time() - start,
+               "loss": _summary(loss),
+               f"hr@{k}": _summary(metrics["hr"]),
+               f"ndcg@{k}": _summary(metrics["ndcg"])}
+    results.append_metrics(workdir, summary)
+    if best is None or summary[f"hr@{k}"]["mean"] > best[f"hr@{k}"]["mean"]:
+      best = summary
+    per_epoch = (time.time() - train_start) / done
+    logging.info(
+        "epoch %d/%d  HR@%d %.4f±%.4f  NDCG@%d %.4f±%.4f  loss %.4f  "
+        "%.2f s/epoch  ETA %s", done, t.epochs, k, summary[f"hr@{k}"]["mean"],
+        summary[f"hr@{k}"]["std"], k, summary[f"ndcg@{k}"]["mean"],
+        summary[f"ndcg@{k}"]["std"], summary["loss"]["mean"], per_epoch,
+        _format_eta(per_epoch * (t.epochs - done)))
+  return summary, best
+
+
+def default_config():
+  """The fields of every NCF config; configs/*.py override what differs."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict()
+  config.experiment = "ncf"
+  config.data = ml_collections.ConfigDict(dict(
+      name="default",  # "default" (generated, embedded), "ml-1m", "pinterest-20".
+      dir="",  # folder with {name}.train.rating etc.; "" = download cache.
+      cache_dir="",  # "" = $DOT_VS_LEARNED_CACHE or ~/.cache/dot_vs_learned.
+      download=True,  # fetch missing NCF files (pinned checksums).
+      seed=0,  # generator seed of the "default" data.
+      num_users=2000,  # size of the "default" data.
+      num_items=1000,
+  ))
+  config.model = ml_collections.ConfigDict(dict(
+      name="mf",  # "mf" (Eq. 2) or "popularity".
+      dim=64,  # embedding dimension d, bias included (Eq. 2).
+  ))
+  config.train = ml_collections.ConfigDict(dict(
+      optimizer="batched",  # "exact" per-example SGD or "batched" (sum).
+      learning_rate=0.002,  # eta; App. A.2: 0.002 for MovieLens.
+      reg=0.005,  # lambda; App. A.2: 0.005 for MovieLens.
+      num_negatives=8,  # m negatives per positive; App. A.2: 8 for MovieLens.
+      epochs=256,  # App. A.2: 256.
+      init_stddev=0.1,  # sigma of the N(0, sigma^2) init; App. A.2: 0.1.
+      batch_size=1024,  # examples per step of `batched`.
+      window=64,  # examples per conflict-free wave window of `exact`.
+      seed=0,  # root seed; seed i trains with split(key(seed), n)[i].
+      num_seeds=1,  # seeds trained together (vmapped); App. A.2 reports 8.
+  ))
+  config.eval = ml_collections.ConfigDict(dict(
+      every=16,  # evaluate every N epochs (the last epoch always).
+      k=10,  # cut-off of HR@K and NDCG@K; NCF §4.1: 10.
+  ))
+  return config

@@ -1,0 +1,66 @@
+"""The run's workdir: resolved config, per-evaluation metrics, final results.
+
+Files: `config.json` (the resolved config), `metrics.jsonl` (one line per
+evaluation, appended as the run goes), `results.json` (written last: its
+presence marks a finished run). Whole-file writes go through a temporary file
+and a rename, so a killed run never leaves a truncated JSON file behind.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+RESULTS = "results.json"
+
+
+class WorkdirError(RuntimeError):
+  """The workdir holds a finished run that the caller did not ask to replace."""
+
+
+def write_json(path, value) -> None:
+  """Writes JSON atomically: temporary file in the same folder, then rename."""
+  path = pathlib.Path(path)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(value, f, indent=2, sort_keys=True)
+      f.write("\n")
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
+  """Creates the workdir, refusing to replace a finished run unless told to.
+
+  An unfinished run (no results.json) is started afresh: its metrics are
+  dropped, since this run recomputes them from epoch 0.
+  """
+  workdir = pathlib.Path(workdir)
+  if (workdir / RESULTS).exists() and not overwrite:
+    raise WorkdirError(
+        f"{workdir} holds a finished run ({RESULTS} exists); pass "
+        "--overwrite to replace it or choose another --workdir.")
+  workdir.mkdir(parents=True, exist_ok=True)
+  for name in (RESULTS, METRICS):
+    (workdir / name).unlink(missing_ok=True)
+  write_json(workdir / CONFIG, config_dict)
+  return workdir
+
+
+def append_metrics(workdir, record) -> None:
+  """Appends one evaluation as a JSON line and flushes it to disk."""
+  with open(pathlib.Path(workdir) / METRICS, "a") as f:
+    f.write(json.dumps(record, sort_keys=True) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def read_metrics(workdir) -> list[dict]:
+  """The evaluations recorded so far."""
+  with open(pathlib.Path(workdir) / METRICS) as f:
+    return [json.loads(line) for line in f if line.strip()]

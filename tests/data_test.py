@@ -1,0 +1,404 @@
+"""Tests for dot_vs_learned.data: NCF files, downloads, splits, default data."""
+
+import functools
+import hashlib
+import http.server
+import os
+import pathlib
+import threading
+
+import ml_collections
+import numpy as np
+import pytest
+
+from dot_vs_learned import data
+
+REAL_ML1M = pathlib.Path(__file__).resolve().parents[2] / "shared/data/ml-1m"
+
+# A hand-made dataset: 3 users, 2 negatives each. User 1's negatives include
+# its own test item (4) and a training item (0): both must be kept.
+TRAIN = "0\t0\t1\t10\n0\t1\t1\t11\n1\t0\t1\t12\n2\t2\t1\t13\n2\t3\t1\t14\n"
+TEST = "0\t2\t5\t20\n1\t4\t3\t21\n2\t5\t4\t22\n"
+NEGATIVE = "(0,2)\t3\t4\n(1,4)\t4\t0\n(2,5)\t0\t1\n"
+
+
+def _write(directory, train=TRAIN, test=TEST, negative=NEGATIVE, name="t"):
+  """Writes raw NCF file contents; returns the directory."""
+  pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
+  for suffix, text in zip(data.SUFFIXES, (train, test, negative)):
+    (pathlib.Path(directory) / f"{name}.{suffix}").write_bytes(text.encode())
+  return directory
+
+
+def _assert_same(a, b):
+  """Asserts two NCFData hold equal arrays and sizes (names may differ)."""
+  assert (a.num_users, a.num_items) == (b.num_users, b.num_items)
+  for x, y in zip(a[3:], b[3:]):
+    assert x.dtype == y.dtype == np.int32
+    np.testing.assert_array_equal(x, y)
+
+
+def _user_items(d):
+  """Returns each user's set of train and test items."""
+  items = [set() for _ in range(d.num_users)]
+  for u, i in zip(d.train_users.tolist(), d.train_items.tolist()):
+    items[u].add(i)
+  for u, i in enumerate(d.test_items.tolist()):
+    items[u].add(i)
+  return items
+
+
+# ------------------------------------------------------------------ loading ---
+
+
+def test_load_hand_made(tmp_path):
+  d = data.load_ncf(_write(tmp_path), "t")
+  assert (d.name, d.num_users, d.num_items) == ("t", 3, 6)
+  np.testing.assert_array_equal(d.train_users, [0, 0, 1, 2, 2])
+  np.testing.assert_array_equal(d.train_items, [0, 1, 0, 2, 3])
+  np.testing.assert_array_equal(d.test_items, [2, 4, 5])
+  np.testing.assert_array_equal(d.test_negatives, [[3, 4], [4, 0], [0, 1]])
+
+
+def test_write_load_round_trip(tmp_path):
+  original = data.generate_default(num_users=60, num_items=300, seed=3)
+  data.write_ncf(original, tmp_path, "rt")
+  files = sorted(os.listdir(tmp_path))  # no temp files left behind
+  assert files == sorted(f"rt.{s}" for s in data.SUFFIXES)
+  _assert_same(data.load_ncf(tmp_path, "rt"), original)
+
+
+def test_lines_in_any_order_and_blank_variants_accepted(tmp_path):
+  expected = data.load_ncf(_write(tmp_path / "a"), "t")
+  test = "2\t5\t4\t22\n0\t2\t5.0\t20\n1\t4\t3\t21\n"  # unsorted, float
+  negative = "(2,5)\t0\t1\n(1,4)\t4\t0\n(0,2)\t3\t4\n\n\n"  # blank tail
+  # CRLF, trailing blanks on every line, no final newline.
+  texts = [t.replace("\n", " \t\r\n").rstrip("\r\n")
+           for t in (TRAIN, test, negative)]
+  _write(tmp_path / "b", *texts)
+  _assert_same(data.load_ncf(tmp_path / "b", "t"), expected)
+
+
+# (file, line to replace or 0 for the whole file, new text, expected message
+# after "<dir>/t.<file>").
+MALFORMED = [
+    ("train.rating", 0, "", ": file is empty"),
+    ("test.negative", 0, " \n\n", ": file is empty"),
+    ("train.rating", 2, "0\t1\t1", ":2: expected 4 columns, found 3"),
+    ("train.rating", 3, "1\t0\t1\t12\t9", ":3: expected 4 columns, found 5"),
+    ("train.rating", 2, "", ":2: expected 4 columns, found 0"),
+    ("test.rating", 2, "1,4,3,21", ":2: expected 4 columns, found 1"),
+    ("train.rating", 4, "2\tx\t1\t13", ":4: item 'x' is not an integer"),
+    ("train.rating", 2, "0\t1.5\t1\t11", ":2: item '1.5' is not an integer"),
+    ("test.rating", 3, "2\t5\tfive\t22", ":3: rating 'five' is not a number"),
+    ("train.rating", 5, "2\t3\t1\tnoon",
+     ":5: timestamp 'noon' is not a number"),
+    ("train.rating", 2, "-1\t1\t1\t11", ":2: user -1 is not a valid id"),
+    ("test.rating", 1, "0\t9999999999\t5\t20",
+     ":1: item 9999999999 is not a valid id"),
+    ("test.rating", 3, "5\t5\t4\t22", ":3: user 5 out of range"),
+    ("test.rating", 3, "1\t5\t4\t22", ":3: second line for user 1"),
+    ("test.negative", 3, "(1,4)\t0\t1", ":3: second line for user 1"),
+    ("test.negative", 0, "(0,2)\t3\t4\n(1,4)\t4\t0",
+     ": no line for user(s) [2]"),
+    ("test.negative", 2, "(1,3)\t4\t0", ":2: header (1,3) does not match"),
+    ("test.negative", 2, "(1,4)\t4\t0\t5", ":2: expected 2 negatives"),
+    ("test.negative", 3, "(2,5)\t0", ":3: expected 2 negatives"),
+    ("test.negative", 1, "(0,2)", ":1: no negatives"),
+    ("test.negative", 2, "1,4\t4\t0", ":2: malformed header '1,4'"),
+    ("test.negative", 2, "(1, 4)\t4\t0", ":2: malformed header '(1,'"),
+    ("test.negative", 3, "(2,-5)\t0\t1", ":3: malformed header '(2,-5)'"),
+    ("test.negative", 3, "(2,5)\t0\tz", ":3: negative 'z' is not an integer"),
+    ("test.negative", 1, "(0,2)\t-3\t4", ":1: negative -3 is not a valid id"),
+]
+
+
+@pytest.mark.parametrize("suffix, line, text, message", MALFORMED)
+def test_malformed_input_names_file_and_line(tmp_path, suffix, line, text,
+                                             message):
+  files = dict(zip(data.SUFFIXES, (TRAIN, TEST, NEGATIVE)))
+  if line:
+    lines = files[suffix].splitlines()
+    lines[line - 1] = text
+    text = "\n".join(lines) + "\n"
+  files[suffix] = text
+  _write(tmp_path, *files.values())
+  with pytest.raises(data.DataError) as error:
+    data.load_ncf(tmp_path, "t")
+  assert f"{tmp_path}/t.{suffix}{message}" in str(error.value)
+
+
+def test_train_user_without_test_line(tmp_path):
+  _write(tmp_path, test="0\t2\t5\t20\n1\t4\t3\t21\n")
+  with pytest.raises(data.DataError,
+                     match=r"t.train.rating:4: user 2 has no line in .*t.test"):
+    data.load_ncf(tmp_path, "t")
+
+
+def test_missing_files(tmp_path):
+  _write(tmp_path)
+  (tmp_path / "t.test.negative").unlink()
+  (tmp_path / "t.train.rating").unlink()
+  with pytest.raises(data.DataError,
+                     match="missing t.train.rating, t.test.negative"):
+    data.load_ncf(tmp_path, "t")
+  with pytest.raises(data.DataError, match="download=True"):
+    data.load_ncf(tmp_path, "ml-1m")
+
+
+@pytest.mark.skipif(not REAL_ML1M.is_dir(), reason="team copy of ML-1M absent")
+def test_real_ml1m():
+  d = data.load_ncf(REAL_ML1M, "ml-1m")
+  assert (d.num_users, d.num_items, len(d.train_users)) == (6040, 3706, 994169)
+  assert d.test_negatives.shape == (6040, 99)
+  # Sec. 4.1 quirk kept as published: 156 users rank their test item twice.
+  assert (d.test_negatives == d.test_items[:, None]).any(axis=1).sum() == 156
+  # Only the test files are the originals; the train file here is a rebuild.
+  for suffix in ("test.rating", "test.negative"):
+    pins = data.CHECKSUMS["ml-1m"][suffix]
+    assert data._mismatch(REAL_ML1M / f"ml-1m.{suffix}", pins) == ""
+    content = (REAL_ML1M / f"ml-1m.{suffix}").read_bytes()
+    assert hashlib.sha256(content).hexdigest() == pins["sha256"]
+
+
+# -------------------------------------------------------------- build_split ---
+
+# Raw ids 10, 20, 30, 40. User 20 has a timestamp tie at 300 (file order
+# breaks it); user 30 repeats item 9, and its later copy is its latest line;
+# user 40 has one item and is dropped.
+RATINGS_DAT = """20::7::5::100
+10::5::3::50
+20::8::4::300
+10::6::1::60
+20::9::2::300
+40::5::5::10
+10::7::4::40
+20::7::3::200
+30::9::1::5
+30::5::2::6
+30::9::4::7
+"""
+
+
+def _log_rows():
+  """Returns RATINGS_DAT as (user, item, rating, timestamp) string tuples."""
+  return [line.split("::") for line in RATINGS_DAT.split()]
+
+
+def _check_ratings_split(d):
+  """Checks the split of RATINGS_DAT, whichever format it came from."""
+  # Users by first appearance: 20->0, 10->1, 30->2 (40 dropped: 1 item).
+  # Items by first appearance among kept lines: 7->0, 5->1, 8->2, 6->3, 9->4.
+  assert (d.num_users, d.num_items) == (3, 5)
+  # Held out: 20 -> 9 (tie at 300, later line), 10 -> 6, 30 -> 9 (later copy).
+  np.testing.assert_array_equal(d.test_items, [4, 3, 4])
+  train = sorted(zip(d.train_users.tolist(), d.train_items.tolist()))
+  assert train == [(0, 0), (0, 2), (1, 0), (1, 1), (2, 1)]
+  assert d.test_negatives.shape == (3, 1)
+  for u, items in enumerate(_user_items(d)):
+    assert not items & set(d.test_negatives[u].tolist())
+
+
+def test_build_split_movielens(tmp_path):
+  log = tmp_path / "ratings.dat"
+  log.write_text(RATINGS_DAT)
+  d = data.build_split(log, tmp_path / "out", "ml", num_negatives=1)
+  _check_ratings_split(d)
+  _assert_same(data.load_ncf(tmp_path / "out", "ml"), d)
+  # Timestamps are written; the rating column is binarized to 1.
+  test_lines = (tmp_path / "out/ml.test.rating").read_text().splitlines()
+  assert test_lines[0] == "0\t4\t1\t300"
+  # min_interactions=3 also drops user 30 (2 distinct items); 9 is renumbered.
+  d = data.build_split(log, tmp_path, "ml3", num_negatives=1, min_interactions=3)
+  assert (d.num_users, d.num_items) == (2, 5)
+  np.testing.assert_array_equal(d.test_items, [4, 3])
+
+
+def test_build_split_csv_with_header_any_column_order(tmp_path):
+  log = tmp_path / "ratings.csv"
+  rows = [f"{t},{i},{u}" for u, i, _, t in _log_rows()]
+  log.write_text("timestamp,item_id,userId\n" + "\r\n".join(rows))
+  _check_ratings_split(data.build_split(log, tmp_path, "csv", num_negatives=1))
+
+
+def test_build_split_headerless_tsv_uses_file_order(tmp_path):
+  log = tmp_path / "log.tsv"
+  log.write_text("a\tx\nb\ty\nc\tz\nc\tw\na\ty\nb\tx\n")
+  d = data.build_split(log, tmp_path, "tsv", num_negatives=2, fmt="tsv")
+  np.testing.assert_array_equal(d.test_items, [1, 0, 3])  # a: y, b: x, c: w
+  negatives = [sorted(row) for row in d.test_negatives.tolist()]
+  assert negatives == [[2, 3], [2, 3], [0, 1]]
+
+
+def test_build_split_errors(tmp_path):
+  log = tmp_path / "ratings.dat"
+  log.write_text(RATINGS_DAT)
+  with pytest.raises(data.DataError, match="fewer than num_negatives=3"):
+    data.build_split(log, tmp_path, "x", num_negatives=3)
+  with pytest.raises(data.DataError, match="no user has >= 9"):
+    data.build_split(log, tmp_path, "x", min_interactions=9)
+  log.write_text("user,item,timestamp\n1,2,3\n1,3,later\n")
+  with pytest.raises(data.DataError, match=r"ratings.dat:3: timestamp 'later'"):
+    data.build_split(log, tmp_path, "x", num_negatives=1)
+  log.write_text("1::2::3::4\n1::2::3\n")
+  with pytest.raises(data.DataError, match="ratings.dat:2: expected 4 columns"):
+    data.build_split(log, tmp_path, "x", num_negatives=1)
+  assert not list(tmp_path.glob("x.*"))
+
+
+def test_build_split_deterministic_per_seed(tmp_path):
+  rng = np.random.default_rng(0)
+  lines = [f"{u}\t{i}\t1\t{t}" for t, (u, i) in enumerate(
+      zip(rng.integers(0, 30, 600), rng.integers(0, 200, 600)))]
+  (tmp_path / "log.tsv").write_text("\n".join(lines))
+
+  def split(seed, out):
+    return data.build_split(tmp_path / "log.tsv", tmp_path / out, "s",
+                            num_negatives=20, seed=seed)
+
+  a, b, c = split(0, "a"), split(0, "b"), split(1, "c")
+  _assert_same(a, b)
+  np.testing.assert_array_equal(a.test_items, c.test_items)
+  assert not np.array_equal(a.test_negatives, c.test_negatives)
+  for u, items in enumerate(_user_items(a)):
+    negatives = a.test_negatives[u].tolist()
+    assert len(set(negatives)) == 20 and not items & set(negatives)
+
+
+# --------------------------------------------------------- generate_default ---
+
+
+def test_generate_default():
+  d = data.generate_default()
+  assert (d.name, d.num_users, d.num_items) == ("default", 2000, 1000)
+  assert d.test_items.shape == (2000,) and d.test_negatives.shape == (2000, 99)
+  _assert_same(d, data.generate_default())
+  other = data.generate_default(seed=1)
+  assert not np.array_equal(d.test_negatives, other.test_negatives)
+  items = _user_items(d)
+  counts = np.bincount(d.train_users, minlength=2000)
+  # 20 to 150 interactions, one of them held out.
+  assert counts.min() >= 19 and counts.max() <= 149
+  for u in range(d.num_users):
+    negatives = set(d.test_negatives[u].tolist())
+    assert len(negatives) == 99 and not items[u] & negatives
+  popularity = np.sort(np.bincount(d.train_items, minlength=1000))[::-1]
+  assert popularity[:100].sum() > 0.3 * popularity.sum()
+
+
+# ---------------------------------------------------------------- downloads ---
+
+
+def _git_blob(content):
+  """Returns the id `git hash-object` gives `content`."""
+  return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+@pytest.fixture
+def source(tmp_path):
+  """Returns a mirror directory of tiny NCF files and their pin table."""
+  _write(tmp_path / "mirror", name="tiny")
+  pins = {}
+  for suffix in data.SUFFIXES:
+    content = (tmp_path / "mirror" / f"tiny.{suffix}").read_bytes()
+    pins[suffix] = {"git_blob": _git_blob(content),
+                    "sha256": hashlib.sha256(content).hexdigest()}
+  return tmp_path / "mirror", {"tiny": pins}
+
+
+def test_download_file_url_then_cached(tmp_path, source):
+  mirror, pins = source
+  cache = data.download("tiny", tmp_path / "cache", mirror.as_uri(), pins)
+  assert cache == tmp_path / "cache"
+  assert sorted(os.listdir(cache)) == sorted(f"tiny.{s}" for s in data.SUFFIXES)
+  _assert_same(data.load_ncf(cache, "tiny"), data.load_ncf(mirror, "tiny"))
+  # Cached and verified: an unreachable mirror is never contacted.
+  data.download("tiny", cache, (tmp_path / "gone").as_uri(), pins)
+  # A corrupted cached file is fetched again.
+  (cache / "tiny.test.rating").write_text("garbage")
+  data.download("tiny", cache, mirror.as_uri(), pins)
+  assert (cache / "tiny.test.rating").read_text() == TEST
+
+
+def test_download_checksum_mismatch_leaves_nothing(tmp_path, source):
+  mirror, pins = source
+  (mirror / "tiny.test.negative").write_text(NEGATIVE.replace("3", "4"))
+  with pytest.raises(data.DataError) as error:
+    data.download("tiny", tmp_path / "cache", mirror.as_uri(), pins)
+  expected = pins["tiny"]["test.negative"]["git_blob"]
+  actual = _git_blob((mirror / "tiny.test.negative").read_bytes())
+  message = str(error.value)
+  for part in ("tiny.test.negative", expected, actual):
+    assert part in message
+  assert not (tmp_path / "cache/tiny.test.negative").exists()
+  assert not [f for f in os.listdir(tmp_path / "cache") if f.startswith(".")]
+
+
+def test_download_offline_message(tmp_path, source):
+  _, pins = source
+  base = (tmp_path / "nowhere").as_uri()
+  with pytest.raises(data.DataError) as error:
+    data.download("tiny", tmp_path / "cache", base, pins)
+  message = str(error.value)
+  for suffix in data.SUFFIXES:
+    assert f"{base}/tiny.{suffix}" in message
+  assert f"into {tmp_path / 'cache'}" in message
+  assert "--config.data.dir=DIR" in message
+  assert os.listdir(tmp_path / "cache") == []
+  with pytest.raises(data.DataError, match="no pinned checksums"):
+    data.download("unknown", tmp_path / "cache", base, pins)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+  def log_message(self, *args):
+    pass
+
+
+def test_download_over_http(tmp_path, source):
+  mirror, pins = source
+  handler = functools.partial(_QuietHandler, directory=str(mirror))
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    base = f"http://127.0.0.1:{server.server_port}"
+    cache = data.download("tiny", tmp_path / "cache", base, pins)
+    _assert_same(data.load_ncf(cache, "tiny"), data.load_ncf(mirror, "tiny"))
+    with pytest.raises(data.DataError, match="HTTP Error 404"):
+      data.download("tiny", tmp_path / "cache2", base + "/missing", pins)
+  finally:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+# ------------------------------------------------------------- load_dataset ---
+
+
+def _config(**fields):
+  """Returns a data config with the given fields over the defaults."""
+  defaults = dict(name="default", dir="", cache_dir="", download=False, seed=0,
+                  num_users=100, num_items=300)
+  return ml_collections.ConfigDict(dict(defaults, **fields))
+
+
+def test_load_dataset(tmp_path, source, monkeypatch):
+  _assert_same(data.load_dataset(_config(seed=2)),
+               data.generate_default(num_users=100, num_items=300, seed=2))
+  mirror, pins = source
+  from_dir = data.load_dataset(_config(name="tiny", dir=str(mirror)))
+  _assert_same(from_dir, data.load_ncf(mirror, "tiny"))
+  with pytest.raises(data.DataError, match="data.name='tiny'"):
+    data.load_dataset(_config(name="tiny"))
+  # Known names come from the cache ($DOT_VS_LEARNED_CACHE unless cache_dir).
+  monkeypatch.setenv("DOT_VS_LEARNED_CACHE", str(tmp_path / "env"))
+  with pytest.raises(data.DataError, match="downloads are off") as error:
+    data.load_dataset(_config(name="ml-1m"))
+  assert str(tmp_path / "env") in str(error.value)
+  assert data.DEFAULT_BASE_URL + "/ml-1m.test.negative" in str(error.value)
+  monkeypatch.setitem(data.CHECKSUMS, "tiny", pins["tiny"])
+  data.download("tiny", tmp_path / "cache", mirror.as_uri())
+  cached = data.load_dataset(_config(  # verified in the cache, not refetched
+      name="tiny", cache_dir=str(tmp_path / "cache"), download=True))
+  _assert_same(cached, from_dir)

@@ -1,0 +1,94 @@
+"""End-to-end tests of the NCF experiment, the entry point and the workdir."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from dot_vs_learned import ncf
+from dot_vs_learned import results
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def tiny_config():
+  config = ncf.default_config()
+  config.data.update(num_users=120, num_items=200)
+  config.model.dim = 4
+  config.train.update(epochs=3, batch_size=256, num_seeds=2, learning_rate=0.05)
+  config.eval.every = 2
+  return config
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model.dim", 1, "model.dim=1"),
+    ("model.dim", 0, "model.dim=0"),
+    ("model.name", "ncf", "model.name='ncf'"),
+    ("train.optimizer", "adam", "train.optimizer='adam'"),
+    ("train.learning_rate", -0.1, "train.learning_rate=-0.1"),
+    ("train.reg", -1.0, "train.reg=-1.0"),
+    ("train.num_negatives", 0, "train.num_negatives=0"),
+    ("train.num_seeds", 0, "train.num_seeds=0"),
+    ("eval.k", 0, "eval.k=0"),
+])
+def test_validate_names_the_field(field, value, message):
+  config = tiny_config()
+  group, name = field.split(".")
+  config[group][name] = value
+  with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+    ncf.validate(config)
+
+
+def test_k_beyond_candidates_is_refused_before_training(tmp_path):
+  config = tiny_config()
+  config.eval.k = 101
+  with pytest.raises(ValueError, match="eval.k=101.*100 ranked candidates"):
+    ncf.run(config, tmp_path / "run")
+  assert not (tmp_path / "run" / results.RESULTS).exists()
+
+
+def test_run_writes_metrics_and_final_results(tmp_path):
+  final = ncf.run(tiny_config(), tmp_path)
+  records = results.read_metrics(tmp_path)
+  assert [r["epoch"] for r in records] == [2, 3]
+  assert final["final"]["epoch"] == 3
+  assert final["final"] == records[-1]
+  assert len(final["final"]["hr@10"]["per_seed"]) == 2
+  saved = json.loads((tmp_path / results.RESULTS).read_text())
+  assert saved["final"]["hr@10"] == final["final"]["hr@10"]
+  assert json.loads((tmp_path / results.CONFIG).read_text())["model"]["dim"] == 4
+  with pytest.raises(results.WorkdirError, match="finished run"):
+    ncf.run(tiny_config(), tmp_path)
+  assert json.loads((tmp_path / results.RESULTS).read_text()) == saved
+
+
+def test_popularity_run(tmp_path):
+  config = tiny_config()
+  config.model.name = "popularity"
+  final = ncf.run(config, tmp_path)
+  assert 0.0 < final["final"]["hr@10"]["mean"] < 1.0
+
+
+def test_divergence_stops_with_a_clear_error(tmp_path):
+  config = tiny_config()
+  config.train.learning_rate = 1e30
+  with pytest.raises(FloatingPointError, match="diverged by epoch 2.*"
+                     r"train\.learning_rate=1e\+30"):
+    ncf.run(config, tmp_path)
+  assert not (tmp_path / results.RESULTS).exists()
+
+
+def test_entry_point_end_to_end(tmp_path):
+  command = [sys.executable, "-m", "dot_vs_learned.main",
+             f"--config={REPO / 'configs' / 'test.py'}",
+             f"--workdir={tmp_path}", "--config.train.epochs=2"]
+  done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+  final = json.loads((tmp_path / results.RESULTS).read_text())
+  assert final["final"]["epoch"] == 2 and final["dataset"] == "default"
+  again = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                         timeout=300, check=False)
+  assert again.returncode != 0 and "--overwrite" in again.stderr

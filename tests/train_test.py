@@ -1,0 +1,190 @@
+"""Tests of the SGD optimizers, the shuffle, and vmapped seeds."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from dot_vs_learned import data as data_lib
+from dot_vs_learned import models
+from dot_vs_learned import ncf
+from dot_vs_learned import train
+
+HP = train.Hparams(jnp.float32(0.1), jnp.float32(0.05))
+
+
+def sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def numpy_sgd(user, item, bias, examples, eta=0.1, reg=0.05):
+  """App. A.1 one example at a time (float64), the reference semantics."""
+  user, item = user.astype(np.float64), item.astype(np.float64)
+  for u, i, y in examples:
+    p, q = user[u].copy(), item[i].copy()
+    g = y - sigmoid(bias + p[0] + q[0] + p[1:] @ q[1:])
+    user[u] += eta * (g * np.r_[1.0, q[1:]] - reg * p)
+    item[i] += eta * (g * np.r_[1.0, p[1:]] - reg * q)
+    bias += eta * (g - reg * bias)
+  return user, item, bias
+
+
+def random_params(num_users=5, num_items=6, dim=4, seed=0):
+  rng = np.random.default_rng(seed)
+  return models.MFParams(
+      jnp.asarray(rng.normal(0, 0.5, (num_users, dim)), jnp.float32),
+      jnp.asarray(rng.normal(0, 0.5, (num_items, dim)), jnp.float32),
+      jnp.float32(0.1))
+
+
+def make(users, items, labels, weights=None):
+  weights = np.ones(len(users)) if weights is None else weights
+  return train.Batch(jnp.array(users, jnp.int32), jnp.array(items, jnp.int32),
+                     jnp.array(labels, jnp.float32),
+                     jnp.array(weights, jnp.float32))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 64, 1000, 9001])
+def test_permute_is_a_bijection(n):
+  keys = jax.random.bits(jax.random.key(n), (4,), jnp.uint32)
+  perm = np.asarray(train.permute(jnp.arange(n), keys, n))
+  np.testing.assert_array_equal(np.sort(perm), np.arange(n))
+  if n >= 64:
+    assert np.mean(perm == np.arange(n)) < 0.1  # actually shuffled
+
+
+def test_one_example_step_equals_numpy():
+  params = random_params()
+  for step in (train.train_step, train.exact_step):
+    new, _ = step(params, make([2], [3], [1.0]), HP)
+    user, item, bias = numpy_sgd(np.asarray(params.user),
+                                 np.asarray(params.item), 0.1, [(2, 3, 1.0)])
+    np.testing.assert_allclose(new.user, user, atol=1e-6)
+    np.testing.assert_allclose(new.item, item, atol=1e-6)
+    np.testing.assert_allclose(new.bias, bias, atol=1e-6)
+
+
+def test_batched_step_sums_updates_from_batch_start():
+  params = random_params()
+  examples = [(0, 1, 1.0), (0, 2, 0.0), (3, 1, 0.0)]
+  new, _ = train.train_step(params, make(*zip(*examples)), HP)
+  user, item = np.asarray(params.user, np.float64), np.asarray(params.item,
+                                                               np.float64)
+  expected_user, expected_item, expected_bias = user.copy(), item.copy(), 0.1
+  for u, i, y in examples:  # every update computed from the start values
+    new_user, new_item, new_bias = numpy_sgd(user, item, 0.1, [(u, i, y)])
+    expected_user += new_user - user
+    expected_item += new_item - item
+    expected_bias += new_bias - 0.1
+  np.testing.assert_allclose(new.user, expected_user, atol=1e-6)
+  np.testing.assert_allclose(new.item, expected_item, atol=1e-6)
+  np.testing.assert_allclose(new.bias, expected_bias, atol=1e-6)
+
+
+def numpy_waves(user, item, bias, examples, eta=0.1, reg=0.05):
+  """Sequential App. A.1 except that b is read at the start of each wave.
+
+  Example t joins wave 1 + (the latest wave of an earlier example sharing its
+  user or item), the documented semantics of `exact_step`.
+  """
+  wave = []
+  for t, (u, i, _) in enumerate(examples):
+    earlier = [wave[s] for s in range(t) if examples[s][0] == u or
+               examples[s][1] == i]
+    wave.append(1 + max(earlier, default=0))
+  user, item = user.astype(np.float64), item.astype(np.float64)
+  for w in range(1, max(wave) + 1):
+    members = [e for e, x in zip(examples, wave) if x == w]
+    start, total = bias, 0.0
+    for u, i, y in members:
+      p, q = user[u].copy(), item[i].copy()
+      g = y - sigmoid(start + p[0] + q[0] + p[1:] @ q[1:])
+      user[u] += eta * (g * np.r_[1.0, q[1:]] - reg * p)
+      item[i] += eta * (g * np.r_[1.0, p[1:]] - reg * q)
+      total += g
+    bias = start * (1 - eta * reg) ** len(members) + eta * total
+  return user, item, bias, max(wave)
+
+
+def test_exact_step_follows_sequential_order_with_repeats():
+  params = random_params()
+  # Users and items repeat, so the window needs several waves.
+  examples = [(0, 1, 1.0), (0, 2, 0.0), (3, 1, 0.0), (4, 5, 1.0), (0, 1, 0.0),
+              (3, 2, 1.0), (1, 0, 0.0), (1, 0, 1.0)]
+  new, _ = train.exact_step(params, make(*zip(*examples)), HP)
+  user, item, bias, num_waves = numpy_waves(
+      np.asarray(params.user), np.asarray(params.item), 0.1, examples)
+  assert num_waves == 3
+  np.testing.assert_allclose(new.user, user, atol=1e-6)
+  np.testing.assert_allclose(new.item, item, atol=1e-6)
+  np.testing.assert_allclose(new.bias, bias, atol=1e-6)
+  # The plain sequential order differs only through the global bias.
+  user, item, _ = numpy_sgd(np.asarray(params.user), np.asarray(params.item),
+                            0.1, examples)
+  np.testing.assert_allclose(new.user, user, atol=5e-3)
+
+
+def test_padding_examples_change_nothing():
+  params = random_params()
+  new, loss = train.exact_step(params, make([1, 1], [2, 2], [1.0, 0.0],
+                                            [1.0, 0.0]), HP)
+  single, single_loss = train.exact_step(params, make([1], [2], [1.0]), HP)
+  for step in (train.train_step,):
+    batched, _ = step(params, make([1, 1], [2, 2], [1.0, 0.0], [1.0, 0.0]), HP)
+    np.testing.assert_allclose(batched.user, single.user, atol=1e-6)
+  np.testing.assert_allclose(new.user, single.user, atol=1e-6)
+  np.testing.assert_allclose(loss, single_loss, rtol=1e-6)
+
+
+def small_config(optimizer="batched", num_seeds=1, epochs=2):
+  config = ncf.default_config()
+  config.model.dim = 8
+  config.train.update(optimizer=optimizer, learning_rate=0.05, epochs=epochs,
+                      batch_size=128, window=32, num_seeds=num_seeds,
+                      num_negatives=4)
+  return config
+
+
+@pytest.fixture(scope="module")
+def small_data():
+  return data_lib.generate_default(num_users=150, num_items=300, seed=1)
+
+
+def test_epoch_visits_every_positive_once(small_data):
+  config = small_config()
+  n = small_data.train_users.shape[0] * 5
+  keys = jax.random.bits(jax.random.key(0), (4,), jnp.uint32)
+  batch = train.make_batch(jnp.asarray(small_data.train_users),
+                           jnp.asarray(small_data.train_items), 300, 4,
+                           jnp.arange(n + 7), keys, jax.random.key(1))
+  positives = np.asarray(batch.labels * batch.weights) == 1
+  assert np.asarray(batch.weights).sum() == n
+  pairs = sorted(zip(np.asarray(batch.users)[positives],
+                     np.asarray(batch.items)[positives]))
+  assert pairs == sorted(zip(small_data.train_users, small_data.train_items))
+  del config
+
+
+@pytest.mark.parametrize("optimizer", ["batched", "exact"])
+def test_vmapped_seed_equals_single_run(small_data, optimizer):
+  config = small_config(optimizer, num_seeds=3)
+  init, run = train.make_train(config, small_data)
+  keys = jax.random.split(jax.random.key(7), 3)
+  states, metrics = run(init(keys), 2)
+  for seed in (0, 2):
+    single, single_metrics = run(init(keys[seed:seed + 1]), 2)
+    np.testing.assert_allclose(states.params.user[seed], single.params.user[0],
+                               atol=1e-5)
+    np.testing.assert_allclose(metrics["hr"][seed], single_metrics["hr"][0])
+
+
+@pytest.mark.parametrize("optimizer", ["batched", "exact"])
+def test_mf_learns_generated_data_far_above_popularity(optimizer):
+  data = data_lib.generate_default(num_users=400, num_items=200, seed=3)
+  config = small_config(optimizer, epochs=12)
+  config.model.dim = 16
+  init, run = train.make_train(config, data)
+  _, metrics = run(init(jax.random.split(jax.random.key(0), 1)), 12)
+  popularity = train.popularity_metrics(data, 10)["hr"]
+  assert float(metrics["hr"][0]) > popularity + 0.2, (metrics, popularity)
