@@ -17,7 +17,6 @@ import urllib.request
 import warnings
 from typing import NamedTuple
 
-from absl import logging
 import numpy as np
 
 DEFAULT_BASE_URL = (
@@ -53,11 +52,6 @@ _MAX_ID = 2**31 - 1  # ids are stored as int32
 _BLANK = np.zeros(256, bool)
 _BLANK[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.split() splits on
 _HEADER = re.compile(rb"\((\d+),(\d+)\)")
-_USER_NAMES = {"user", "userid", "uid"}
-_ITEM_NAMES = {"item", "itemid", "iid", "movie", "movieid"}
-_TIME_NAMES = {"timestamp", "time", "ts"}
-
-
 class DataError(ValueError):
   """Malformed or inconsistent dataset input; names file, line and problem."""
 
@@ -76,7 +70,7 @@ class NCFData(NamedTuple):
 # ----------------------------------------------------------------- parsing ---
 
 
-def _read(path) -> bytes:
+def read_bytes(path) -> bytes:
   """Returns a file's bytes, CRLF normalized and trailing whitespace cut."""
   data = pathlib.Path(path).read_bytes().replace(b"\r\n", b"\n").rstrip()
   if not data:
@@ -84,7 +78,7 @@ def _read(path) -> bytes:
   return data
 
 
-def _check_columns(path, data, ncols, first_line=1, unit="columns") -> int:
+def check_columns(path, data, ncols, first_line=1, unit="columns") -> int:
   """Requires `ncols` blank-separated fields on every line; returns lines."""
   # Vectorized count: a field starts at a non-blank byte after a blank one.
   buf = np.frombuffer(data, np.uint8)
@@ -101,7 +95,7 @@ def _check_columns(path, data, ncols, first_line=1, unit="columns") -> int:
   return len(counts)
 
 
-def _convert(path, tokens, name, dtype, first_line=1) -> np.ndarray:
+def convert_tokens(path, tokens, name, dtype, first_line=1) -> np.ndarray:
   """Converts byte tokens to `dtype`, naming the first line that fails."""
   try:
     return tokens.astype(dtype)
@@ -120,7 +114,7 @@ def _convert(path, tokens, name, dtype, first_line=1) -> np.ndarray:
 
 def _parse_table(path, data, names, num_ids, unit="columns") -> np.ndarray:
   """Parses numeric columns; returns the first `num_ids` as int64 [lines, .]."""
-  n = _check_columns(path, data, len(names), unit=unit)
+  n = check_columns(path, data, len(names), unit=unit)
   try:  # Fast path: all fields plain integers, as in the published files.
     with warnings.catch_warnings():
       warnings.simplefilter("error")
@@ -128,10 +122,10 @@ def _parse_table(path, data, names, num_ids, unit="columns") -> np.ndarray:
     ids = table.reshape(n, len(names))[:, :num_ids]
   except (ValueError, DeprecationWarning):
     tokens = np.array(data.split()).reshape(n, len(names))
-    ids = np.stack([_convert(path, tokens[:, c], names[c], np.int64)
+    ids = np.stack([convert_tokens(path, tokens[:, c], names[c], np.int64)
                     for c in range(num_ids)], axis=1)
     for c in range(num_ids, len(names)):  # ratings may be floats like "4.5"
-      _convert(path, tokens[:, c], names[c], np.float64)
+      convert_tokens(path, tokens[:, c], names[c], np.float64)
   bad = (ids < 0) | (ids > _MAX_ID)
   if bad.any():
     row, col = np.argwhere(bad)[0]
@@ -193,8 +187,8 @@ def load_ncf(directory, name) -> NCFData:
     raise DataError(f"{directory}: missing {', '.join(missing)}; put "
                     f"{name}.{{{','.join(SUFFIXES)}}} there, or {hint}")
   train_path, test_path, neg_path = paths
-  train = _parse_table(train_path, _read(train_path), _RATING_COLUMNS, 2)
-  test = _parse_table(test_path, _read(test_path), _RATING_COLUMNS, 2)
+  train = _parse_table(train_path, read_bytes(train_path), _RATING_COLUMNS, 2)
+  test = _parse_table(test_path, read_bytes(test_path), _RATING_COLUMNS, 2)
   num_users = len(test)
   _check_one_per_user(test_path, test[:, 0], num_users)
   test_items = np.empty(num_users, np.int64)
@@ -203,7 +197,7 @@ def load_ncf(directory, name) -> NCFData:
   if stray.size:
     raise DataError(f"{train_path}:{stray[0] + 1}: user {train[stray[0], 0]} "
                     f"has no line in {test_path} (users 0..{num_users - 1})")
-  neg_users, neg_items, negatives = _parse_negatives(neg_path, _read(neg_path))
+  neg_users, neg_items, negatives = _parse_negatives(neg_path, read_bytes(neg_path))
   _check_one_per_user(neg_path, neg_users, num_users)
   wrong = np.flatnonzero(test_items[neg_users] != neg_items)
   if wrong.size:
@@ -329,59 +323,10 @@ def download(name, cache_dir, base_url=DEFAULT_BASE_URL,
   return cache
 
 
-# ---------------------------------------------------------- split building ---
+# ------------------------------------------- NCF protocol, generated data ---
 
 
-def _first_appearance(keys) -> np.ndarray:
-  """Maps keys to 0.. in order of first appearance."""
-  _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-  rank = np.empty(len(first), np.int64)
-  rank[np.argsort(first)] = np.arange(len(first))
-  return rank[inverse.ravel()]
-
-
-def _find_column(names, known):
-  """Returns the index of the first name in `known`, or None."""
-  return next((c for c, n in enumerate(names) if n in known), None)
-
-
-def _read_log(path, fmt):
-  """Parses an interaction log; returns raw user and item tokens, times."""
-  data = _read(path)
-  first = data.split(b"\n", 1)[0]
-  if fmt == "auto":
-    fmt = "movielens" if b"::" in first else "csv" if b"," in first else "tsv"
-  separators = {"movielens": b"::", "csv": b",", "tsv": b"\t"}
-  if fmt not in separators:
-    raise DataError(f"{path}: unknown fmt {fmt!r}, expected auto, "
-                    f"{', '.join(separators)}")
-  # Ids and times hold no blanks, so every separator can become one.
-  data = data.replace(separators[fmt], b"\t")
-  names = [t.decode(errors="replace").lower().replace("_", "")
-           for t in data.split(b"\n", 1)[0].split()]
-  first_line, ncols = 1, len(names)
-  if _USER_NAMES & set(names):  # a header row names the columns
-    cols = [_find_column(names, known)
-            for known in (_USER_NAMES, _ITEM_NAMES, _TIME_NAMES)]
-    if cols[1] is None:
-      raise DataError(f"{path}:1: header has no item column "
-                      f"({', '.join(sorted(_ITEM_NAMES))})")
-    data, first_line = data.partition(b"\n")[2], 2
-    if not data.strip():
-      raise DataError(f"{path}: no interactions after the header")
-  elif 2 <= ncols <= 4:  # headerless: user item [rating] [timestamp]
-    cols = [0, 1, 3 if ncols == 4 else None]
-  else:
-    raise DataError(f"{path}:1: expected 2-4 columns (user item [rating] "
-                    f"[timestamp]) or a header, found {ncols}")
-  n = _check_columns(path, data, ncols, first_line)
-  tokens = np.array(data.split()).reshape(n, ncols)
-  times = None if cols[2] is None else _convert(
-      path, tokens[:, cols[2]], "timestamp", np.float64, first_line)
-  return tokens[:, cols[0]], tokens[:, cols[1]], times
-
-
-def _sample_negatives(source, users, items, num_users, num_items,
+def sample_negatives(source, users, items, num_users, num_items,
                       num_negatives, rng) -> np.ndarray:
   """Samples distinct items each user never touched, uniformly (NCF 4.1)."""
   if num_negatives < 1:
@@ -410,7 +355,7 @@ def _sample_negatives(source, users, items, num_users, num_items,
   return out
 
 
-def _split(source, name, users, items, times, num_users, num_items,
+def ncf_split(source, name, users, items, times, num_users, num_items,
            num_negatives, rng):
   """Applies the NCF protocol to dense ids; returns NCFData and times."""
   pos = np.arange(len(users))
@@ -423,57 +368,12 @@ def _split(source, name, users, items, times, num_users, num_items,
   is_test = np.append(u[1:] != u[:-1], True)  # each user's latest pair
   test_items = np.empty(num_users, np.int32)
   test_items[u[is_test]] = i[is_test]
-  negatives = _sample_negatives(source, u, i, num_users, num_items,
+  negatives = sample_negatives(source, u, i, num_users, num_items,
                                 num_negatives, rng)
   data = NCFData(name, int(num_users), int(num_items),
                  u[~is_test].astype(np.int32), i[~is_test].astype(np.int32),
                  test_items, negatives)
   return data, t[~is_test], t[is_test]
-
-
-def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
-                min_interactions=1, fmt="auto") -> NCFData:
-  """Builds NCF files from a raw interaction log and returns them loaded.
-
-  Rules: every (user, item) pair present is a positive (repeats collapse to
-  the latest). Users with fewer than max(2, min_interactions) distinct items
-  are dropped (one goes to test, at least one to train); the count is logged.
-  Users and items are then numbered 0.. in order of first appearance among the
-  kept lines. Each user's latest interaction is held out; among equal
-  timestamps the line appearing last in the file counts as latest, and
-  without timestamps file order decides. Negatives are sampled uniformly
-  without replacement from items the user never interacted with.
-
-  Args:
-    log_path: MovieLens `ratings.dat` (`user::item::rating::timestamp`), CSV
-      with a header naming user, item and optionally timestamp columns, or
-      headerless `user item [rating] [timestamp]` separated by tabs, blanks or
-      commas. Ids may be any tokens; timestamps must be numbers.
-    out_dir, name: where the `{name}.*` NCF files are written.
-    num_negatives, seed: negatives per user (99 in NCF), sampling seed.
-    min_interactions: minimum distinct items per kept user.
-    fmt: separator: "auto", "movielens", "csv" or "tsv"; a header row is
-      recognized in any of them.
-  """
-  raw_users, raw_items, times = _read_log(log_path, fmt)
-  users, items = _first_appearance(raw_users), _first_appearance(raw_items)
-  width = items.max() + 1
-  counts = np.bincount(np.unique(users * width + items) // width)
-  threshold = max(2, min_interactions)
-  logging.info("build_split %s: dropped %d of %d users with < %d items",
-               log_path, (counts < threshold).sum(), len(counts), threshold)
-  keep = counts[users] >= threshold
-  if not keep.any():
-    raise DataError(f"{log_path}: no user has >= {threshold} distinct items")
-  users, items = _first_appearance(users[keep]), _first_appearance(items[keep])
-  times = np.arange(len(keep), dtype=float) if times is None else times
-  rng = np.random.Generator(np.random.PCG64(seed))
-  data, train_times, test_times = _split(
-      log_path, name, users, items, times[keep], users.max() + 1,
-      items.max() + 1, num_negatives, rng)
-  write_ncf(data, out_dir, name, train_timestamps=train_times,
-            test_timestamps=test_times)
-  return load_ncf(out_dir, name)
 
 
 def generate_default(num_users=2000, num_items=1000, seed=0, rank=8,
@@ -501,7 +401,7 @@ def generate_default(num_users=2000, num_items=1000, seed=0, rank=8,
   items = ranked_UxI[np.arange(num_items) < counts_U[:, None]]
   users = np.repeat(np.arange(num_users), counts_U)
   times = rng.permutation(len(items)).astype(float)
-  data, _, _ = _split("generate_default", "default", users, items, times,
+  data, _, _ = ncf_split("generate_default", "default", users, items, times,
                       num_users, num_items, num_negatives, rng)
   return data
 

@@ -1,0 +1,112 @@
+"""Tests of building NCF-protocol splits from raw interaction logs."""
+
+import numpy as np
+import pytest
+
+from dot_vs_learned import data
+from dot_vs_learned import splits
+
+# pytest puts tests/ on sys.path (rootdir-relative, no package).
+from data_test import _assert_same, _user_items  # pylint: disable=g-bad-import-order
+
+
+# user 40 has one item and is dropped.
+RATINGS_DAT = """20::7::5::100
+10::5::3::50
+20::8::4::300
+10::6::1::60
+20::9::2::300
+40::5::5::10
+10::7::4::40
+20::7::3::200
+30::9::1::5
+30::5::2::6
+30::9::4::7
+"""
+
+
+def _log_rows():
+  """Returns RATINGS_DAT as (user, item, rating, timestamp) string tuples."""
+  return [line.split("::") for line in RATINGS_DAT.split()]
+
+
+def _check_ratings_split(d):
+  """Checks the split of RATINGS_DAT, whichever format it came from."""
+  # Users by first appearance: 20->0, 10->1, 30->2 (40 dropped: 1 item).
+  # Items by first appearance among kept lines: 7->0, 5->1, 8->2, 6->3, 9->4.
+  assert (d.num_users, d.num_items) == (3, 5)
+  # Held out: 20 -> 9 (tie at 300, later line), 10 -> 6, 30 -> 9 (later copy).
+  np.testing.assert_array_equal(d.test_items, [4, 3, 4])
+  train = sorted(zip(d.train_users.tolist(), d.train_items.tolist()))
+  assert train == [(0, 0), (0, 2), (1, 0), (1, 1), (2, 1)]
+  assert d.test_negatives.shape == (3, 1)
+  for u, items in enumerate(_user_items(d)):
+    assert not items & set(d.test_negatives[u].tolist())
+
+
+def test_build_split_movielens(tmp_path):
+  log = tmp_path / "ratings.dat"
+  log.write_text(RATINGS_DAT)
+  d = splits.build_split(log, tmp_path / "out", "ml", num_negatives=1)
+  _check_ratings_split(d)
+  _assert_same(data.load_ncf(tmp_path / "out", "ml"), d)
+  # Timestamps are written; the rating column is binarized to 1.
+  test_lines = (tmp_path / "out/ml.test.rating").read_text().splitlines()
+  assert test_lines[0] == "0\t4\t1\t300"
+  # min_interactions=3 also drops user 30 (2 distinct items); 9 is renumbered.
+  d = splits.build_split(log, tmp_path, "ml3", num_negatives=1, min_interactions=3)
+  assert (d.num_users, d.num_items) == (2, 5)
+  np.testing.assert_array_equal(d.test_items, [4, 3])
+
+
+def test_build_split_csv_with_header_any_column_order(tmp_path):
+  log = tmp_path / "ratings.csv"
+  rows = [f"{t},{i},{u}" for u, i, _, t in _log_rows()]
+  log.write_text("timestamp,item_id,userId\n" + "\r\n".join(rows))
+  _check_ratings_split(splits.build_split(log, tmp_path, "csv", num_negatives=1))
+
+
+def test_build_split_headerless_tsv_uses_file_order(tmp_path):
+  log = tmp_path / "log.tsv"
+  log.write_text("a\tx\nb\ty\nc\tz\nc\tw\na\ty\nb\tx\n")
+  d = splits.build_split(log, tmp_path, "tsv", num_negatives=2, fmt="tsv")
+  np.testing.assert_array_equal(d.test_items, [1, 0, 3])  # a: y, b: x, c: w
+  negatives = [sorted(row) for row in d.test_negatives.tolist()]
+  assert negatives == [[2, 3], [2, 3], [0, 1]]
+
+
+def test_build_split_errors(tmp_path):
+  log = tmp_path / "ratings.dat"
+  log.write_text(RATINGS_DAT)
+  with pytest.raises(data.DataError, match="fewer than num_negatives=3"):
+    splits.build_split(log, tmp_path, "x", num_negatives=3)
+  with pytest.raises(data.DataError, match="no user has >= 9"):
+    splits.build_split(log, tmp_path, "x", min_interactions=9)
+  log.write_text("user,item,timestamp\n1,2,3\n1,3,later\n")
+  with pytest.raises(data.DataError, match=r"ratings.dat:3: timestamp 'later'"):
+    splits.build_split(log, tmp_path, "x", num_negatives=1)
+  log.write_text("1::2::3::4\n1::2::3\n")
+  with pytest.raises(data.DataError, match="ratings.dat:2: expected 4 columns"):
+    splits.build_split(log, tmp_path, "x", num_negatives=1)
+  assert not list(tmp_path.glob("x.*"))
+
+
+def test_build_split_deterministic_per_seed(tmp_path):
+  rng = np.random.default_rng(0)
+  lines = [f"{u}\t{i}\t1\t{t}" for t, (u, i) in enumerate(
+      zip(rng.integers(0, 30, 600), rng.integers(0, 200, 600)))]
+  (tmp_path / "log.tsv").write_text("\n".join(lines))
+
+  def split(seed, out):
+    return splits.build_split(tmp_path / "log.tsv", tmp_path / out, "s",
+                            num_negatives=20, seed=seed)
+
+  a, b, c = split(0, "a"), split(0, "b"), split(1, "c")
+  _assert_same(a, b)
+  np.testing.assert_array_equal(a.test_items, c.test_items)
+  assert not np.array_equal(a.test_negatives, c.test_negatives)
+  for u, items in enumerate(_user_items(a)):
+    negatives = a.test_negatives[u].tolist()
+    assert len(set(negatives)) == 20 and not items & set(negatives)
+
+
