@@ -122,16 +122,18 @@ def train_step(params, batch, hp) -> tuple[models.MFParams, jax.Array]:
 def exact_step(params, batch, hp) -> tuple[models.MFParams, jax.Array]:
   """Per-example SGD over a window, applied in conflict-free waves.
 
-  The window's rows are gathered once; an update to a row is copied to every
-  other position of the window holding the same user (item) by a 0/1 matrix
-  product, so the waves loop over W x d arrays, never over the tables, and
-  the final rows are written back once.
+  The window's rows are gathered once into a local table with one slot per
+  distinct user (item): the slot of its first occurrence in the window. The
+  waves update the local tables only, and the final rows are written back
+  once, so no loop iteration touches the full embedding tables.
   """
   size = batch.users.shape[0]
   same_user_WxW = batch.users[:, None] == batch.users[None, :]
   same_item_WxW = batch.items[:, None] == batch.items[None, :]
   earlier_WxW = jnp.tril(jnp.ones((size, size), bool), -1)
   conflict_WxW = earlier_WxW & (same_user_WxW | same_item_WxW)
+  slot_u = jnp.argmax(same_user_WxW, axis=1)  # first occurrence
+  slot_i = jnp.argmax(same_item_WxW, axis=1)
   local = models.MFParams(params.user[batch.users], params.item[batch.items],
                           params.bias)
 
@@ -140,21 +142,20 @@ def exact_step(params, batch, hp) -> tuple[models.MFParams, jax.Array]:
     ready = ~done & ~jnp.any(conflict_WxW & ~done[None, :], axis=1)
     wave_batch = batch._replace(weights=batch.weights * ready)
     g_B, delta_u, delta_i, loss_B = _example_row_updates(
-        local.user, local.item, local.bias, wave_batch, hp)
+        local.user[slot_u], local.item[slot_i], local.bias, wave_batch, hp)
     # Sequential updates of b shrink it by (1 - eta * lambda) per example.
     decay = (1.0 - hp.learning_rate * hp.reg) ** jnp.sum(wave_batch.weights)
-    local = models.MFParams(
-        local.user + same_user_WxW.astype(delta_u.dtype) @ delta_u,
-        local.item + same_item_WxW.astype(delta_i.dtype) @ delta_i,
-        local.bias * decay + hp.learning_rate * jnp.sum(g_B))
+    local = models.MFParams(local.user.at[slot_u].add(delta_u),
+                            local.item.at[slot_i].add(delta_i),
+                            local.bias * decay + hp.learning_rate * jnp.sum(g_B))
     return local, done | ready, loss + jnp.sum(loss_B)
 
   local, _, loss = jax.lax.while_loop(
       lambda carry: ~jnp.all(carry[1]), wave,
       (local, batch.weights == 0, jnp.zeros((), jnp.float32)))
-  # Every copy of a row holds its final value, so duplicate writes agree.
-  return models.MFParams(params.user.at[batch.users].set(local.user),
-                         params.item.at[batch.items].set(local.item),
+  # Copies of a row all write its slot's final value, so duplicates agree.
+  return models.MFParams(params.user.at[batch.users].set(local.user[slot_u]),
+                         params.item.at[batch.items].set(local.item[slot_i]),
                          local.bias), loss
 
 
