@@ -185,6 +185,14 @@ def make_epoch(config, num_items, num_train):
   return epoch
 
 
+def init_state(key, config, num_users, num_items) -> TrainState:
+  """Initial parameters and training key of one seed."""
+  init_key, train_key = jax.random.split(key)
+  params = models.init_mf(init_key, num_users, num_items, config.model.dim,
+                          config.train.init_stddev)
+  return TrainState(params, train_key, jnp.zeros((), jnp.int32))
+
+
 def make_train(config, data):
   """Builds the jitted programs of one run for the config and dataset.
 
@@ -204,11 +212,8 @@ def make_train(config, data):
   epoch = make_epoch(config, data.num_items, data.train_users.shape[0])
   k = config.eval.k
 
-  def init(key):
-    init_key, train_key = jax.random.split(key)
-    params = models.init_mf(init_key, data.num_users, data.num_items,
-                            config.model.dim, config.train.init_stddev)
-    return TrainState(params, train_key, jnp.zeros((), jnp.int32))
+  init = functools.partial(init_state, config=config,
+                           num_users=data.num_users, num_items=data.num_items)
 
   def run_one(state, arrays, num_epochs):
     users, items, test, negs, msk = arrays
