@@ -187,3 +187,14 @@ def test_mf_learns_generated_data_far_above_popularity(optimizer):
   _, metrics = run(init(jax.random.split(jax.random.key(0), 1)), 12)
   popularity = train.popularity_metrics(data, 10)["hr"]
   assert float(metrics["hr"][0]) > popularity + 0.2, (metrics, popularity)
+
+
+def test_same_seed_gives_identical_results(small_data):
+  config = small_config("batched", num_seeds=2)
+  runs = []
+  for _ in range(2):
+    init, run = train.make_train(config, small_data)
+    runs.append(run(init(jax.random.split(jax.random.key(3), 2)), 2))
+  np.testing.assert_array_equal(runs[0][0].params.user,
+                                runs[1][0].params.user)
+  np.testing.assert_array_equal(runs[0][1]["hr"], runs[1][1]["hr"])
