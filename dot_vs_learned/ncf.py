@@ -62,12 +62,23 @@ def _format_eta(seconds) -> str:
 def run(config, workdir, overwrite=False) -> dict:
   """Runs the experiment of `config` into `workdir`; returns results.json."""
   validate(config)
-  workdir = results.prepare(workdir, config.to_dict(), overwrite)
+  results.check_unfinished(workdir, overwrite)
+  # Bad data or config values fail here, before anything is written.
   data = data_lib.load_dataset(config.data)
   validate(config, 1 + data.test_negatives.shape[1])
+  workdir = results.prepare(workdir, config.to_dict(), overwrite)
   logging.info("dataset %s: %d users, %d items, %d training pairs, %d "
                "negatives per user", data.name, data.num_users, data.num_items,
                data.train_users.shape[0], data.test_negatives.shape[1])
+  try:
+    return _run(config, data, workdir)
+  except Exception as e:
+    results.mark_failed(workdir, e)
+    raise
+
+
+def _run(config, data, workdir) -> dict:
+  """Trains and evaluates into a prepared workdir."""
   k = config.eval.k
   start = time.time()
   if config.model.name == "popularity":

@@ -14,6 +14,7 @@ import tempfile
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
+FAILURE = "failure.json"
 
 
 class WorkdirError(RuntimeError):
@@ -34,22 +35,40 @@ def write_json(path, value) -> None:
     raise
 
 
-def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
-  """Creates the workdir, refusing to replace a finished run unless told to.
-
-  An unfinished run (no results.json) is started afresh: its metrics are
-  dropped, since this run recomputes them from epoch 0.
-  """
-  workdir = pathlib.Path(workdir)
-  if (workdir / RESULTS).exists() and not overwrite:
+def check_unfinished(workdir, overwrite=False) -> None:
+  """Raises WorkdirError if `workdir` holds a finished run to keep."""
+  path = pathlib.Path(workdir) / RESULTS
+  if path.exists() and not overwrite:
     raise WorkdirError(
         f"{workdir} holds a finished run ({RESULTS} exists); pass "
         "--overwrite to replace it or choose another --workdir.")
+
+
+def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
+  """Creates the workdir, refusing to replace a finished run unless told to.
+
+  An unfinished run (no results.json) is started afresh: its metrics and
+  failure record are dropped, since this run recomputes them from epoch 0.
+  """
+  workdir = pathlib.Path(workdir)
+  check_unfinished(workdir, overwrite)
   workdir.mkdir(parents=True, exist_ok=True)
-  for name in (RESULTS, METRICS):
+  for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE):
     (workdir / name).unlink(missing_ok=True)
   write_json(workdir / CONFIG, config_dict)
   return workdir
+
+
+def mark_failed(workdir, error) -> None:
+  """Records why a run failed; its metrics so far become metrics.jsonl.failed.
+
+  No file of a failed run keeps a name that reads as a result.
+  """
+  workdir = pathlib.Path(workdir)
+  if (workdir / METRICS).exists():
+    os.replace(workdir / METRICS, workdir / (METRICS + ".failed"))
+  write_json(workdir / FAILURE, {"error": type(error).__name__,
+                                 "message": str(error)})
 
 
 def append_metrics(workdir, record) -> None:

@@ -48,7 +48,15 @@ def test_k_beyond_candidates_is_refused_before_training(tmp_path):
   config.eval.k = 101
   with pytest.raises(ValueError, match="eval.k=101.*100 ranked candidates"):
     ncf.run(config, tmp_path / "run")
-  assert not (tmp_path / "run" / results.RESULTS).exists()
+  assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_fails_before_the_workdir_is_made(tmp_path):
+  config = tiny_config()
+  config.data.update(name="ml-1m", dir=str(tmp_path / "nowhere"))
+  with pytest.raises(data.DataError, match="missing ml-1m.train.rating"):
+    ncf.run(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
 
 
 def test_run_writes_metrics_and_final_results(tmp_path):
@@ -80,6 +88,14 @@ def test_divergence_stops_with_a_clear_error(tmp_path):
                      r"train\.learning_rate=1e\+30"):
     ncf.run(config, tmp_path)
   assert not (tmp_path / results.RESULTS).exists()
+  assert not (tmp_path / results.METRICS).exists()
+  failure = json.loads((tmp_path / results.FAILURE).read_text())
+  assert failure["error"] == "FloatingPointError"
+  assert "diverged by epoch 2" in failure["message"]
+  config.train.learning_rate = 0.05  # a rerun starts afresh
+  ncf.run(config, tmp_path)
+  assert not (tmp_path / results.FAILURE).exists()
+  assert (tmp_path / results.RESULTS).exists()
 
 
 def test_entry_point_end_to_end(tmp_path):
