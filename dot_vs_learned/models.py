@@ -1,4 +1,4 @@
-"""Similarity models: matrix factorization with biases (Eq. 2) and popularity.
+"""Similarity models: MF with biases (Eq. 2), GMF, MLP, NeuMF and popularity.
 
 Dimension convention (paper Eq. 2 and App. A.1): the embedding dimension `d`
 counts the bias. A user row is `[p_1, p_2..p_d]` where `p_1` is the user bias
@@ -8,11 +8,15 @@ paper's reference code (`--embedding_dim`: "the first dimension will be used
 for the bias").
 """
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# NCF (He et al. 2017, §4.1): embeddings start from N(0, 0.01^2).
+EMBED_INIT = nn.initializers.normal(stddev=0.01)
 
 
 class MFParams(NamedTuple):
@@ -50,3 +54,100 @@ def popularity_score(counts_I, users, items) -> jax.Array:
   """Popularity ignores the user: the score of an item is its count."""
   del users
   return counts_I[items]
+
+
+# Learned similarities of NCF (paper Eq. 4-7). Each maps (users, items) of any
+# shape to logits of that shape; `features` gives the last hidden vector,
+# which NeuMF concatenates. `dim` is the embedding dimension d per side.
+
+
+class GMF(nn.Module):
+  """Eq. 7: w^T (p * q) + bias, with learned w."""
+  num_users: int
+  num_items: int
+  dim: int
+
+  def setup(self):
+    self.user = nn.Embed(self.num_users, self.dim, embedding_init=EMBED_INIT)
+    self.item = nn.Embed(self.num_items, self.dim, embedding_init=EMBED_INIT)
+    self.out = nn.Dense(1)
+
+  def features(self, users, items):
+    return self.user(users) * self.item(items)
+
+  def __call__(self, users, items):
+    return self.out(self.features(users, items))[..., 0]
+
+
+class MLP(nn.Module):
+  """Eq. 5-6: [p, q] -> ReLU layers of sizes `hidden` -> a linear logit."""
+  num_users: int
+  num_items: int
+  dim: int
+  hidden: Sequence[int]
+
+  def setup(self):
+    self.user = nn.Embed(self.num_users, self.dim, embedding_init=EMBED_INIT)
+    self.item = nn.Embed(self.num_items, self.dim, embedding_init=EMBED_INIT)
+    self.layers = [nn.Dense(size) for size in self.hidden]
+    self.out = nn.Dense(1)
+
+  def features(self, users, items):
+    x = jnp.concatenate([self.user(users), self.item(items)], axis=-1)
+    for layer in self.layers:
+      x = nn.relu(layer(x))
+    return x
+
+  def __call__(self, users, items):
+    return self.out(self.features(users, items))[..., 0]
+
+
+class NeuMF(nn.Module):
+  """NCF §3.4: GMF on its own embeddings and an MLP on others, one output."""
+  num_users: int
+  num_items: int
+  gmf_dim: int
+  mlp_dim: int
+  hidden: Sequence[int]
+
+  def setup(self):
+    self.gmf = GMF(self.num_users, self.num_items, self.gmf_dim)
+    self.mlp = MLP(self.num_users, self.num_items, self.mlp_dim, self.hidden)
+    self.out = nn.Dense(1)
+
+  def __call__(self, users, items):
+    x = jnp.concatenate([self.gmf.features(users, items),
+                         self.mlp.features(users, items)], axis=-1)
+    return self.out(x)[..., 0]
+
+
+def ncf_mlp3(num_users, num_items, factor) -> MLP:
+  """NCF's 3-layer MLP for predictive factor k: d = 2k, layers [4k, 2k, k]."""
+  return MLP(num_users, num_items, 2 * factor,
+             (4 * factor, 2 * factor, factor))
+
+
+def ncf_neumf(num_users, num_items, factor) -> NeuMF:
+  """NCF's NeuMF for predictive factor k: GMF k + MLP 2k per side, d = 3k."""
+  return NeuMF(num_users, num_items, factor, 2 * factor,
+               (4 * factor, 2 * factor, factor))
+
+
+def neumf_from_pretrained(gmf_params, mlp_params, alpha=0.5) -> dict:
+  """NCF §3.4.1: NeuMF parameters from trained GMF and MLP parameters.
+
+  Embeddings and hidden layers are copied; the output layer is the two output
+  layers stacked, weighted alpha (GMF) and 1 - alpha (MLP).
+  """
+  gmf, mlp = gmf_params["params"], mlp_params["params"]
+  strip = lambda tree: {k: v for k, v in tree.items() if k != "out"}
+  kernel = jnp.concatenate([alpha * gmf["out"]["kernel"],
+                            (1 - alpha) * mlp["out"]["kernel"]], axis=0)
+  bias = alpha * gmf["out"]["bias"] + (1 - alpha) * mlp["out"]["bias"]
+  return {"params": {"gmf": strip(gmf), "mlp": strip(mlp),
+                     "out": {"kernel": kernel, "bias": bias}}}
+
+
+def count_params(params) -> int:
+  """Number of scalars in a parameter pytree."""
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
