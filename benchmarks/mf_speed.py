@@ -12,7 +12,7 @@ own spawned process, which reports its peak resident memory (VmHWM): the
 interpreter, imports and dataset ("setup") plus the method's own work. JAX is
 imported only where it is used, so the numpy process does not pay for it.
 
-Before timing, the numpy loop is checked against train.exact_step: on a
+Before timing, the numpy loop is checked against sgd.exact_step: on a
 window where each example shares a row with the one before (one example per
 wave) they must agree to float32 rounding. On other windows they differ only
 through the global bias b, which `exact` moves once per wave (train.py), so
@@ -116,11 +116,12 @@ def _time_jax(data, spec) -> dict:
   """Times jitted epochs of train.make_epoch after one warm-up epoch."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import stream as stream_lib  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
   config = _config(spec)
   num_train = data.train_users.shape[0]
   epoch = train.make_epoch(config, data.num_items, num_train)
-  hp = train.Hparams(jnp.float32(config.train.learning_rate),
+  hp = stream_lib.Hparams(jnp.float32(config.train.learning_rate),
                      jnp.float32(config.train.reg))
 
   def init(key):
@@ -170,23 +171,24 @@ def _measure_in_child(spec) -> dict:
 
 
 def verify_exact_step(data, spec) -> None:
-  """Prints max |numpy - train.exact_step| on windows of three kinds."""
+  """Prints max |numpy - sgd.exact_step| on windows of three kinds."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import models  # pylint: disable=g-import-not-at-top
-  from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
-  step = jax.jit(train.exact_step)
+  from dot_vs_learned import sgd  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import stream as stream_lib  # pylint: disable=g-import-not-at-top
+  step = jax.jit(sgd.exact_step)
 
   def compare(what, user, item, windows, eta, reg):
     """Runs the windows through both; returns max abs difference of rows, b."""
     np_user, np_item, np_bias = user.copy(), item.copy(), np.float32(0.0)
     params = models.MFParams(jnp.asarray(user), jnp.asarray(item),
                              jnp.float32(0.0))
-    hp = train.Hparams(jnp.float32(eta), jnp.float32(reg))
+    hp = stream_lib.Hparams(jnp.float32(eta), jnp.float32(reg))
     for users, items, labels in windows:
       np_bias = numpy_sgd.sgd_epoch(np_user, np_item, np_bias, users, items,
                                     labels, eta, reg)
-      batch = train.Batch(jnp.asarray(users, jnp.int32),
+      batch = stream_lib.Batch(jnp.asarray(users, jnp.int32),
                           jnp.asarray(items, jnp.int32),
                           jnp.asarray(labels, jnp.float32),
                           jnp.ones(len(users), jnp.float32))
@@ -208,7 +210,7 @@ def verify_exact_step(data, spec) -> None:
            np.array([0, 1, 1, 2, 2, 3, 3, 0]), labels)
   if not compare("chained window (one example per wave)", user, item,
                  [chain], 0.1, 0.05) < 1e-5:
-    raise AssertionError("numpy_sgd and train.exact_step disagree")
+    raise AssertionError("numpy_sgd and sgd.exact_step disagree")
   # One wave of 8 examples on distinct rows: b moves once per wave, not once
   # per example (train.py's docstring), and the scores see the older b.
   disjoint = (np.arange(8), rng.permutation(8), labels)

@@ -1,10 +1,14 @@
 """Entry point: `python -m dot_vs_learned.main --config=configs/X.py --workdir=DIR`."""
 
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from dot_vs_learned import data
 from dot_vs_learned import ncf
+from dot_vs_learned import results
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.")
@@ -20,7 +24,11 @@ def main(argv):
   if config.experiment not in EXPERIMENTS:
     raise app.UsageError(f"config field experiment={config.experiment!r}: "
                          f"must be one of {tuple(EXPERIMENTS)}")
-  EXPERIMENTS[config.experiment](config, _WORKDIR.value, _OVERWRITE.value)
+  try:
+    EXPERIMENTS[config.experiment](config, _WORKDIR.value, _OVERWRITE.value)
+  except (data.DataError, ncf.ConfigError, results.WorkdirError) as e:
+    # Input problems are reported as one message, without a traceback.
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -15,23 +15,38 @@ from dot_vs_learned import data as data_lib
 from dot_vs_learned import results
 from dot_vs_learned import train
 
-MODELS = ("mf", "popularity")
-OPTIMIZERS = ("exact", "batched")
+MODELS = ("mf", "gmf", "mlp", "neumf", "popularity")
+OPTIMIZERS = ("exact", "batched", "adam")
+
+
+class ConfigError(ValueError):
+  """A config field holds a value out of its range; the message names it."""
 
 
 def _check(ok, field, value, requirement) -> None:
   if not ok:
-    raise ValueError(f"config field {field}={value!r}: {requirement}")
+    raise ConfigError(f"config field {field}={value!r}: {requirement}")
 
 
 def validate(config, num_candidates=None) -> None:
-  """Raises ValueError naming the first config field out of range."""
+  """Raises ConfigError naming the first config field out of range."""
   m, t, e = config.model, config.train, config.eval
   _check(m.name in MODELS, "model.name", m.name, f"must be one of {MODELS}")
   _check(t.optimizer in OPTIMIZERS, "train.optimizer", t.optimizer,
          f"must be one of {OPTIMIZERS}")
   # d counts the bias (Eq. 2), so one factor needs d = 2.
   _check(m.dim >= 2, "model.dim", m.dim, "must be >= 2 (bias + factors)")
+  _check(m.name in ("mf", "popularity") or t.optimizer == "adam",
+         "train.optimizer", t.optimizer, f"{m.name} trains with 'adam' only "
+         f"(use --config=configs/<dataset>.py:{m.name} for its recipe)")
+  if m.name == "mlp" and not m.hidden:
+    _check(m.dim % 2 == 0, "model.dim", m.dim, "mlp: must be even (d = 2k)")
+  if m.name == "neumf":
+    _check(m.dim % 3 == 0, "model.dim", m.dim,
+           "neumf: must be a multiple of 3 (GMF k + MLP 2k, d = 3k)")
+  _check(all(h >= 1 for h in m.hidden), "model.hidden", m.hidden,
+         "layer sizes must be >= 1")
+  _check(t.l2_weights >= 0, "train.l2_weights", t.l2_weights, "must be >= 0")
   _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "> 0")
   _check(t.reg >= 0, "train.reg", t.reg, "must be >= 0")
   _check(t.init_stddev > 0, "train.init_stddev", t.init_stddev, "must be > 0")
@@ -151,13 +166,15 @@ def default_config():
       num_items=1000,
   ))
   config.model = ml_collections.ConfigDict(dict(
-      name="mf",  # "mf" (Eq. 2) or "popularity".
-      dim=64,  # embedding dimension d, bias included (Eq. 2).
+      name="mf",  # "mf" (Eq. 2), "gmf" (Eq. 7), "mlp", "neumf", "popularity".
+      dim=64,  # embedding dimension d per side; MF counts its bias in d.
+      hidden=(),  # MLP layer sizes; () = NCF's [4k, 2k, k] for d = 2k (3k).
   ))
   config.train = ml_collections.ConfigDict(dict(
-      optimizer="batched",  # "exact" per-example SGD or "batched" (sum).
+      optimizer="batched",  # MF SGD: "exact" or "batched" (sum); or "adam".
       learning_rate=0.002,  # eta; App. A.2: 0.002 for MovieLens.
-      reg=0.005,  # lambda; App. A.2: 0.005 for MovieLens.
+      reg=0.005,  # lambda: L2 on used embedding rows; App. A.2: 0.005.
+      l2_weights=0.0,  # adam: L2 on layer kernels (NCF default 0).
       num_negatives=8,  # m negatives per positive; App. A.2: 8 for MovieLens.
       epochs=256,  # App. A.2: 256.
       init_stddev=0.1,  # sigma of the N(0, sigma^2) init; App. A.2: 0.1.
@@ -171,3 +188,19 @@ def default_config():
       k=10,  # cut-off of HR@K and NDCG@K; NCF §4.1: 10.
   ))
   return config
+
+
+def use_ncf_recipe(config, model_name) -> None:
+  """Switches `config` to NCF's recipe for a learned model (He et al. 2017).
+
+  Adam with learning rate 0.001, batches of 256, 4 negatives per positive,
+  embeddings from N(0, 0.01^2), 20 epochs, no L2 (the defaults of NCF's
+  code). d = 64 for GMF and MLP (predictive factor 32), 63 for NeuMF (the
+  multiple of 3 nearest 64: predictive factor 21).
+  """
+  config.model.name = model_name
+  config.model.dim = 63 if model_name == "neumf" else 64
+  config.train.update(optimizer="adam", learning_rate=0.001, batch_size=256,
+                      num_negatives=4, init_stddev=0.01, epochs=20, reg=0.0,
+                      l2_weights=0.0)
+  config.eval.every = 1

@@ -1,170 +1,125 @@
-"""Training of MF with biases by SGD on the logistic loss (paper App. A.1).
+"""Training and evaluation of every model on the NCF protocol.
 
-One epoch walks a shuffled stream of N * (1 + m) examples: each of the N
-training positives once with label 1, followed in the unshuffled stream by m
-negatives of the same user whose items are drawn uniformly from all items
-(fresh every epoch, as the reference code: a sampled negative may be a positive
-of the user). The stream is shuffled by a keyed pseudo-random permutation that
-is computed on the fly, so no N * (1 + m) array is sorted or stored.
-
-Update rules of App. A.1, with g = y - sigmoid(score) and learning rate eta:
-  p_u <- p_u + eta * (g * [1, q_i,2..d] - lambda * p_u)
-  q_i <- q_i + eta * (g * [1, p_u,2..d] - lambda * q_i)
-  b   <- b   + eta * (g - lambda * b)
-Two optimizers apply them:
-  * `exact`: plain per-example SGD in shuffled order. The stream is cut into
-    windows of W examples; inside a window, examples are applied in waves: a
-    wave holds every not-yet-applied example whose user and item are not used
-    by an earlier not-yet-applied example of the window. Examples of one wave
-    touch disjoint rows, so applying them at once equals applying them one by
-    one in stream order. The one difference is the global bias b, which every
-    example touches: a wave updates it once with the wave's summed gradient.
-  * `batched`: sparse minibatch SGD. A batch of B examples is scored with the
-    parameters at the start of the batch, and the B per-example updates are
-    added (rows used twice get both updates).
+Models differ only in the similarity function (paper §3.2). Two recipes:
+  * MF with biases trained by the SGD of App. A.1 (`exact` or `batched`,
+    sgd.py), as Rendle et al. 2020;
+  * any model (MF, GMF, MLP, NeuMF) trained by Adam on minibatches (`adam`),
+    as NCF (He et al. 2017): the mean logistic loss of the batch plus L2 on
+    the embedding rows it uses and on the layer weights.
+An epoch is one `lax.scan` over the shuffled stream of stream.py; a run
+trains `num_epochs` epochs, then evaluates, with seeds vmapped.
 """
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import flax
 import jax
 import jax.numpy as jnp
+import optax
 
 from dot_vs_learned import evaluate
 from dot_vs_learned import models
-
-
-class Hparams(NamedTuple):
-  learning_rate: jax.Array  # eta of App. A.1.
-  reg: jax.Array  # lambda of App. A.1.
+from dot_vs_learned import sgd
+from dot_vs_learned import stream
 
 
 class TrainState(NamedTuple):
-  params: models.MFParams
+  params: Any  # models.MFParams or a flax parameter dict.
+  opt_state: Any  # Adam's moments; () for SGD.
   key: jax.Array  # typed PRNG key; one split per epoch.
   epoch: jax.Array  # epochs done.
 
 
-class Batch(NamedTuple):
-  users: jax.Array  # [B] int32
-  items: jax.Array  # [B] int32
-  labels: jax.Array  # [B] float32, 1 for positives
-  weights: jax.Array  # [B] float32, 0 for padding past the end of the epoch
+def make_model(config, num_users, num_items):
+  """Returns init(key) -> params and score(params, users, items) -> logits."""
+  name, dim = config.model.name, config.model.dim
+  if name == "mf":
+    init = functools.partial(models.init_mf, num_users=num_users,
+                             num_items=num_items, dim=dim,
+                             stddev=config.train.init_stddev)
+    return init, models.mf_score
+  hidden = tuple(config.model.hidden)
+  if name == "gmf":
+    module = models.GMF(num_users, num_items, dim)
+  elif name == "mlp":
+    module = models.MLP(num_users, num_items, dim,
+                        hidden or (2 * dim, dim, dim // 2))
+  else:  # "neumf": GMF on d/3, the MLP on 2d/3 (NCF's split, d = 3k).
+    k = dim // 3
+    module = models.NeuMF(num_users, num_items, k, 2 * k,
+                          hidden or (4 * k, 2 * k, k))
+  ids = jnp.zeros((1,), jnp.int32)
+  return (lambda key: module.init(key, ids, ids)), module.apply
 
 
-# A 4-round Feistel network on 2 * half bits is a keyed permutation of
-# [0, 4^half); cycle walking restricts it to [0, n) (Luby-Rackoff).
-def _mix32(x):
-  x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-  x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
-  return x ^ (x >> 16)
+def logistic_loss(logits, labels):
+  """-y log sigmoid(s) - (1 - y) log(1 - sigmoid(s)), stably."""
+  return jax.nn.softplus(logits) - labels * logits
 
 
-def permute(positions, round_keys, n) -> jax.Array:
-  """Maps positions in [0, n) to a keyed pseudo-random permutation of [0, n)."""
-  half = max(1, (int(n - 1).bit_length() + 1) // 2)
-  mask = jnp.uint32((1 << half) - 1)
-
-  def feistel(x):
-    left, right = x >> half, x & mask
-    for r in range(round_keys.shape[0]):
-      left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
-    return (left << half) | right
-
-  x = feistel(positions.astype(jnp.uint32))
-  x = jax.lax.while_loop(lambda x: jnp.any(x >= n),
-                         lambda x: jnp.where(x >= n, feistel(x), x), x)
-  return x.astype(jnp.int32)
+def _tables(params, suffix):
+  """The parameter arrays whose flattened path ends with `suffix`."""
+  if isinstance(params, models.MFParams):
+    fields = {("user", "embedding"): [params.user],
+              ("item", "embedding"): [params.item]}
+    return fields.get(suffix, [])
+  flat = flax.traverse_util.flatten_dict(params["params"])
+  return [v for k, v in flat.items() if k[-len(suffix):] == suffix]
 
 
-def make_batch(train_users, train_items, num_items, num_negatives, positions,
-               round_keys, neg_key) -> Batch:
-  """The examples at `positions` of the shuffled stream of one epoch."""
-  n = train_users.shape[0] * (1 + num_negatives)
-  valid = positions < n
-  example = permute(jnp.where(valid, positions, 0), round_keys, n)
-  positive, slot = jnp.divmod(example, 1 + num_negatives)
-  negative_items = jax.random.randint(neg_key, positions.shape, 0, num_items)
-  items = jnp.where(slot == 0, train_items[positive], negative_items)
-  return Batch(train_users[positive], items, (slot == 0).astype(jnp.float32),
-               valid.astype(jnp.float32))
+def _row_l2(params, batch):
+  """Per example: squared norms of the embedding rows it uses (all tables)."""
+  users = sum(jnp.sum(t[batch.users] ** 2, axis=-1)
+              for t in _tables(params, ("user", "embedding")))
+  items = sum(jnp.sum(t[batch.items] ** 2, axis=-1)
+              for t in _tables(params, ("item", "embedding")))
+  return users + items
 
 
-def _example_row_updates(emb_u_BxD, emb_i_BxD, bias, batch, hp):
-  """Per-example gradients g, row updates and logistic losses of a batch."""
-  logits_B = models.mf_logits(emb_u_BxD, emb_i_BxD, bias)
-  g_B = (batch.labels - jax.nn.sigmoid(logits_B)) * batch.weights
-  # d score / d p_u is [1, q_i,2..d]: the bias column sees a constant 1.
-  ones_B = jnp.ones_like(g_B)[:, None]
-  grad_u_BxD = jnp.concatenate([ones_B, emb_i_BxD[:, 1:]], axis=1)
-  grad_i_BxD = jnp.concatenate([ones_B, emb_u_BxD[:, 1:]], axis=1)
-  w_Bx1 = batch.weights[:, None]
-  eta = hp.learning_rate
-  delta_u = eta * (g_B[:, None] * grad_u_BxD - hp.reg * emb_u_BxD * w_Bx1)
-  delta_i = eta * (g_B[:, None] * grad_i_BxD - hp.reg * emb_i_BxD * w_Bx1)
-  loss_B = (jax.nn.softplus(logits_B) - batch.labels * logits_B) * batch.weights
-  return g_B, delta_u, delta_i, loss_B
+def adam_loss(score, config, params, batch, hp):
+  """NCF's objective on a batch: mean logistic loss plus L2 terms.
 
-
-def train_step(params, batch, hp) -> tuple[models.MFParams, jax.Array]:
-  """Batched SGD: B per-example updates from the same parameters, summed."""
-  g_B, delta_u, delta_i, loss_B = _example_row_updates(
-      params.user[batch.users], params.item[batch.items], params.bias, batch,
-      hp)
-  count = jnp.sum(batch.weights)
-  bias = params.bias + hp.learning_rate * (jnp.sum(g_B) - hp.reg * count *
-                                           params.bias)
-  return models.MFParams(params.user.at[batch.users].add(delta_u),
-                         params.item.at[batch.items].add(delta_i),
-                         bias), jnp.sum(loss_B)
-
-
-def exact_step(params, batch, hp) -> tuple[models.MFParams, jax.Array]:
-  """Per-example SGD over a window, applied in conflict-free waves.
-
-  The window's rows are gathered once into a local table with one slot per
-  distinct user (item): the slot of its first occurrence in the window. The
-  waves update the local tables only, and the final rows are written back
-  once, so no loop iteration touches the full embedding tables.
+  Returns the loss and, for reporting, the summed logistic loss.
   """
-  size = batch.users.shape[0]
-  same_user_WxW = batch.users[:, None] == batch.users[None, :]
-  same_item_WxW = batch.items[:, None] == batch.items[None, :]
-  earlier_WxW = jnp.tril(jnp.ones((size, size), bool), -1)
-  conflict_WxW = earlier_WxW & (same_user_WxW | same_item_WxW)
-  slot_u = jnp.argmax(same_user_WxW, axis=1)  # first occurrence
-  slot_i = jnp.argmax(same_item_WxW, axis=1)
-  local = models.MFParams(params.user[batch.users], params.item[batch.items],
-                          params.bias)
-
-  def wave(carry):
-    local, done, loss = carry
-    ready = ~done & ~jnp.any(conflict_WxW & ~done[None, :], axis=1)
-    wave_batch = batch._replace(weights=batch.weights * ready)
-    g_B, delta_u, delta_i, loss_B = _example_row_updates(
-        local.user[slot_u], local.item[slot_i], local.bias, wave_batch, hp)
-    # Sequential updates of b shrink it by (1 - eta * lambda) per example.
-    decay = (1.0 - hp.learning_rate * hp.reg) ** jnp.sum(wave_batch.weights)
-    local = models.MFParams(local.user.at[slot_u].add(delta_u),
-                            local.item.at[slot_i].add(delta_i),
-                            local.bias * decay + hp.learning_rate * jnp.sum(g_B))
-    return local, done | ready, loss + jnp.sum(loss_B)
-
-  local, _, loss = jax.lax.while_loop(
-      lambda carry: ~jnp.all(carry[1]), wave,
-      (local, batch.weights == 0, jnp.zeros((), jnp.float32)))
-  # Copies of a row all write its slot's final value, so duplicates agree.
-  return models.MFParams(params.user.at[batch.users].set(local.user[slot_u]),
-                         params.item.at[batch.items].set(local.item[slot_i]),
-                         local.bias), loss
+  logits = score(params, batch.users, batch.items)
+  logistic = logistic_loss(logits, batch.labels) * batch.weights
+  count = jnp.maximum(jnp.sum(batch.weights), 1.0)
+  rows = hp.reg * jnp.sum(_row_l2(params, batch) * batch.weights) / count
+  kernels = sum(jnp.sum(k ** 2) for k in _tables(params, ("kernel",)))
+  loss = jnp.sum(logistic) / count + rows + config.train.l2_weights * kernels
+  return loss, jnp.sum(logistic)
 
 
-def make_epoch(config, num_items, num_train):
+def make_adam_step(score, config):
+  """Returns init(params) -> Adam state, and the Adam training step."""
+  adam = optax.scale_by_adam()
+  loss_fn = functools.partial(adam_loss, score, config)
+
+  def step(params, opt_state, batch, hp):
+    grads, loss_sum = jax.grad(loss_fn, has_aux=True)(params, batch, hp)
+    updates, opt_state = adam.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p - hp.learning_rate * u, params,
+                          updates)
+    return params, opt_state, loss_sum
+
+  return adam.init, step
+
+
+def make_epoch(config, num_items, num_train, score=models.mf_score):
   """Returns epoch(state, train_users, train_items, hp) -> (state, mean loss)."""
   num_negatives = config.train.num_negatives
-  exact = config.train.optimizer == "exact"
-  size = config.train.window if exact else config.train.batch_size
-  step_fn = exact_step if exact else train_step
+  optimizer = config.train.optimizer
+  size = config.train.window if optimizer == "exact" else (
+      config.train.batch_size)
+  if optimizer == "adam":
+    _, step_fn = make_adam_step(score, config)
+  else:
+    sgd_step = sgd.exact_step if optimizer == "exact" else sgd.train_step
+
+    def step_fn(params, opt_state, batch, hp):
+      params, loss = sgd_step(params, batch, hp)
+      return params, opt_state, loss
   n = num_train * (1 + num_negatives)
   num_steps = -(-n // size)
 
@@ -172,34 +127,40 @@ def make_epoch(config, num_items, num_train):
     key, perm_key, neg_key = jax.random.split(state.key, 3)
     round_keys = jax.random.bits(perm_key, (4,), jnp.uint32)
 
-    def body(params, step):
+    def body(carry, step):
       positions = step * size + jnp.arange(size, dtype=jnp.int32)
-      batch = make_batch(train_users, train_items, num_items, num_negatives,
-                         positions, round_keys, jax.random.fold_in(neg_key, step))
-      return step_fn(params, batch, hp)
+      batch = stream.make_batch(train_users, train_items, num_items,
+                                num_negatives, positions, round_keys,
+                                jax.random.fold_in(neg_key, step))
+      params, opt_state, loss = step_fn(*carry, batch, hp)
+      return (params, opt_state), loss
 
-    params, losses = jax.lax.scan(body, state.params,
-                                  jnp.arange(num_steps, dtype=jnp.int32))
-    return TrainState(params, key, state.epoch + 1), jnp.sum(losses) / n
+    (params, opt_state), losses = jax.lax.scan(
+        body, (state.params, state.opt_state),
+        jnp.arange(num_steps, dtype=jnp.int32))
+    return TrainState(params, opt_state, key, state.epoch + 1), (
+        jnp.sum(losses) / n)
 
   return epoch
 
 
 def init_state(key, config, num_users, num_items) -> TrainState:
-  """Initial parameters and training key of one seed."""
+  """Initial parameters, optimizer state and training key of one seed."""
   init_key, train_key = jax.random.split(key)
-  params = models.init_mf(init_key, num_users, num_items, config.model.dim,
-                          config.train.init_stddev)
-  return TrainState(params, train_key, jnp.zeros((), jnp.int32))
+  init, score = make_model(config, num_users, num_items)
+  params = init(init_key)
+  opt_state = (make_adam_step(score, config)[0](params)
+               if config.train.optimizer == "adam" else ())
+  return TrainState(params, opt_state, train_key, jnp.zeros((), jnp.int32))
 
 
 def make_train(config, data):
   """Builds the jitted programs of one run for the config and dataset.
 
   Returns:
-    init(key) -> TrainState, and run(state, num_epochs) -> (state, metrics),
-    which trains num_epochs epochs then evaluates; both vmapped over a leading
-    seed axis of the keys and states.
+    init(keys) -> TrainState, and run(states, num_epochs) -> (states,
+    metrics), which trains num_epochs epochs then evaluates; both over a
+    leading seed axis (seeds are vmapped).
   """
   train_users = jnp.asarray(data.train_users)
   train_items = jnp.asarray(data.train_items)
@@ -207,11 +168,11 @@ def make_train(config, data):
   negatives = jnp.asarray(data.test_negatives)
   mask = jnp.asarray(evaluate.candidate_mask(data.test_items,
                                              data.test_negatives))
-  hp = Hparams(jnp.float32(config.train.learning_rate),
-               jnp.float32(config.train.reg))
-  epoch = make_epoch(config, data.num_items, data.train_users.shape[0])
+  hp = stream.Hparams(jnp.float32(config.train.learning_rate),
+                      jnp.float32(config.train.reg))
+  _, score = make_model(config, data.num_users, data.num_items)
+  epoch = make_epoch(config, data.num_items, data.train_users.shape[0], score)
   k = config.eval.k
-
   init = functools.partial(init_state, config=config,
                            num_users=data.num_users, num_items=data.num_items)
 
@@ -219,8 +180,7 @@ def make_train(config, data):
     users, items, test, negs, msk = arrays
     state, losses = jax.lax.scan(
         lambda s, _: epoch(s, users, items, hp), state, None, length=num_epochs)
-    metrics = evaluate.sampled_metrics(models.mf_score, state.params, test,
-                                       negs, msk, k)
+    metrics = evaluate.sampled_metrics(score, state.params, test, negs, msk, k)
     return state, dict(metrics, loss=losses[-1])
 
   @functools.partial(jax.jit, static_argnums=(2,), donate_argnums=(0,))

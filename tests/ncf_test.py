@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 import pathlib
 import subprocess
 import sys
@@ -28,7 +29,9 @@ def tiny_config():
     ("model.dim", 1, "model.dim=1"),
     ("model.dim", 0, "model.dim=0"),
     ("model.name", "ncf", "model.name='ncf'"),
-    ("train.optimizer", "adam", "train.optimizer='adam'"),
+    ("train.optimizer", "sgd", "train.optimizer='sgd'"),
+    ("model.hidden", (4, 0), "model.hidden=(4, 0)"),
+    ("train.l2_weights", -1.0, "train.l2_weights=-1.0"),
     ("train.learning_rate", -0.1, "train.learning_rate=-0.1"),
     ("train.reg", -1.0, "train.reg=-1.0"),
     ("train.num_negatives", 0, "train.num_negatives=0"),
@@ -39,7 +42,20 @@ def test_validate_names_the_field(field, value, message):
   config = tiny_config()
   group, name = field.split(".")
   config[group][name] = value
-  with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    ncf.validate(config)
+
+
+@pytest.mark.parametrize("name, dim, optimizer, message", [
+    ("gmf", 8, "batched", "gmf trains with 'adam' only"),
+    ("mlp", 7, "adam", "mlp: must be even"),
+    ("neumf", 8, "adam", "neumf: must be a multiple of 3"),
+])
+def test_validate_learned_models(name, dim, optimizer, message):
+  config = tiny_config()
+  config.model.update(name=name, dim=dim)
+  config.train.optimizer = optimizer
+  with pytest.raises(ValueError, match=message):
     ncf.validate(config)
 
 
@@ -129,3 +145,15 @@ def test_pinterest_config_runs_on_generated_files_of_that_name(tmp_path):
   assert final["dataset"] == "pinterest-20"
   assert final["final"]["epoch"] == 2
   assert config.train.num_negatives == 10 and config.train.reg == 0.01
+
+
+def test_entry_point_reports_bad_input_without_traceback(tmp_path):
+  command = [sys.executable, "-m", "dot_vs_learned.main",
+             f"--config={REPO / 'configs' / 'test.py'}",
+             f"--workdir={tmp_path / 'run'}", "--config.model.dim=0"]
+  done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert done.returncode == 1
+  assert "error: config field model.dim=0: must be >= 2" in done.stderr
+  assert "Traceback" not in done.stderr
+  assert not (tmp_path / "run").exists()

@@ -1,4 +1,4 @@
-"""Tests of the SGD optimizers, the shuffle, and vmapped seeds."""
+"""Tests of the SGD optimizers, the shuffled stream, and vmapped seeds."""
 
 import jax
 import jax.numpy as jnp
@@ -8,9 +8,11 @@ import pytest
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import models
 from dot_vs_learned import ncf
+from dot_vs_learned import sgd
+from dot_vs_learned import stream
 from dot_vs_learned import train
 
-HP = train.Hparams(jnp.float32(0.1), jnp.float32(0.05))
+HP = stream.Hparams(jnp.float32(0.1), jnp.float32(0.05))
 
 
 def sigmoid(x):
@@ -39,7 +41,7 @@ def random_params(num_users=5, num_items=6, dim=4, seed=0):
 
 def make(users, items, labels, weights=None):
   weights = np.ones(len(users)) if weights is None else weights
-  return train.Batch(jnp.array(users, jnp.int32), jnp.array(items, jnp.int32),
+  return stream.Batch(jnp.array(users, jnp.int32), jnp.array(items, jnp.int32),
                      jnp.array(labels, jnp.float32),
                      jnp.array(weights, jnp.float32))
 
@@ -47,7 +49,7 @@ def make(users, items, labels, weights=None):
 @pytest.mark.parametrize("n", [1, 2, 5, 64, 1000, 9001])
 def test_permute_is_a_bijection(n):
   keys = jax.random.bits(jax.random.key(n), (4,), jnp.uint32)
-  perm = np.asarray(train.permute(jnp.arange(n), keys, n))
+  perm = np.asarray(stream.permute(jnp.arange(n), keys, n))
   np.testing.assert_array_equal(np.sort(perm), np.arange(n))
   if n >= 64:
     assert np.mean(perm == np.arange(n)) < 0.1  # actually shuffled
@@ -55,7 +57,7 @@ def test_permute_is_a_bijection(n):
 
 def test_one_example_step_equals_numpy():
   params = random_params()
-  for step in (train.train_step, train.exact_step):
+  for step in (sgd.train_step, sgd.exact_step):
     new, _ = step(params, make([2], [3], [1.0]), HP)
     user, item, bias = numpy_sgd(np.asarray(params.user),
                                  np.asarray(params.item), 0.1, [(2, 3, 1.0)])
@@ -67,7 +69,7 @@ def test_one_example_step_equals_numpy():
 def test_batched_step_sums_updates_from_batch_start():
   params = random_params()
   examples = [(0, 1, 1.0), (0, 2, 0.0), (3, 1, 0.0)]
-  new, _ = train.train_step(params, make(*zip(*examples)), HP)
+  new, _ = sgd.train_step(params, make(*zip(*examples)), HP)
   user, item = np.asarray(params.user, np.float64), np.asarray(params.item,
                                                                np.float64)
   expected_user, expected_item, expected_bias = user.copy(), item.copy(), 0.1
@@ -111,7 +113,7 @@ def test_exact_step_follows_sequential_order_with_repeats():
   # Users and items repeat, so the window needs several waves.
   examples = [(0, 1, 1.0), (0, 2, 0.0), (3, 1, 0.0), (4, 5, 1.0), (0, 1, 0.0),
               (3, 2, 1.0), (1, 0, 0.0), (1, 0, 1.0)]
-  new, _ = train.exact_step(params, make(*zip(*examples)), HP)
+  new, _ = sgd.exact_step(params, make(*zip(*examples)), HP)
   user, item, bias, num_waves = numpy_waves(
       np.asarray(params.user), np.asarray(params.item), 0.1, examples)
   assert num_waves == 3
@@ -126,10 +128,10 @@ def test_exact_step_follows_sequential_order_with_repeats():
 
 def test_padding_examples_change_nothing():
   params = random_params()
-  new, loss = train.exact_step(params, make([1, 1], [2, 2], [1.0, 0.0],
+  new, loss = sgd.exact_step(params, make([1, 1], [2, 2], [1.0, 0.0],
                                             [1.0, 0.0]), HP)
-  single, single_loss = train.exact_step(params, make([1], [2], [1.0]), HP)
-  for step in (train.train_step,):
+  single, single_loss = sgd.exact_step(params, make([1], [2], [1.0]), HP)
+  for step in (sgd.train_step,):
     batched, _ = step(params, make([1, 1], [2, 2], [1.0, 0.0], [1.0, 0.0]), HP)
     np.testing.assert_allclose(batched.user, single.user, atol=1e-6)
   np.testing.assert_allclose(new.user, single.user, atol=1e-6)
@@ -154,7 +156,7 @@ def test_epoch_visits_every_positive_once(small_data):
   config = small_config()
   n = small_data.train_users.shape[0] * 5
   keys = jax.random.bits(jax.random.key(0), (4,), jnp.uint32)
-  batch = train.make_batch(jnp.asarray(small_data.train_users),
+  batch = stream.make_batch(jnp.asarray(small_data.train_users),
                            jnp.asarray(small_data.train_items), 300, 4,
                            jnp.arange(n + 7), keys, jax.random.key(1))
   positives = np.asarray(batch.labels * batch.weights) == 1
@@ -198,3 +200,43 @@ def test_same_seed_gives_identical_results(small_data):
   np.testing.assert_array_equal(runs[0][0].params.user,
                                 runs[1][0].params.user)
   np.testing.assert_array_equal(runs[0][1]["hr"], runs[1][1]["hr"])
+
+
+@pytest.fixture(scope="module")
+def learnable_data():
+  return data_lib.generate_default(num_users=400, num_items=200, seed=3)
+
+
+@pytest.mark.parametrize("name, dim", [("mf", 16), ("gmf", 16), ("mlp", 16),
+                                       ("neumf", 18)])
+def test_every_model_learns_with_adam(learnable_data, name, dim):
+  config = ncf.default_config()
+  config.model.update(name=name, dim=dim)
+  config.train.update(optimizer="adam", learning_rate=0.01, reg=0.0,
+                      batch_size=256, num_negatives=4)
+  ncf.validate(config)
+  init, run = train.make_train(config, learnable_data)
+  _, metrics = run(init(jax.random.split(jax.random.key(0), 1)), 10)
+  popularity = train.popularity_metrics(learnable_data, 10)["hr"]
+  assert float(metrics["hr"][0]) > popularity + 0.1, (metrics, popularity)
+
+
+def test_adam_loss_adds_l2_on_used_rows_and_kernels():
+  config = ncf.default_config()
+  config.model.update(name="gmf", dim=3)
+  config.train.update(optimizer="adam", l2_weights=0.5)
+  _, score = train.make_model(config, 4, 5)
+  params = train.init_state(jax.random.key(0), config, 4, 5).params
+  batch = make([1, 1, 3], [0, 4, 4], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0])
+  hp = stream.Hparams(jnp.float32(0.1), jnp.float32(0.2))
+  loss, loss_sum = train.adam_loss(score, config, params, batch, hp)
+  p = jax.tree.map(np.asarray, params["params"])
+  logits = np.asarray(score(params, batch.users, batch.items))
+  labels = np.array([1.0, 0.0, 0.0])
+  logistic = np.log1p(np.exp(logits)) - labels * logits
+  rows = (p["user"]["embedding"][[1, 1, 3]] ** 2).sum(1) + (
+      p["item"]["embedding"][[0, 4, 4]] ** 2).sum(1)
+  expected = ((logistic + 0.2 * rows)[:2].sum() / 2 +
+              0.5 * (p["out"]["kernel"] ** 2).sum())
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  np.testing.assert_allclose(loss_sum, logistic[:2].sum(), rtol=1e-5)

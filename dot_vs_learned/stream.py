@@ -1,0 +1,64 @@
+"""The training stream of one epoch (paper App. A.1, NCF §4.1).
+
+One epoch walks a shuffled stream of N * (1 + m) examples: each of the N
+training positives once with label 1, followed in the unshuffled stream by m
+negatives of the same user whose items are drawn uniformly from all items
+(fresh every epoch, as the reference code: a sampled negative may be a positive
+of the user). The stream is shuffled by a keyed pseudo-random permutation that
+is computed on the fly, so no N * (1 + m) array is sorted or stored.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Hparams(NamedTuple):
+  learning_rate: jax.Array  # eta.
+  reg: jax.Array  # lambda: L2 on the embedding rows an example uses.
+
+
+class Batch(NamedTuple):
+  users: jax.Array  # [B] int32
+  items: jax.Array  # [B] int32
+  labels: jax.Array  # [B] float32, 1 for positives
+  weights: jax.Array  # [B] float32, 0 for padding past the end of the epoch
+
+
+# A 4-round Feistel network on 2 * half bits is a keyed permutation of
+# [0, 4^half); cycle walking restricts it to [0, n) (Luby-Rackoff).
+def _mix32(x):
+  x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
+  x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
+  return x ^ (x >> 16)
+
+
+def permute(positions, round_keys, n) -> jax.Array:
+  """Maps positions in [0, n) to a keyed pseudo-random permutation of [0, n)."""
+  half = max(1, (int(n - 1).bit_length() + 1) // 2)
+  mask = jnp.uint32((1 << half) - 1)
+
+  def feistel(x):
+    left, right = x >> half, x & mask
+    for r in range(round_keys.shape[0]):
+      left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
+    return (left << half) | right
+
+  x = feistel(positions.astype(jnp.uint32))
+  x = jax.lax.while_loop(lambda x: jnp.any(x >= n),
+                         lambda x: jnp.where(x >= n, feistel(x), x), x)
+  return x.astype(jnp.int32)
+
+
+def make_batch(train_users, train_items, num_items, num_negatives, positions,
+               round_keys, neg_key) -> Batch:
+  """The examples at `positions` of the shuffled stream of one epoch."""
+  n = train_users.shape[0] * (1 + num_negatives)
+  valid = positions < n
+  example = permute(jnp.where(valid, positions, 0), round_keys, n)
+  positive, slot = jnp.divmod(example, 1 + num_negatives)
+  negative_items = jax.random.randint(neg_key, positions.shape, 0, num_items)
+  items = jnp.where(slot == 0, train_items[positive], negative_items)
+  return Batch(train_users[positive], items, (slot == 0).astype(jnp.float32),
+               valid.astype(jnp.float32))
