@@ -5,6 +5,8 @@ on the test set). The best test epoch is kept only under a name that says it
 was selected on the test set.
 """
 
+import copy
+import functools
 import time
 
 from absl import logging
@@ -12,11 +14,14 @@ import jax
 import numpy as np
 
 from dot_vs_learned import data as data_lib
+from dot_vs_learned import models
 from dot_vs_learned import results
 from dot_vs_learned import train
 
-MODELS = ("mf", "gmf", "mlp", "neumf", "popularity")
-OPTIMIZERS = ("exact", "batched", "adam")
+MODELS = ("mf", "gmf", "mlp", "neumf", "neumf_pretrained", "popularity")
+OPTIMIZERS = ("exact", "batched", "adam", "sgd")
+GRADIENT_OPTIMIZERS = ("adam", "sgd")  # those that train any model
+STAGES = ("gmf", "mlp", "neumf")  # of neumf_pretrained
 
 
 class ConfigError(ValueError):
@@ -36,17 +41,26 @@ def validate(config, num_candidates=None) -> None:
          f"must be one of {OPTIMIZERS}")
   # d counts the bias (Eq. 2), so one factor needs d = 2.
   _check(m.dim >= 2, "model.dim", m.dim, "must be >= 2 (bias + factors)")
-  _check(m.name in ("mf", "popularity") or t.optimizer == "adam",
-         "train.optimizer", t.optimizer, f"{m.name} trains with 'adam' only "
-         f"(use --config=configs/<dataset>.py:{m.name} for its recipe)")
+  _check(m.name in ("mf", "popularity") or t.optimizer in GRADIENT_OPTIMIZERS,
+         "train.optimizer", t.optimizer, f"{m.name} trains with "
+         f"{GRADIENT_OPTIMIZERS} only (use --config=configs/<dataset>.py:"
+         f"{m.name} for its recipe)")
   if m.name == "mlp" and not m.hidden:
     _check(m.dim % 2 == 0, "model.dim", m.dim, "mlp: must be even (d = 2k)")
-  if m.name == "neumf":
+  if m.name in ("neumf", "neumf_pretrained"):
     _check(m.dim % 3 == 0, "model.dim", m.dim,
            "neumf: must be a multiple of 3 (GMF k + MLP 2k, d = 3k)")
   _check(all(h >= 1 for h in m.hidden), "model.hidden", m.hidden,
          "layer sizes must be >= 1")
   _check(t.l2_weights >= 0, "train.l2_weights", t.l2_weights, "must be >= 0")
+  p = config.pretrain
+  _check(p.finetune_optimizer in GRADIENT_OPTIMIZERS,
+         "pretrain.finetune_optimizer", p.finetune_optimizer,
+         f"must be one of {GRADIENT_OPTIMIZERS}")
+  _check(p.epochs >= 1, "pretrain.epochs", p.epochs, "must be >= 1")
+  _check(0 <= p.alpha <= 1, "pretrain.alpha", p.alpha, "must be in [0, 1]")
+  _check(p.finetune_learning_rate > 0, "pretrain.finetune_learning_rate",
+         p.finetune_learning_rate, "must be > 0")
   _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "> 0")
   _check(t.reg >= 0, "train.reg", t.reg, "must be >= 0")
   _check(t.init_stddev > 0, "train.init_stddev", t.init_stddev, "must be > 0")
@@ -102,8 +116,10 @@ def _run(config, data, workdir) -> dict:
                               for name, value in metrics.items()}}
     results.append_metrics(workdir, summary)
     best = None
+  elif config.model.name == "neumf_pretrained":
+    summary, best = _train_pretrained_neumf(config, data, workdir, start)
   else:
-    summary, best = _train_mf(config, data, workdir, start)
+    summary, best, _ = _train(config, data, workdir, start)
   final = {"model": config.model.name, "dataset": data.name,
            "dim": config.model.dim, "num_seeds": config.train.num_seeds,
            "final": summary, "seconds": time.time() - start,
@@ -115,12 +131,47 @@ def _run(config, data, workdir) -> dict:
   return final
 
 
-def _train_mf(config, data, workdir, start):
-  """Trains all seeds together, evaluating every `eval.every` epochs."""
+def _stage_configs(config):
+  """GMF (d = k), MLP (2k) and NeuMF (3k) configs of NCF §3.4.1."""
+  k, p = config.model.dim // 3, config.pretrain
+  gmf, mlp, neumf = (copy.deepcopy(config) for _ in range(3))
+  gmf.model.update(name="gmf", dim=k)
+  mlp.model.update(name="mlp", dim=2 * k,
+                   hidden=tuple(config.model.hidden) or (4 * k, 2 * k, k))
+  for stage in (gmf, mlp):
+    stage.train.epochs = p.epochs
+  neumf.model.name = "neumf"
+  neumf.train.update(optimizer=p.finetune_optimizer,
+                     learning_rate=p.finetune_learning_rate)
+  return gmf, mlp, neumf
+
+
+def _train_pretrained_neumf(config, data, workdir, start):
+  """NCF §3.4.1: train GMF and MLP, initialize NeuMF from them, fine-tune."""
+  gmf, mlp, neumf = _stage_configs(config)
+  _, _, gmf_states = _train(gmf, data, workdir, start, stage="gmf")
+  _, _, mlp_states = _train(mlp, data, workdir, start, stage="mlp")
+  params = jax.vmap(functools.partial(models.neumf_from_pretrained,
+                                      alpha=config.pretrain.alpha))(
+                                          gmf_states.params, mlp_states.params)
+  summary, best, _ = _train(neumf, data, workdir, start, stage="neumf",
+                            init_params=params)
+  return summary, best
+
+
+def _train(config, data, workdir, start, stage="", init_params=None):
+  """Trains all seeds together, evaluating every `eval.every` epochs.
+
+  Returns the last evaluation, the best one on the test set (not for
+  reporting) and the final states. Each stage draws its own streams.
+  """
   t, k = config.train, config.eval.k
   init, run_epochs = train.make_train(config, data)
-  keys = jax.random.split(jax.random.key(t.seed), t.num_seeds)
-  states = init(keys)
+  root = jax.random.key(t.seed)
+  if stage:  # each pretraining stage draws its own streams
+    root = jax.random.fold_in(root, STAGES.index(stage))
+  keys = jax.random.split(root, t.num_seeds)
+  states = init(keys) if init_params is None else init(keys, init_params)
   done, best = 0, None
   train_start = time.time()
   while done < t.epochs:
@@ -135,6 +186,7 @@ def _train_mf(config, data, workdir, start):
           f"(model.dim={config.model.dim}, train.optimizer={t.optimizer}, "
           f"train.learning_rate={t.learning_rate}, train.reg={t.reg})")
     summary = {"epoch": done, "seconds": time.time() - start,
+               **({"stage": stage} if stage else {}),
                "loss": _summary(loss),
                f"hr@{k}": _summary(metrics["hr"]),
                f"ndcg@{k}": _summary(metrics["ndcg"])}
@@ -142,13 +194,14 @@ def _train_mf(config, data, workdir, start):
     if best is None or summary[f"hr@{k}"]["mean"] > best[f"hr@{k}"]["mean"]:
       best = summary
     per_epoch = (time.time() - train_start) / done
+    hr, ndcg = summary[f"hr@{k}"], summary[f"ndcg@{k}"]
     logging.info(
-        "epoch %d/%d  HR@%d %.4f±%.4f  NDCG@%d %.4f±%.4f  loss %.4f  "
-        "%.2f s/epoch  ETA %s", done, t.epochs, k, summary[f"hr@{k}"]["mean"],
-        summary[f"hr@{k}"]["std"], k, summary[f"ndcg@{k}"]["mean"],
-        summary[f"ndcg@{k}"]["std"], summary["loss"]["mean"], per_epoch,
+        "%sepoch %d/%d  HR@%d %.4f±%.4f  NDCG@%d %.4f±%.4f  loss %.4f  "
+        "%.2f s/epoch  ETA %s", f"[{stage}] " if stage else "", done,
+        t.epochs, k, hr["mean"], hr["std"], k, ndcg["mean"], ndcg["std"],
+        summary["loss"]["mean"], per_epoch,
         _format_eta(per_epoch * (t.epochs - done)))
-  return summary, best
+  return summary, best, states
 
 
 def default_config():
@@ -183,6 +236,12 @@ def default_config():
       seed=0,  # root seed; seed i trains with split(key(seed), n)[i].
       num_seeds=1,  # seeds trained together (vmapped); App. A.2 reports 8.
   ))
+  config.pretrain = ml_collections.ConfigDict(dict(  # neumf_pretrained only
+      epochs=20,  # epochs of each of the GMF and MLP stages (NCF: 20).
+      alpha=0.5,  # NCF §3.4.1: weight of GMF in the joined output layer.
+      finetune_optimizer="sgd",  # NCF §3.4.1: vanilla SGD for fine-tuning.
+      finetune_learning_rate=0.001,  # NCF code's default learning rate.
+  ))
   config.eval = ml_collections.ConfigDict(dict(
       every=16,  # evaluate every N epochs (the last epoch always).
       k=10,  # cut-off of HR@K and NDCG@K; NCF §4.1: 10.
@@ -196,10 +255,11 @@ def use_ncf_recipe(config, model_name) -> None:
   Adam with learning rate 0.001, batches of 256, 4 negatives per positive,
   embeddings from N(0, 0.01^2), 20 epochs, no L2 (the defaults of NCF's
   code). d = 64 for GMF and MLP (predictive factor 32), 63 for NeuMF (the
-  multiple of 3 nearest 64: predictive factor 21).
+  multiple of 3 nearest 64: predictive factor 21). The pretrained NeuMF
+  trains its GMF and MLP stages with that recipe, then fine-tunes by SGD.
   """
   config.model.name = model_name
-  config.model.dim = 63 if model_name == "neumf" else 64
+  config.model.dim = 63 if model_name.startswith("neumf") else 64
   config.train.update(optimizer="adam", learning_rate=0.001, batch_size=256,
                       num_negatives=4, init_stddev=0.01, epochs=20, reg=0.0,
                       l2_weights=0.0)

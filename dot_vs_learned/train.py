@@ -3,9 +3,10 @@
 Models differ only in the similarity function (paper §3.2). Two recipes:
   * MF with biases trained by the SGD of App. A.1 (`exact` or `batched`,
     sgd.py), as Rendle et al. 2020;
-  * any model (MF, GMF, MLP, NeuMF) trained by Adam on minibatches (`adam`),
-    as NCF (He et al. 2017): the mean logistic loss of the batch plus L2 on
-    the embedding rows it uses and on the layer weights.
+  * any model (MF, GMF, MLP, NeuMF) trained on the mean logistic loss of a
+    minibatch plus L2 on the embedding rows it uses and on the layer weights,
+    by Adam (`adam`) as NCF (He et al. 2017), or by plain minibatch gradient
+    descent (`sgd`), which NCF uses to fine-tune a pretrained NeuMF.
 An epoch is one `lax.scan` over the shuffled stream of stream.py; a run
 trains `num_epochs` epochs, then evaluates, with seeds vmapped.
 """
@@ -77,7 +78,7 @@ def _row_l2(params, batch):
   return users + items
 
 
-def adam_loss(score, config, params, batch, hp):
+def minibatch_loss(score, config, params, batch, hp):
   """NCF's objective on a batch: mean logistic loss plus L2 terms.
 
   Returns the loss and, for reporting, the summed logistic loss.
@@ -91,19 +92,20 @@ def adam_loss(score, config, params, batch, hp):
   return loss, jnp.sum(logistic)
 
 
-def make_adam_step(score, config):
-  """Returns init(params) -> Adam state, and the Adam training step."""
-  adam = optax.scale_by_adam()
-  loss_fn = functools.partial(adam_loss, score, config)
+def make_gradient_step(score, config):
+  """Returns init(params) -> optimizer state, and the `adam`/`sgd` step."""
+  direction = (optax.scale_by_adam() if config.train.optimizer == "adam" else
+               optax.identity())
+  loss_fn = functools.partial(minibatch_loss, score, config)
 
   def step(params, opt_state, batch, hp):
     grads, loss_sum = jax.grad(loss_fn, has_aux=True)(params, batch, hp)
-    updates, opt_state = adam.update(grads, opt_state, params)
+    updates, opt_state = direction.update(grads, opt_state, params)
     params = jax.tree.map(lambda p, u: p - hp.learning_rate * u, params,
                           updates)
     return params, opt_state, loss_sum
 
-  return adam.init, step
+  return direction.init, step
 
 
 def make_epoch(config, num_items, num_train, score=models.mf_score):
@@ -112,8 +114,8 @@ def make_epoch(config, num_items, num_train, score=models.mf_score):
   optimizer = config.train.optimizer
   size = config.train.window if optimizer == "exact" else (
       config.train.batch_size)
-  if optimizer == "adam":
-    _, step_fn = make_adam_step(score, config)
+  if optimizer in ("adam", "sgd"):
+    _, step_fn = make_gradient_step(score, config)
   else:
     sgd_step = sgd.exact_step if optimizer == "exact" else sgd.train_step
 
@@ -144,13 +146,14 @@ def make_epoch(config, num_items, num_train, score=models.mf_score):
   return epoch
 
 
-def init_state(key, config, num_users, num_items) -> TrainState:
-  """Initial parameters, optimizer state and training key of one seed."""
+def init_state(key, config, num_users, num_items,
+               params=None) -> TrainState:
+  """Initial state of one seed; `params` replaces the random initialization."""
   init_key, train_key = jax.random.split(key)
   init, score = make_model(config, num_users, num_items)
-  params = init(init_key)
-  opt_state = (make_adam_step(score, config)[0](params)
-               if config.train.optimizer == "adam" else ())
+  params = init(init_key) if params is None else params
+  opt_state = (make_gradient_step(score, config)[0](params)
+               if config.train.optimizer in ("adam", "sgd") else ())
   return TrainState(params, opt_state, train_key, jnp.zeros((), jnp.int32))
 
 
@@ -158,7 +161,8 @@ def make_train(config, data):
   """Builds the jitted programs of one run for the config and dataset.
 
   Returns:
-    init(keys) -> TrainState, and run(states, num_epochs) -> (states,
+    init(keys, params=None) -> TrainState (params: per-seed initial
+    parameters, e.g. pretrained), and run(states, num_epochs) -> (states,
     metrics), which trains num_epochs epochs then evaluates; both over a
     leading seed axis (seeds are vmapped).
   """
@@ -173,8 +177,9 @@ def make_train(config, data):
   _, score = make_model(config, data.num_users, data.num_items)
   epoch = make_epoch(config, data.num_items, data.train_users.shape[0], score)
   k = config.eval.k
-  init = functools.partial(init_state, config=config,
-                           num_users=data.num_users, num_items=data.num_items)
+
+  def init(key, params=None):
+    return init_state(key, config, data.num_users, data.num_items, params)
 
   def run_one(state, arrays, num_epochs):
     users, items, test, negs, msk = arrays
@@ -195,7 +200,8 @@ def make_train(config, data):
                                                       num_epochs)
 
   arrays = (train_users, train_items, test_items, negatives, mask)
-  return jax.jit(jax.vmap(init)), lambda s, e: run_all(s, arrays, e)
+  init_all = jax.jit(jax.vmap(init))
+  return init_all, lambda s, e: run_all(s, arrays, e)
 
 
 def popularity_metrics(data, k) -> dict[str, float]:

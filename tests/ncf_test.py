@@ -29,7 +29,7 @@ def tiny_config():
     ("model.dim", 1, "model.dim=1"),
     ("model.dim", 0, "model.dim=0"),
     ("model.name", "ncf", "model.name='ncf'"),
-    ("train.optimizer", "sgd", "train.optimizer='sgd'"),
+    ("train.optimizer", "rmsprop", "train.optimizer='rmsprop'"),
     ("model.hidden", (4, 0), "model.hidden=(4, 0)"),
     ("train.l2_weights", -1.0, "train.l2_weights=-1.0"),
     ("train.learning_rate", -0.1, "train.learning_rate=-0.1"),
@@ -47,7 +47,7 @@ def test_validate_names_the_field(field, value, message):
 
 
 @pytest.mark.parametrize("name, dim, optimizer, message", [
-    ("gmf", 8, "batched", "gmf trains with 'adam' only"),
+    ("gmf", 8, "batched", "gmf trains with ('adam', 'sgd') only"),
     ("mlp", 7, "adam", "mlp: must be even"),
     ("neumf", 8, "adam", "neumf: must be a multiple of 3"),
 ])
@@ -157,3 +157,21 @@ def test_entry_point_reports_bad_input_without_traceback(tmp_path):
   assert "error: config field model.dim=0: must be >= 2" in done.stderr
   assert "Traceback" not in done.stderr
   assert not (tmp_path / "run").exists()
+
+
+def test_pretrained_neumf_trains_gmf_and_mlp_then_fine_tunes(tmp_path):
+  config = tiny_config()
+  ncf.use_ncf_recipe(config, "neumf_pretrained")
+  config.data.update(num_users=150, num_items=300)
+  config.model.dim = 12  # GMF k = 4, MLP 2k = 8
+  config.train.update(epochs=2, num_seeds=2, learning_rate=0.01)
+  config.pretrain.update(epochs=2, finetune_learning_rate=0.01)
+  config.eval.every = 2
+  final = ncf.run(config, tmp_path)
+  records = results.read_metrics(tmp_path)
+  assert [r["stage"] for r in records] == ["gmf", "mlp", "neumf"]
+  assert final["final"]["stage"] == "neumf" and final["dim"] == 12
+  gmf, mlp, neumf = ncf._stage_configs(config)  # pylint: disable=protected-access
+  assert (gmf.model.dim, mlp.model.dim, tuple(mlp.model.hidden)) == (
+      4, 8, (16, 8, 4))
+  assert neumf.train.optimizer == "sgd" and neumf.model.name == "neumf"

@@ -229,7 +229,7 @@ def test_adam_loss_adds_l2_on_used_rows_and_kernels():
   params = train.init_state(jax.random.key(0), config, 4, 5).params
   batch = make([1, 1, 3], [0, 4, 4], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0])
   hp = stream.Hparams(jnp.float32(0.1), jnp.float32(0.2))
-  loss, loss_sum = train.adam_loss(score, config, params, batch, hp)
+  loss, loss_sum = train.minibatch_loss(score, config, params, batch, hp)
   p = jax.tree.map(np.asarray, params["params"])
   logits = np.asarray(score(params, batch.users, batch.items))
   labels = np.array([1.0, 0.0, 0.0])
@@ -240,3 +240,16 @@ def test_adam_loss_adds_l2_on_used_rows_and_kernels():
               0.5 * (p["out"]["kernel"] ** 2).sum())
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
   np.testing.assert_allclose(loss_sum, logistic[:2].sum(), rtol=1e-5)
+
+
+def test_init_takes_given_parameters_per_seed(small_data):
+  config = ncf.default_config()
+  config.model.update(name="gmf", dim=4)
+  config.train.optimizer = "sgd"
+  init, _ = train.make_train(config, small_data)
+  keys = jax.random.split(jax.random.key(0), 2)
+  given = jax.tree.map(lambda x: x + 1.0, init(keys).params)
+  states = init(keys, given)
+  for a, b in zip(jax.tree.leaves(states.params), jax.tree.leaves(given)):
+    np.testing.assert_array_equal(a, b)
+  assert not jax.tree.leaves(states.opt_state)  # plain SGD keeps no state
