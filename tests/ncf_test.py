@@ -55,7 +55,7 @@ def test_validate_learned_models(name, dim, optimizer, message):
   config = tiny_config()
   config.model.update(name=name, dim=dim)
   config.train.optimizer = optimizer
-  with pytest.raises(ValueError, match=message):
+  with pytest.raises(ValueError, match=re.escape(message)):
     ncf.validate(config)
 
 
