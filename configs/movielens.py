@@ -1,7 +1,8 @@
 """MF with biases on the NCF split of MovieLens-1M, App. A.2 hyperparameters.
 
 python -m dot_vs_learned.main --config=configs/movielens.py --workdir=/tmp/dvl_ml1m
-Learned similarities with NCF's recipe: --config=configs/movielens.py:gmf (mlp, neumf).
+Learned similarities with NCF's recipe: --config=configs/movielens.py:gmf (mlp, neumf,
+neumf_pretrained).
 Local NCF files: add --config.data.dir=/path/to/folder/with/ml-1m.*
 """
 

@@ -1,7 +1,8 @@
 """MF with biases on the NCF split of Pinterest, App. A.2 hyperparameters.
 
 python -m dot_vs_learned.main --config=configs/pinterest.py --workdir=/tmp/dvl_pinterest
-Learned similarities with NCF's recipe: --config=configs/pinterest.py:gmf (mlp, neumf).
+Learned similarities with NCF's recipe: --config=configs/pinterest.py:gmf (mlp, neumf,
+neumf_pretrained).
 Local NCF files: add --config.data.dir=/path/to/folder/with/pinterest-20.*
 """
 

@@ -253,3 +253,31 @@ def test_init_takes_given_parameters_per_seed(small_data):
   for a, b in zip(jax.tree.leaves(states.params), jax.tree.leaves(given)):
     np.testing.assert_array_equal(a, b)
   assert not jax.tree.leaves(states.opt_state)  # plain SGD keeps no state
+
+
+def test_gmf_loss_invariance_of_section_3_3_3():
+  # L(P, Q, w, lambda) = L(P / a, Q / a, a^2 w, a^2 lambda): L2 on P and Q
+  # alone does not regularize GMF (paper §3.3.3).
+  config = ncf.default_config()
+  config.model.update(name="gmf", dim=5)
+  config.train.update(optimizer="adam", l2_weights=0.0)
+  _, score = train.make_model(config, 6, 7)
+  params = train.init_state(jax.random.key(0), config, 6, 7).params
+  params = jax.tree.map(lambda x: 30.0 * x, params)  # away from tiny init
+  batch = make([0, 2, 5, 2], [6, 1, 1, 3], [1.0, 0.0, 1.0, 0.0])
+  a, lam = 3.0, 0.01
+  scaled = jax.tree.map(lambda x: x, params)
+  scaled["params"]["user"]["embedding"] = params["params"]["user"][
+      "embedding"] / a
+  scaled["params"]["item"]["embedding"] = params["params"]["item"][
+      "embedding"] / a
+  scaled["params"]["out"]["kernel"] = params["params"]["out"]["kernel"] * a**2
+  loss = train.minibatch_loss(score, config, params, batch,
+                              stream.Hparams(jnp.float32(0.1), lam))[0]
+  loss_scaled = train.minibatch_loss(score, config, scaled, batch,
+                                     stream.Hparams(jnp.float32(0.1),
+                                                    lam * a**2))[0]
+  np.testing.assert_allclose(loss_scaled, loss, rtol=1e-5)
+  rows = train.minibatch_loss(score, config, params, batch,
+                              stream.Hparams(jnp.float32(0.1), 0.0))[0]
+  assert float(loss) > float(rows) + 1e-3  # the L2 term is not negligible
