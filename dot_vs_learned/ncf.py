@@ -75,6 +75,19 @@ def validate(config, num_candidates=None) -> None:
            f"must be <= the {num_candidates} ranked candidates per user")
 
 
+def predictive_factor(model_config):
+  """NCF's "predictive factor" k of a model of embedding dimension d.
+
+  Paper App. A.3: d = 2k for the 3-layer MLP and d = 3k for NeuMF; for GMF k
+  is d; MF and popularity have none.
+  """
+  divisor = {"gmf": 1, "mlp": 2, "neumf": 3, "neumf_pretrained": 3}
+  if model_config.name not in divisor or (
+      model_config.name == "mlp" and model_config.hidden):
+    return None
+  return model_config.dim // divisor[model_config.name]
+
+
 def _summary(per_seed) -> dict:
   values = np.asarray(per_seed, dtype=np.float64)
   return {"mean": float(values.mean()), "std": float(values.std()),
@@ -122,6 +135,7 @@ def _run(config, data, workdir) -> dict:
     summary, best, _ = _train(config, data, workdir, start)
   final = {"model": config.model.name, "dataset": data.name,
            "dim": config.model.dim, "num_seeds": config.train.num_seeds,
+           "ncf_predictive_factor": predictive_factor(config.model),
            "final": summary, "seconds": time.time() - start,
            "best_on_test_set_not_for_reporting": best}
   results.write_json(workdir / results.RESULTS, final)
@@ -189,7 +203,9 @@ def _train(config, data, workdir, start, stage="", init_params=None):
                **({"stage": stage} if stage else {}),
                "loss": _summary(loss),
                f"hr@{k}": _summary(metrics["hr"]),
-               f"ndcg@{k}": _summary(metrics["ndcg"])}
+               f"ndcg@{k}": _summary(metrics["ndcg"]),
+               **{name: _summary(metrics[name])
+                  for name in ("user_norm", "item_norm", "kernel_norm")}}
     results.append_metrics(workdir, summary)
     if best is None or summary[f"hr@{k}"]["mean"] > best[f"hr@{k}"]["mean"]:
       best = summary

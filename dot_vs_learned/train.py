@@ -69,6 +69,21 @@ def _tables(params, suffix):
   return [v for k, v in flat.items() if k[-len(suffix):] == suffix]
 
 
+def parameter_norms(params) -> dict[str, jax.Array]:
+  """Mean L2 norm of user and item embedding rows, and the kernels' norm.
+
+  They show §3.3.3's drift: with L2 on P and Q but not on w, GMF's
+  embeddings shrink while w grows.
+  """
+  def mean_row_norm(tables):
+    return sum(jnp.mean(jnp.linalg.norm(t, axis=-1)) for t in tables)
+
+  kernels = _tables(params, ("kernel",))
+  return {"user_norm": mean_row_norm(_tables(params, ("user", "embedding"))),
+          "item_norm": mean_row_norm(_tables(params, ("item", "embedding"))),
+          "kernel_norm": jnp.sqrt(sum(jnp.sum(k ** 2) for k in kernels))}
+
+
 def _row_l2(params, batch):
   """Per example: squared norms of the embedding rows it uses (all tables)."""
   users = sum(jnp.sum(t[batch.users] ** 2, axis=-1)
@@ -186,7 +201,8 @@ def make_train(config, data):
     state, losses = jax.lax.scan(
         lambda s, _: epoch(s, users, items, hp), state, None, length=num_epochs)
     metrics = evaluate.sampled_metrics(score, state.params, test, negs, msk, k)
-    return state, dict(metrics, loss=losses[-1])
+    return state, dict(metrics, loss=losses[-1],
+                       **parameter_norms(state.params))
 
   @functools.partial(jax.jit, static_argnums=(2,), donate_argnums=(0,))
   def run_all(states, arrays, num_epochs):

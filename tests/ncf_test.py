@@ -82,6 +82,8 @@ def test_run_writes_metrics_and_final_results(tmp_path):
   assert final["final"]["epoch"] == 3
   assert final["final"] == records[-1]
   assert len(final["final"]["hr@10"]["per_seed"]) == 2
+  assert final["ncf_predictive_factor"] is None  # MF has none
+  assert final["final"]["user_norm"]["mean"] > 0
   saved = json.loads((tmp_path / results.RESULTS).read_text())
   assert saved["final"]["hr@10"] == final["final"]["hr@10"]
   assert json.loads((tmp_path / results.CONFIG).read_text())["model"]["dim"] == 4
@@ -171,6 +173,7 @@ def test_pretrained_neumf_trains_gmf_and_mlp_then_fine_tunes(tmp_path):
   records = results.read_metrics(tmp_path)
   assert [r["stage"] for r in records] == ["gmf", "mlp", "neumf"]
   assert final["final"]["stage"] == "neumf" and final["dim"] == 12
+  assert final["ncf_predictive_factor"] == 4
   gmf, mlp, neumf = ncf._stage_configs(config)  # pylint: disable=protected-access
   assert (gmf.model.dim, mlp.model.dim, tuple(mlp.model.hidden)) == (
       4, 8, (16, 8, 4))

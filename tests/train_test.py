@@ -281,3 +281,11 @@ def test_gmf_loss_invariance_of_section_3_3_3():
   rows = train.minibatch_loss(score, config, params, batch,
                               stream.Hparams(jnp.float32(0.1), 0.0))[0]
   assert float(loss) > float(rows) + 1e-3  # the L2 term is not negligible
+
+
+def test_parameter_norms():
+  params = models.MFParams(jnp.array([[3.0, 4.0], [0.0, 0.0]]),
+                           jnp.array([[1.0, 0.0]]), jnp.float32(0.0))
+  norms = train.parameter_norms(params)
+  assert float(norms["user_norm"]) == 2.5 and float(norms["item_norm"]) == 1.0
+  assert float(norms["kernel_norm"]) == 0.0
