@@ -40,6 +40,11 @@ def mf_logits(emb_u_BxD, emb_i_BxD, bias) -> jax.Array:
   return bias + emb_u_BxD[..., 0] + emb_i_BxD[..., 0] + dot_B
 
 
+def logistic_loss(logits, labels) -> jax.Array:
+  """-y log sigmoid(s) - (1 - y) log(1 - sigmoid(s)), stably (App. A.1)."""
+  return jax.nn.softplus(logits) - labels * logits
+
+
 def mf_score(params: MFParams, users, items) -> jax.Array:
   """Eq. 2 for arrays of user and item ids of the same shape."""
   return mf_logits(params.user[users], params.item[items], params.bias)

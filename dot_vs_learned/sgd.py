@@ -35,7 +35,7 @@ def _example_row_updates(emb_u_BxD, emb_i_BxD, bias, batch, hp):
   eta = hp.learning_rate
   delta_u = eta * (g_B[:, None] * grad_u_BxD - hp.reg * emb_u_BxD * w_Bx1)
   delta_i = eta * (g_B[:, None] * grad_i_BxD - hp.reg * emb_i_BxD * w_Bx1)
-  loss_B = (jax.nn.softplus(logits_B) - batch.labels * logits_B) * batch.weights
+  loss_B = models.logistic_loss(logits_B, batch.labels) * batch.weights
   return g_B, delta_u, delta_i, loss_B
 
 

@@ -54,11 +54,6 @@ def make_model(config, num_users, num_items):
   return (lambda key: module.init(key, ids, ids)), module.apply
 
 
-def logistic_loss(logits, labels):
-  """-y log sigmoid(s) - (1 - y) log(1 - sigmoid(s)), stably."""
-  return jax.nn.softplus(logits) - labels * logits
-
-
 def _tables(params, suffix):
   """The parameter arrays whose flattened path ends with `suffix`."""
   if isinstance(params, models.MFParams):
@@ -99,7 +94,7 @@ def minibatch_loss(score, config, params, batch, hp):
   Returns the loss and, for reporting, the summed logistic loss.
   """
   logits = score(params, batch.users, batch.items)
-  logistic = logistic_loss(logits, batch.labels) * batch.weights
+  logistic = models.logistic_loss(logits, batch.labels) * batch.weights
   count = jnp.maximum(jnp.sum(batch.weights), 1.0)
   rows = hp.reg * jnp.sum(_row_l2(params, batch) * batch.weights) / count
   kernels = sum(jnp.sum(k ** 2) for k in _tables(params, ("kernel",)))
