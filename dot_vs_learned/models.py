@@ -10,6 +10,7 @@ for the bias").
 
 from typing import NamedTuple, Sequence
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -156,3 +157,21 @@ def neumf_from_pretrained(gmf_params, mlp_params, alpha=0.5) -> dict:
 def count_params(params) -> int:
   """Number of scalars in a parameter pytree."""
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+def flatten_params(params) -> dict[str, np.ndarray]:
+  """{"/"-joined path: array}, for files; MF paths start with "mf/"."""
+  if isinstance(params, MFParams):
+    return {f"mf/{name}": np.asarray(value)
+            for name, value in params._asdict().items()}
+  flat = flax.traverse_util.flatten_dict(params, sep="/")
+  return {name: np.asarray(value) for name, value in flat.items()}
+
+
+def unflatten_params(flat):
+  """Inverse of flatten_params."""
+  if any(name.startswith("mf/") for name in flat):
+    return MFParams(**{name[3:]: jnp.asarray(value)
+                       for name, value in flat.items()})
+  return flax.traverse_util.unflatten_dict(
+      {name: jnp.asarray(value) for name, value in flat.items()}, sep="/")

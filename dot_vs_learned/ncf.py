@@ -13,6 +13,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from dot_vs_learned import checks
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import models
 from dot_vs_learned import results
@@ -24,13 +25,8 @@ GRADIENT_OPTIMIZERS = ("adam", "sgd")  # those that train any model
 STAGES = ("gmf", "mlp", "neumf")  # of neumf_pretrained
 
 
-class ConfigError(ValueError):
-  """A config field holds a value out of its range; the message names it."""
-
-
-def _check(ok, field, value, requirement) -> None:
-  if not ok:
-    raise ConfigError(f"config field {field}={value!r}: {requirement}")
+ConfigError = checks.ConfigError
+_check = checks.check
 
 
 def validate(config, num_candidates=None) -> None:
@@ -129,10 +125,11 @@ def _run(config, data, workdir) -> dict:
                               for name, value in metrics.items()}}
     results.append_metrics(workdir, summary)
     best = None
-  elif config.model.name == "neumf_pretrained":
-    summary, best = _train_pretrained_neumf(config, data, workdir, start)
   else:
-    summary, best, _ = _train(config, data, workdir, start)
+    train_fn = (_train_pretrained_neumf if config.model.name ==
+                "neumf_pretrained" else _train)
+    summary, best, states = train_fn(config, data, workdir, start)
+    results.save_params(workdir, models.flatten_params(states.params))
   final = {"model": config.model.name, "dataset": data.name,
            "dim": config.model.dim, "num_seeds": config.train.num_seeds,
            "ncf_predictive_factor": predictive_factor(config.model),
@@ -168,9 +165,8 @@ def _train_pretrained_neumf(config, data, workdir, start):
   params = jax.vmap(functools.partial(models.neumf_from_pretrained,
                                       alpha=config.pretrain.alpha))(
                                           gmf_states.params, mlp_states.params)
-  summary, best, _ = _train(neumf, data, workdir, start, stage="neumf",
-                            init_params=params)
-  return summary, best
+  return _train(neumf, data, workdir, start, stage="neumf",
+                init_params=params)
 
 
 def _train(config, data, workdir, start, stage="", init_params=None):

@@ -1,7 +1,8 @@
 """The run's workdir: resolved config, per-evaluation metrics, final results.
 
 Files: `config.json` (the resolved config), `metrics.jsonl` (one line per
-evaluation, appended as the run goes), `results.json` (written last: its
+evaluation, appended as the run goes), `params.npz` (the final parameters of
+every seed, for serving: retrieval.py), `results.json` (written last: its
 presence marks a finished run). Whole-file writes go through a temporary file
 and a rename, so a killed run never leaves a truncated JSON file behind.
 """
@@ -11,28 +12,39 @@ import os
 import pathlib
 import tempfile
 
+import numpy as np
+
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 FAILURE = "failure.json"
+PARAMS = "params.npz"
 
 
 class WorkdirError(RuntimeError):
-  """The workdir holds a finished run that the caller did not ask to replace."""
+  """The workdir holds a finished run the caller did not ask to replace, or
+  lacks the finished run the caller needs."""
 
 
-def write_json(path, value) -> None:
-  """Writes JSON atomically: temporary file in the same folder, then rename."""
+def _write_atomically(path, write, mode="w") -> None:
+  """Calls write(file) on a temporary file in the same folder, then renames."""
   path = pathlib.Path(path)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
   try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(value, f, indent=2, sort_keys=True)
-      f.write("\n")
+    with os.fdopen(fd, mode) as f:
+      write(f)
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)
     raise
+
+
+def write_json(path, value) -> None:
+  """Writes JSON atomically: a killed writer never leaves a truncated file."""
+  def write(f):
+    json.dump(value, f, indent=2, sort_keys=True)
+    f.write("\n")
+  _write_atomically(path, write)
 
 
 def check_unfinished(workdir, overwrite=False) -> None:
@@ -53,7 +65,7 @@ def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
   workdir = pathlib.Path(workdir)
   check_unfinished(workdir, overwrite)
   workdir.mkdir(parents=True, exist_ok=True)
-  for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE):
+  for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE, PARAMS):
     (workdir / name).unlink(missing_ok=True)
   write_json(workdir / CONFIG, config_dict)
   return workdir
@@ -83,3 +95,20 @@ def read_metrics(workdir) -> list[dict]:
   """The evaluations recorded so far."""
   with open(pathlib.Path(workdir) / METRICS) as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def save_params(workdir, flat) -> None:
+  """Writes {path: array with a leading seed axis} to params.npz atomically."""
+  _write_atomically(pathlib.Path(workdir) / PARAMS,
+                    lambda f: np.savez(f, **flat), "wb")
+
+
+def load_params(workdir) -> dict[str, np.ndarray]:
+  """The arrays of params.npz; WorkdirError if the run has none."""
+  path = pathlib.Path(workdir) / PARAMS
+  if not (pathlib.Path(workdir) / RESULTS).exists() or not path.exists():
+    raise WorkdirError(f"{workdir} holds no finished run with parameters "
+                       f"({RESULTS} and {PARAMS}); train one first with "
+                       "python -m dot_vs_learned.main")
+  with np.load(path) as arrays:
+    return {name: arrays[name] for name in arrays.files}
