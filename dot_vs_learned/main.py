@@ -6,15 +6,17 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from dot_vs_learned import checks
 from dot_vs_learned import data
 from dot_vs_learned import ncf
 from dot_vs_learned import results
+from dot_vs_learned import serving
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Replace a finished run in --workdir.")
-EXPERIMENTS = {"ncf": ncf.run}
+EXPERIMENTS = {"ncf": ncf.run, "retrieval": serving.run}
 
 
 def main(argv):
@@ -26,7 +28,7 @@ def main(argv):
                          f"must be one of {tuple(EXPERIMENTS)}")
   try:
     EXPERIMENTS[config.experiment](config, _WORKDIR.value, _OVERWRITE.value)
-  except (data.DataError, ncf.ConfigError, results.WorkdirError) as e:
+  except (data.DataError, checks.ConfigError, results.WorkdirError) as e:
     # Input problems are reported as one message, without a traceback.
     sys.exit(f"error: {e}")
 

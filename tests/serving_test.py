@@ -1,0 +1,154 @@
+"""Tests of the serving benchmark (serving.py) and the recommend CLI."""
+
+import json
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dot_vs_learned import checks
+from dot_vs_learned import data
+from dot_vs_learned import models
+from dot_vs_learned import ncf
+from dot_vs_learned import recommend
+from dot_vs_learned import results
+from dot_vs_learned import serving
+
+
+def _tiny_ncf(name="mf", dim=4):
+  config = ncf.default_config()
+  config.data.update(num_users=120, num_items=200)
+  config.model.update(name=name, dim=dim)
+  config.train.update(epochs=2, batch_size=256, num_seeds=2,
+                      learning_rate=0.05)
+  if name != "mf":
+    config.train.optimizer = "adam"
+  config.eval.every = 2
+  return config
+
+
+@pytest.fixture(scope="module")
+def mf_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("mf_run")
+  ncf.run(_tiny_ncf(), workdir)
+  return workdir
+
+
+def _tiny_benchmark(**overrides):
+  config = serving.default_config()
+  config.retrieval.update(nums_items=(300,), dims=(8,), latency_queries=6,
+                          recall_queries=20, batch_size=4, mlp_batch_size=2,
+                          max_seconds=0.05, index="Flat",
+                          search_values=(1,), search_parameter="",
+                          chunk_size=128)
+  config.retrieval.update(overrides)
+  return config
+
+
+def test_params_are_saved_per_seed(mf_run):
+  flat = results.load_params(mf_run)
+  assert sorted(flat) == ["mf/bias", "mf/item", "mf/user"]
+  assert flat["mf/user"].shape == (2, 120, 4)
+  assert flat["mf/item"].shape == (2, 200, 4)
+  assert flat["mf/bias"].shape == (2,)
+  assert not np.array_equal(flat["mf/user"][0], flat["mf/user"][1])
+
+
+def test_benchmark_measures_every_method(tmp_path):
+  pytest.importorskip("faiss")
+  out = serving.run(_tiny_benchmark(), tmp_path)
+  rows = {r["method"]: r for r in out["rows"]}
+  assert set(rows) == {"dot", "ann", "mlp"}
+  for r in rows.values():
+    assert (r["n"], r["d"]) == (300, 8)
+    assert 5 <= r["queries"] <= 6  # >= 5 even past max_seconds
+    assert 0 < r["p50_ms"] <= r["p99_ms"] and r["queries_per_s"] > 0
+  # A Flat index is exact: recall 1 at the first search value.
+  assert rows["ann"]["recall"] == 1.0 and rows["ann"]["reached_target"]
+  assert rows["ann"]["index_mib"] >= 300 * 8 * 4 / 2**20
+  table = (tmp_path / "retrieval.md").read_text().splitlines()
+  assert len(table) == 2 + 3 and "| 300 | 8 | mlp |" in table[-1]
+  assert json.loads((tmp_path / "results.json").read_text())["rows"]
+  assert len(results.read_metrics(tmp_path)) == 3
+
+
+def test_ann_search_stops_at_the_first_value_reaching_the_target(tmp_path):
+  pytest.importorskip("faiss")
+  config = _tiny_benchmark(nums_items=(3000,), index="HNSW8,Flat",
+                           search_parameter="efSearch",
+                           ef_construction=16, search_values=(1, 2, 512),
+                           methods=("ann",))
+  row, = serving.run(config, tmp_path)["rows"]
+  curve = row["recall_curve"]
+  assert row["search"] == "efSearch=512" and row["reached_target"]
+  assert list(curve) == ["1", "2", "512"]
+  assert curve["1"] < 0.95 <= curve["512"]
+
+
+def test_benchmark_on_trained_mf_embeddings(mf_run, tmp_path):
+  config = _tiny_benchmark(embeddings_from=str(mf_run), methods=("dot",))
+  row, = serving.run(config, tmp_path)["rows"]
+  assert (row["n"], row["d"]) == (200, 4)
+
+
+def test_trained_embeddings_must_come_from_mf(tmp_path):
+  gmf = tmp_path / "gmf"
+  ncf.run(_tiny_ncf("gmf", 4), gmf)
+  config = _tiny_benchmark(embeddings_from=str(gmf))
+  with pytest.raises(checks.ConfigError, match="retrieval.embeddings_from"):
+    serving.run(config, tmp_path / "bench")
+  assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("methods", ("dot", "knn")), ("k", 301), ("dims", (1,)),
+    ("target_recall", 1.5), ("latency_queries", 0), ("nums_items", ())])
+def test_bad_config_names_the_field_and_writes_nothing(tmp_path, field, value):
+  config = _tiny_benchmark(**{field: value})
+  with pytest.raises(checks.ConfigError, match=f"retrieval.{field}="):
+    serving.run(config, tmp_path / "bench")
+  assert not (tmp_path / "bench").exists()
+
+
+def test_recommend_ranks_unseen_items_by_the_model(mf_run):
+  config, scores, ids = recommend.recommend_from_workdir(mf_run, [0, 7], 5,
+                                                         seed_index=1)
+  d = data.load_dataset(config.data)
+  flat = results.load_params(mf_run)
+  params = models.unflatten_params({k: v[1] for k, v in flat.items()})
+  for user, row_ids, row_scores in zip([0, 7], ids, scores):
+    full = np.array(models.mf_score(params, jnp.full(200, user),
+                                      jnp.arange(200)))
+    seen = d.train_items[d.train_users == user]
+    assert seen.size and not set(row_ids) & set(seen)
+    full[seen] = -np.inf
+    want = np.argsort(-full, kind="stable")[:5]
+    np.testing.assert_array_equal(row_ids, want)
+    np.testing.assert_allclose(row_scores, full[want], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(users=[120], k=5), r"--users: \[120\] out of range"),
+    (dict(users=[-1], k=5), r"--users: \[-1\]"),
+    (dict(users=[0], k=5, seed_index=2), "--seed_index=2"),
+    (dict(users=[0], k=0), "--k=0"),
+    (dict(users=[0], k=200), "--k=200: user 0: only"),
+])
+def test_recommend_errors_name_the_flag(mf_run, kwargs, message):
+  with pytest.raises(recommend.RecommendError, match=message):
+    recommend.recommend_from_workdir(mf_run, **kwargs)
+
+
+def test_recommend_cli(mf_run, tmp_path):
+  cli = [sys.executable, "-m", "dot_vs_learned.recommend"]
+  ok = subprocess.run(cli + [f"--workdir={mf_run}", "--users=3,4", "--k=3"],
+                      capture_output=True, text=True, check=True)
+  lines = ok.stdout.splitlines()
+  assert lines[0].startswith("mf d=4 on default") and len(lines) == 3
+  assert lines[1].startswith("user 3: ") and lines[1].count("(") == 3
+  bad = subprocess.run(cli + [f"--workdir={tmp_path}", "--users=0"],
+                       capture_output=True, text=True)
+  assert bad.returncode == 1 and "Traceback" not in bad.stderr
+  assert "holds no finished run" in bad.stderr
