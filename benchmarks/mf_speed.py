@@ -32,6 +32,7 @@ import numpy as np
 
 from dot_vs_learned import data as data_lib
 import numpy_sgd  # benchmarks/ is on sys.path when this script runs
+import timing
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "", "folder with {data_name}.train.rating etc.; '' = the "
@@ -112,46 +113,6 @@ def _config(spec):
   return config
 
 
-def _time_jax(data, spec) -> dict:
-  """Times jitted epochs of train.make_epoch after one warm-up epoch."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from dot_vs_learned import stream as stream_lib  # pylint: disable=g-import-not-at-top
-  from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
-  config = _config(spec)
-  num_train = data.train_users.shape[0]
-  epoch = train.make_epoch(config, data.num_items, num_train)
-  hp = stream_lib.Hparams(jnp.float32(config.train.learning_rate),
-                     jnp.float32(config.train.reg))
-
-  def init(key):
-    return train.init_state(key, config, data.num_users, data.num_items)
-
-  seeds = spec["num_seeds"]
-  keys = jax.random.split(jax.random.key(spec["seed"]), seeds)
-  if seeds == 1:  # as train.make_train: no vmap over a single seed
-    state, run = init(keys[0]), jax.jit(epoch, donate_argnums=0)
-  else:
-    state = jax.vmap(init)(keys)
-    run = jax.jit(jax.vmap(epoch, in_axes=(0, None, None, None)),
-                  donate_argnums=0)
-  users, items = jnp.asarray(data.train_users), jnp.asarray(data.train_items)
-  start = time.perf_counter()
-  state, loss = jax.block_until_ready(run(state, users, items, hp))
-  warmup = time.perf_counter() - start
-  start, epochs, seconds = time.perf_counter(), 0, 0.0
-  while epochs < spec["epochs"] or seconds < spec["min_seconds"]:
-    state, loss = jax.block_until_ready(run(state, users, items, hp))
-    epochs, seconds = epochs + 1, time.perf_counter() - start
-  if not np.all(np.isfinite(np.asarray(loss))):
-    raise FloatingPointError(f"{spec['method']} d={spec['dim']}: loss {loss}")
-  stats = jax.devices()[0].memory_stats() or {}
-  return {"examples": num_train * (1 + config.train.num_negatives) *
-                      epochs * seeds,
-          "seconds": seconds, "warmup": warmup,
-          "device_mib": stats.get("peak_bytes_in_use", float("nan")) / 2**20}
-
-
 def measure(spec) -> dict:
   """Runs one measurement; meant for a fresh process (peak memory is its)."""
   if spec["method"] != "numpy":
@@ -159,8 +120,11 @@ def measure(spec) -> dict:
     jax.devices()  # so that "setup" counts the started JAX runtime too
   data = _load(spec)
   setup = _peak_mib()
-  timed = _time_numpy if spec["method"] == "numpy" else _time_jax
-  return dict(timed(data, spec), setup_mib=setup, peak_mib=_peak_mib())
+  if spec["method"] == "numpy":
+    timed = _time_numpy(data, spec)
+  else:
+    timed = timing.time_epochs(data, _config(spec), spec)
+  return dict(timed, setup_mib=setup, peak_mib=_peak_mib())
 
 
 def _measure_in_child(spec) -> dict:
