@@ -26,6 +26,7 @@ import numpy as np
 
 from dot_vs_learned import checks
 from dot_vs_learned import models
+from dot_vs_learned import plotting
 from dot_vs_learned import results
 from dot_vs_learned import retrieval
 
@@ -272,13 +273,8 @@ def markdown_table(rows) -> str:
 
 def _plot(rows, path) -> None:
   """Log-log p50 latency against n, one panel per d, one line per method."""
-  try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    logging.warning("matplotlib missing: no %s (pip install "
-                    "'dot_vs_learned[plots]')", path)
+  plt = plotting.pyplot(path)
+  if plt is None:
     return
   dims = sorted({x["d"] for x in rows})
   fig, axes = plt.subplots(1, len(dims), figsize=(4 * len(dims), 3.6),
@@ -293,8 +289,4 @@ def _plot(rows, path) -> None:
     ax.grid(True, which="both", alpha=0.3)
   axes[0][0].set_ylabel("p50 latency per query (ms)")
   axes[0][-1].legend()
-  fig.tight_layout()
-  tmp = path.with_name("." + path.name)
-  fig.savefig(tmp, dpi=120, format="png")
-  plt.close(fig)
-  tmp.replace(path)
+  plotting.save(fig, path)
