@@ -1,0 +1,80 @@
+"""Resumable grids of cells: each finished cell is recorded once, never redone.
+
+A grid's workdir holds `config.json` and `cells.jsonl`, one JSON line per
+finished cell, appended and fsynced as the cell ends. Rerunning the same
+command with the same config skips the recorded cells, so a killed grid
+resumes where it stopped; a different config in the same workdir is refused
+(or replaced with --overwrite). `results.json`, written last, marks the whole
+grid done.
+"""
+
+import json
+import os
+import pathlib
+
+from dot_vs_learned import results
+
+CELLS = "cells.jsonl"
+
+
+def open_grid(workdir, config_dict, overwrite=False) -> pathlib.Path:
+  """Creates or resumes a grid workdir; returns its path.
+
+  Raises results.WorkdirError if the workdir holds a finished grid or a grid
+  of another config, unless `overwrite`, which starts afresh.
+  """
+  workdir = pathlib.Path(workdir)
+  config_path = workdir / results.CONFIG
+  if overwrite:
+    for name in (CELLS, results.RESULTS, results.FAILURE):
+      (workdir / name).unlink(missing_ok=True)
+  else:
+    results.check_unfinished(workdir, overwrite)
+    if config_path.exists():
+      with open(config_path) as f:
+        if json.load(f) != json.loads(json.dumps(config_dict)):
+          raise results.WorkdirError(
+              f"{workdir} holds a grid of another config ({config_path}); "
+              "use another --workdir or pass --overwrite to replace it.")
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / results.FAILURE).unlink(missing_ok=True)
+  results.write_json(config_path, config_dict)
+  return workdir
+
+
+def done_cells(workdir) -> dict[str, dict]:
+  """{cell name: record} of the cells recorded so far.
+
+  A last line cut short by a kill is ignored (its cell runs again).
+  """
+  path = pathlib.Path(workdir) / CELLS
+  if not path.exists():
+    return {}
+  records = {}
+  with open(path) as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      records[record["cell"]] = record
+  return records
+
+
+def record_cell(workdir, record) -> None:
+  """Appends a finished cell (a dict with a unique "cell" name)."""
+  path = pathlib.Path(workdir) / CELLS
+  _terminate_last_line(path)
+  with open(path, "a") as f:
+    f.write(json.dumps(record, sort_keys=True) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _terminate_last_line(path) -> None:
+  """Ends a line cut short by a kill, so the next record starts afresh."""
+  if path.exists() and path.stat().st_size:
+    with open(path, "rb+") as f:
+      f.seek(-1, 2)
+      if f.read(1) != b"\n":
+        f.write(b"\n")

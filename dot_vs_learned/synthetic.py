@@ -1,0 +1,400 @@
+"""Learning a dot product with an MLP (paper §4, Figure 3), as a resumable grid.
+
+Data of one cell (d, M) and seed: user and item embeddings P [M, d], Q [N =
+M, d] ~ N(0, s^2 I) with s^2 = sqrt((1.13^2 - 0.85^2) / d), so that the
+trivial model 0 has RMSE ~1.13 and the dot product, the truth, ~0.85;
+labels y = <p, q> + e, e ~ N(0, 0.85^2); `pairs_per_user` * M distinct
+(user, item) pairs drawn uniformly, 90% train and 10% test; and a fresh set
+of pairs whose embeddings are drawn anew.
+Model: an MLP on [p, q] with ReLU layers [4h, 2h, h] (h = multiplier * d / 2)
+and a linear output, MSE loss, Adam. The seeds of a cell (each with its own
+data and initialization) train as one jitted program, vmapped over seeds,
+one call per epoch.
+"""
+
+import time
+from typing import NamedTuple, Sequence
+
+from absl import logging
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dot_vs_learned import checks
+from dot_vs_learned import plotting
+from dot_vs_learned import results
+from dot_vs_learned import stream
+from dot_vs_learned import sweep
+
+
+def default_config():
+  config = ml_collections.ConfigDict()
+  config.experiment = "synthetic"
+  config.synthetic = ml_collections.ConfigDict(dict(
+      dims=(16, 32, 64, 128),  # embedding dimension d
+      nums_users=(4000, 8000, 16000, 32000, 64000, 128000),  # M (= N items)
+      multipliers=(1, 2, 4),  # h = multiplier * d / 2; layers [4h, 2h, h]
+      num_seeds=5,
+      epochs=32,
+      batch_size=256,
+      learning_rate=0.001,
+      pairs_per_user=100,  # 100 M pairs in all
+      train_fraction=0.9,
+      num_fresh=100_000,
+      label_noise=0.85,  # sigma_label: the dot product's RMSE
+      trivial_rmse=1.13,  # sqrt(Var y): the zero model's RMSE
+      eval_chunk=65_536,  # pairs scored per step of the evaluation
+      seed=0,
+  ))
+  return config
+
+
+def validate(config) -> None:
+  c, check = config.synthetic, checks.check
+  for field in ("dims", "nums_users", "multipliers"):
+    check(len(c[field]) > 0 and all(v >= 1 for v in c[field]),
+          f"synthetic.{field}", c[field], "needs values >= 1")
+  check(all(m * d % 2 == 0 for m in c.multipliers for d in c.dims),
+        "synthetic.multipliers", c.multipliers,
+        "multiplier * d must be even (h = multiplier * d / 2)")
+  for field in ("num_seeds", "epochs", "batch_size", "num_fresh",
+                "eval_chunk"):
+    check(c[field] >= 1, f"synthetic.{field}", c[field], "must be >= 1")
+  check(c.learning_rate > 0, "synthetic.learning_rate", c.learning_rate, "> 0")
+  check(0 < c.train_fraction < 1, "synthetic.train_fraction",
+        c.train_fraction, "must be in (0, 1)")
+  check(c.pairs_per_user >= 1 and all(c.pairs_per_user <= m
+                                      for m in c.nums_users),
+        "synthetic.pairs_per_user", c.pairs_per_user,
+        "must be in [1, M] (pairs are distinct among M x M)")
+  check(0 <= c.label_noise < c.trivial_rmse, "synthetic.label_noise",
+        c.label_noise, f"must be in [0, trivial_rmse={c.trivial_rmse})")
+
+
+class Data(NamedTuple):
+  """One cell's data; fields carry a leading seed axis when stacked."""
+  user: np.ndarray  # [M, d]
+  item: np.ndarray  # [N, d]
+  train: np.ndarray  # [n_train, 2] int32 (user, item)
+  train_labels: np.ndarray  # [n_train]
+  test: np.ndarray  # [n_test, 2]
+  test_labels: np.ndarray  # [n_test]
+  fresh_user: np.ndarray  # [F, d]: embeddings seen nowhere else
+  fresh_item: np.ndarray  # [F, d]
+  fresh_labels: np.ndarray  # [F]
+
+
+def embedding_stddev(dim, label_noise=0.85, trivial_rmse=1.13) -> float:
+  """s with d s^4 = trivial_rmse^2 - label_noise^2 (Var <p, q> = d s^4)."""
+  return ((trivial_rmse**2 - label_noise**2) / dim) ** 0.25
+
+
+def sample_pairs(rng, num_rows, num_cols, count) -> np.ndarray:
+  """`count` distinct (row, col) pairs, uniform, in random order: [count, 2].
+
+  Draws with replacement, keeps the distinct ones and draws again until
+  enough; the set is uniform among sets of its size, so a random `count` of
+  it is a uniform sample without replacement.
+  """
+  total = num_rows * num_cols
+  if count > total:
+    raise ValueError(f"{count} distinct pairs asked of {total}")
+  if count > total // 4:  # dense: a permutation is cheap and exact
+    ids = rng.permutation(total)[:count]
+  else:
+    ids = np.empty(0, np.int64)
+    while ids.size < count:
+      more = rng.integers(0, total, int((count - ids.size) * 1.05) + 64)
+      ids = np.unique(np.concatenate([ids, more]))
+    ids = rng.permutation(ids)[:count]
+  return np.stack([ids // num_cols, ids % num_cols], axis=1).astype(np.int32)
+
+
+def _dot_labels(rng, user, item, pairs, noise, chunk=1 << 20) -> np.ndarray:
+  """<p_u, q_i> + e for each pair, in chunks (no [pairs, d] array at once)."""
+  out = np.empty(len(pairs), np.float32)
+  for start in range(0, len(pairs), chunk):
+    u, i = pairs[start:start + chunk].T
+    out[start:start + chunk] = np.einsum("nd,nd->n", user[u], item[i])
+  return out + noise * rng.standard_normal(len(pairs), dtype=np.float32)
+
+
+def generate(num_users, dim, seed, c) -> Data:
+  """The data of one seed of cell (d, M), deterministic in (seed, M, d)."""
+  rng = np.random.Generator(np.random.PCG64([seed, num_users, dim]))
+  s = embedding_stddev(dim, c.label_noise, c.trivial_rmse)
+  user = s * rng.standard_normal((num_users, dim), dtype=np.float32)
+  item = s * rng.standard_normal((num_users, dim), dtype=np.float32)
+  pairs = sample_pairs(rng, num_users, num_users,
+                       c.pairs_per_user * num_users)
+  labels = _dot_labels(rng, user, item, pairs, c.label_noise)
+  num_train = int(round(c.train_fraction * len(pairs)))
+  fresh_user = s * rng.standard_normal((c.num_fresh, dim), dtype=np.float32)
+  fresh_item = s * rng.standard_normal((c.num_fresh, dim), dtype=np.float32)
+  both = np.arange(c.num_fresh, dtype=np.int32)
+  fresh_labels = _dot_labels(rng, fresh_user, fresh_item,
+                             np.stack([both, both], 1), c.label_noise)
+  return Data(user, item, pairs[:num_train], labels[:num_train],
+              pairs[num_train:], labels[num_train:], fresh_user, fresh_item,
+              fresh_labels)
+
+
+class DotMLP(nn.Module):
+  """[p, q] -> ReLU layers `hidden` -> a linear output (Keras' default init)."""
+  hidden: Sequence[int]
+
+  @nn.compact
+  def __call__(self, p, q):
+    init = nn.initializers.glorot_uniform()
+    x = jnp.concatenate([p, q], axis=-1)
+    for size in self.hidden:
+      x = nn.relu(nn.Dense(size, kernel_init=init)(x))
+    return nn.Dense(1, kernel_init=init)(x)[..., 0]
+
+
+def hidden_sizes(dim, multiplier) -> tuple[int, int, int]:
+  h = multiplier * dim // 2
+  return (4 * h, 2 * h, h)
+
+
+class State(NamedTuple):
+  params: dict
+  opt_state: tuple
+  key: jax.Array
+
+
+def make_cell_programs(dim, multiplier, num_train, c):
+  """init(key, data), epoch(state, data) and evaluate(params, data) of one
+  seed; vmap them over seeds."""
+  module = DotMLP(hidden_sizes(dim, multiplier))
+  optimizer = optax.adam(c.learning_rate)
+  size = c.batch_size
+  num_steps = -(-num_train // size)
+
+  def init(key):
+    init_key, key = jax.random.split(key)
+    x = jnp.zeros((1, dim))
+    params = module.init(init_key, x, x)
+    return State(params, optimizer.init(params), key)
+
+  def epoch(state, data):
+    key, perm_key = jax.random.split(state.key)
+    round_keys = jax.random.bits(perm_key, (4,), jnp.uint32)
+    # Shuffle once per epoch (a keyed Feistel permutation, stream.py), padded
+    # to whole batches; the steps then read contiguous slices.
+    positions = jnp.arange(num_steps * size, dtype=jnp.int32)
+    valid = positions < num_train
+    rows = stream.permute(jnp.where(valid, positions, 0), round_keys,
+                          num_train)
+    xs = (data.train[rows].reshape(num_steps, size, 2),
+          data.train_labels[rows].reshape(num_steps, size),
+          valid.astype(jnp.float32).reshape(num_steps, size))
+
+    def body(carry, batch):
+      params, opt_state = carry
+      pairs, labels, weights = batch
+      p, q = data.user[pairs[:, 0]], data.item[pairs[:, 1]]
+
+      def loss_fn(params):
+        error = module.apply(params, p, q) - labels
+        return jnp.sum(weights * error**2) / jnp.sum(weights)
+
+      loss, grads = jax.value_and_grad(loss_fn)(params)
+      updates, opt_state = optimizer.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), (
+          loss * jnp.sum(weights))
+
+    (params, opt_state), losses = jax.lax.scan(
+        body, (state.params, state.opt_state), xs)
+    return State(params, opt_state, key), jnp.sum(losses) / num_train
+
+  def evaluate(params, data):
+    """RMSE of the MLP, the dot product and zero, on test and fresh."""
+    def rmse_terms(p_of, q_of, labels):
+      n = labels.shape[0]
+      chunk = min(c.eval_chunk, n)
+      starts = jnp.arange(0, n, chunk, dtype=jnp.int32)
+
+      def one(start):
+        rows = start + jnp.arange(chunk, dtype=jnp.int32)
+        valid = rows < n
+        rows = jnp.where(valid, rows, 0)
+        p, q, y = p_of(rows), q_of(rows), labels[rows]
+        mlp, dot = module.apply(params, p, q), jnp.sum(p * q, axis=-1)
+        w = valid.astype(jnp.float32)
+        return jnp.stack([jnp.sum(w * (mlp - y)**2), jnp.sum(w * (dot - y)**2),
+                          jnp.sum(w * y**2)])
+
+      return jnp.sqrt(jnp.sum(jax.lax.map(one, starts), axis=0) / n)
+
+    test = rmse_terms(lambda r: data.user[data.test[r, 0]],
+                      lambda r: data.item[data.test[r, 1]], data.test_labels)
+    fresh = rmse_terms(lambda r: data.fresh_user[r],
+                       lambda r: data.fresh_item[r], data.fresh_labels)
+    names = ("mlp", "dot", "zero")
+    return {**{f"{m}_test": test[j] for j, m in enumerate(names)},
+            **{f"{m}_fresh": fresh[j] for j, m in enumerate(names)}}
+
+  return init, epoch, evaluate
+
+
+def stack_seeds(num_users, dim, c, num_seeds=None) -> Data:
+  """The data of every seed of a cell, stacked on a leading axis."""
+  seeds = range(c.seed, c.seed + (num_seeds or c.num_seeds))
+  per_seed = [generate(num_users, dim, s, c) for s in seeds]
+  return Data(*(np.stack(arrays) for arrays in zip(*per_seed)))
+
+
+def train_cell(num_users, dim, multiplier, c, log_prefix=""):
+  """Trains and evaluates all seeds of a cell; returns its record."""
+  start = time.time()
+  data = jax.device_put(stack_seeds(num_users, dim, c))
+  generate_s = time.time() - start
+  num_train = data.train.shape[1]
+  init, epoch, evaluate = make_cell_programs(dim, multiplier, num_train, c)
+  seeds = data.user.shape[0]
+  keys = jax.random.split(jax.random.key(c.seed), seeds)
+  states = jax.jit(jax.vmap(init))(keys)
+  run_epoch = jax.jit(jax.vmap(epoch), donate_argnums=0)
+  train_start = time.time()
+  for done in range(1, c.epochs + 1):
+    states, loss = run_epoch(states, data)
+    loss = np.asarray(loss)
+    if not np.all(np.isfinite(loss)):
+      raise FloatingPointError(
+          f"{log_prefix}training diverged at epoch {done}: loss per seed "
+          f"{loss.tolist()}")
+    per_epoch = (time.time() - train_start) / done
+    logging.info("%sepoch %d/%d  train MSE %.4f  %.1f s/epoch  ETA %.0f s",
+                 log_prefix, done, c.epochs, loss.mean(), per_epoch,
+                 per_epoch * (c.epochs - done))
+  train_s = time.time() - train_start
+  metrics = jax.device_get(jax.jit(jax.vmap(evaluate))(states.params, data))
+  summary = {name: _summary(values) for name, values in metrics.items()}
+  for split in ("test", "fresh"):
+    summary[f"error_{split}"] = _summary(
+        np.asarray(metrics[f"mlp_{split}"]) - metrics[f"dot_{split}"])
+  return {"d": dim, "num_users": num_users, "multiplier": multiplier,
+          "hidden": list(hidden_sizes(dim, multiplier)), "seeds": seeds,
+          "epochs": c.epochs, "num_train": int(num_train),
+          "train_mse": _summary(loss), **summary,
+          "generate_s": generate_s, "train_s": train_s,
+          "samples_per_s": seeds * num_train * c.epochs / train_s}
+
+
+def _summary(values) -> dict:
+  values = np.asarray(values, dtype=np.float64)
+  return {"mean": float(values.mean()), "std": float(values.std()),
+          "per_seed": values.tolist()}
+
+
+def cell_name(dim, num_users, multiplier) -> str:
+  return f"d={dim},M={num_users},multiplier={multiplier}"
+
+
+def run(config, workdir, overwrite=False) -> dict:
+  """Runs (or resumes) the grid of `config` in `workdir`."""
+  validate(config)
+  c = config.synthetic
+  workdir = sweep.open_grid(workdir, config.to_dict(), overwrite)
+  done = sweep.done_cells(workdir)
+  cells = [(d, m, mult) for mult in c.multipliers for d in c.dims
+           for m in c.nums_users]
+  logging.info("synthetic grid: %d cells, %d already recorded", len(cells),
+               sum(cell_name(*cell) in done for cell in cells))
+  for index, (dim, num_users, multiplier) in enumerate(cells):
+    name = cell_name(dim, num_users, multiplier)
+    if name in done:
+      continue
+    prefix = f"[{index + 1}/{len(cells)} {name}] "
+    try:
+      record = train_cell(num_users, dim, multiplier, c, prefix)
+    except FloatingPointError as e:  # this cell fails, the grid goes on
+      logging.error("%s", e)
+      record = {"d": dim, "num_users": num_users, "multiplier": multiplier,
+                "error": str(e)}
+    record["cell"] = name
+    sweep.record_cell(workdir, record)
+    done[name] = record
+    if "error" not in record:
+      logging.info("%sRMSE test: MLP %.4f dot %.4f zero %.4f; fresh: MLP "
+                   "%.4f; error test %.4f fresh %.4f; %.0f samples/s", prefix,
+                   record["mlp_test"]["mean"], record["dot_test"]["mean"],
+                   record["zero_test"]["mean"], record["mlp_fresh"]["mean"],
+                   record["error_test"]["mean"],
+                   record["error_fresh"]["mean"], record["samples_per_s"])
+  records = [done[cell_name(*cell)] for cell in cells]
+  (workdir / "synthetic.md").write_text(markdown_table(records))
+  plot(records, workdir / "synthetic.png")
+  final = {"experiment": "synthetic", "device": str(jax.devices()[0]),
+           "cells": records,
+           "failed": [r["cell"] for r in records if "error" in r]}
+  results.write_json(workdir / results.RESULTS, final)
+  return final
+
+
+def markdown_table(records) -> str:
+  lines = ["| d | M | multiplier | hidden | RMSE MLP test | RMSE MLP fresh | "
+           "RMSE dot test | RMSE zero test | error test | error fresh | "
+           "train s |", "|" + "---|" * 11]
+  for r in records:
+    head = f"| {r['d']} | {r['num_users']:,} | {r['multiplier']} |"
+    if "error" in r:
+      lines.append(f"{head} failed: {r['error']} |")
+      continue
+    cells = [f"{r[k]['mean']:.4f}" for k in ("mlp_test", "mlp_fresh",
+                                             "dot_test", "zero_test")]
+    cells += [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}"
+              for k in ("error_test", "error_fresh")]
+    lines.append(f"{head} {r['hidden']} | " + " | ".join(cells) +
+                 f" | {r['train_s']:.0f} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot(records, path) -> None:
+  """Figure 3: error against M, a line per d, a panel per width."""
+  plt = plotting.pyplot(path)
+  if plt is None:
+    return
+  ok = [r for r in records if "error" not in r]
+  multipliers = sorted({r["multiplier"] for r in ok})
+  dims = sorted({r["d"] for r in ok})
+  if not ok:
+    return
+  fig, axes = plt.subplots(1, len(multipliers), sharey=True, squeeze=False,
+                           figsize=(4.5 * len(multipliers), 3.8))
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for ax, mult in zip(axes[0], multipliers):
+    for color, dim in zip(colors * 4, dims):
+      rows = sorted((r["num_users"], r) for r in ok
+                    if r["d"] == dim and r["multiplier"] == mult)
+      xs = [m for m, _ in rows]
+      for split, style in (("fresh", "-"), ("test", ":")):
+        ys = [r[f"error_{split}"]["mean"] for _, r in rows]
+        ax.plot(xs, ys, style, color=color, marker="o", markersize=3,
+                label=f"d={dim}" if split == "fresh" else None)
+    for level in (0.01, 0.001):
+      ax.axhline(level, color="gray", lw=0.8, ls="--")
+    ax.set(xscale="log", yscale="log", xlabel="users M (= items)",
+           title=f"first layer {mult}x (h = {mult}d/2)")
+    ax.grid(True, which="both", alpha=0.3)
+  axes[0][0].set_ylabel("RMSE(MLP) - RMSE(dot)")
+  axes[0][-1].legend(title="solid: fresh, dotted: test", fontsize=8)
+  plotting.save(fig, path)
+
+
+def full_grid_estimate(config, samples_per_s) -> float:
+  """Seconds the config's grid takes at the given samples/s per cell shape
+  {(d, multiplier): samples/s of all seeds together}."""
+  c = config.synthetic
+  seconds = 0.0
+  for mult in c.multipliers:
+    for dim in c.dims:
+      for m in c.nums_users:
+        samples = c.num_seeds * round(c.train_fraction * c.pairs_per_user * m)
+        seconds += samples * c.epochs / samples_per_s[(dim, mult)]
+  return seconds
+

@@ -1,0 +1,174 @@
+"""Tests of the §4 synthetic grid: generator, trainer, resumable grid."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from dot_vs_learned import checks
+from dot_vs_learned import results
+from dot_vs_learned import sweep
+from dot_vs_learned import synthetic
+
+
+def _config(**overrides):
+  config = synthetic.default_config()
+  config.synthetic.update(dims=(4,), nums_users=(200,), multipliers=(1,),
+                          num_seeds=2, epochs=1, num_fresh=1000,
+                          eval_chunk=4096)
+  config.synthetic.update(overrides)
+  return config
+
+
+@pytest.mark.parametrize("dim", [2, 16, 128])
+def test_embedding_scale_gives_the_netflix_variances(dim):
+  s = synthetic.embedding_stddev(dim)
+  assert dim * s**4 == pytest.approx(1.13**2 - 0.85**2)
+
+
+def test_sample_pairs_are_distinct_and_uniform():
+  rng = np.random.default_rng(0)
+  for rows, cols, count in [(300, 300, 30_000), (20, 30, 500)]:  # sparse, dense
+    pairs = synthetic.sample_pairs(rng, rows, cols, count)
+    assert pairs.shape == (count, 2) and pairs.dtype == np.int32
+    assert len(np.unique(pairs[:, 0] * cols + pairs[:, 1])) == count
+    assert pairs[:, 0].max() < rows and pairs[:, 1].max() < cols
+    per_row = np.bincount(pairs[:, 0], minlength=rows)
+    expected = count / rows
+    assert np.abs(per_row - expected).max() < 6 * np.sqrt(expected)
+  with pytest.raises(ValueError, match="601 distinct pairs asked of 600"):
+    synthetic.sample_pairs(rng, 20, 30, 601)
+
+
+def test_generator_statistics():
+  c = _config(num_fresh=50_000).synthetic
+  data = synthetic.generate(2000, 16, 0, c)
+  assert len(data.train) == 180_000 and len(data.test) == 20_000
+  both = np.concatenate([data.train, data.test])
+  assert len(np.unique(both[:, 0] * 2000 + both[:, 1])) == 200_000
+  # Var y = d s^4 + 0.85^2 = 1.13^2, on seen pairs and on fresh ones.
+  assert np.var(data.train_labels) == pytest.approx(1.13**2, rel=0.02)
+  assert np.var(data.fresh_labels) == pytest.approx(1.13**2, rel=0.03)
+  dot = np.einsum("nd,nd->n", data.user[data.test[:, 0]],
+                  data.item[data.test[:, 1]])
+  assert np.sqrt(np.mean((data.test_labels - dot)**2)) == pytest.approx(
+      0.85, rel=0.02)
+  # Fresh embeddings appear nowhere in P or Q.
+  seen = {row.tobytes() for row in np.concatenate([data.user, data.item])}
+  assert not seen & {row.tobytes() for row in data.fresh_user}
+  assert not seen & {row.tobytes() for row in data.fresh_item}
+  again = synthetic.generate(2000, 16, 0, c)
+  np.testing.assert_array_equal(again.train, data.train)
+  other = synthetic.generate(2000, 16, 1, c)
+  assert not np.array_equal(other.train, data.train)
+
+
+def test_cell_reports_dot_and_zero_rmse_near_0_85_and_1_13():
+  record = synthetic.train_cell(1000, 8, 1, _config(epochs=1).synthetic)
+  for split in ("test", "fresh"):
+    assert record[f"dot_{split}"]["mean"] == pytest.approx(0.85, abs=0.02)
+    assert record[f"zero_{split}"]["mean"] == pytest.approx(1.13, abs=0.03)
+    np.testing.assert_allclose(
+        record[f"error_{split}"]["per_seed"],
+        np.subtract(record[f"mlp_{split}"]["per_seed"],
+                    record[f"dot_{split}"]["per_seed"]), atol=1e-6)
+  assert record["hidden"] == [16, 8, 4] and record["seeds"] == 2
+
+
+def test_mlp_learns_a_two_dimensional_dot_product():
+  c = _config(epochs=12, num_seeds=1, pairs_per_user=100).synthetic
+  record = synthetic.train_cell(1500, 2, 4, c)
+  assert record["zero_test"]["mean"] > 1.1
+  # Near the noise floor 0.85: the MLP explains almost all of <p, q>.
+  assert record["error_test"]["mean"] < 0.02
+  assert record["error_fresh"]["mean"] < 0.02
+
+
+def test_vmapped_seeds_equal_seed_by_seed_training():
+  c = _config().synthetic
+  data = synthetic.stack_seeds(300, 4, c)
+  init, epoch, _ = synthetic.make_cell_programs(4, 1, data.train.shape[1], c)
+  keys = jax.random.split(jax.random.key(0), 2)
+  states, losses = jax.jit(jax.vmap(epoch))(jax.vmap(init)(keys), data)
+  for s in range(2):
+    one = jax.tree.map(lambda x: x[s], data)
+    state, loss = jax.jit(epoch)(init(keys[s]), one)
+    np.testing.assert_allclose(loss, losses[s], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(state.params),
+                    jax.tree.leaves(jax.tree.map(lambda x: x[s],
+                                                 states.params))):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_grid_records_cells_and_resumes_without_recomputing(tmp_path,
+                                                            monkeypatch):
+  config = _config(nums_users=(200, 300))
+  first = synthetic.run(config, tmp_path)
+  assert [r["cell"] for r in first["cells"]] == [
+      "d=4,M=200,multiplier=1", "d=4,M=300,multiplier=1"]
+  assert (tmp_path / "synthetic.md").read_text().count("\n") == 4
+  # Kill after the first cell: drop the second record and the results, and
+  # leave a half-written line behind.
+  lines = (tmp_path / sweep.CELLS).read_text().splitlines()
+  (tmp_path / sweep.CELLS).write_text(lines[0] + "\n" + lines[1][:20])
+  (tmp_path / results.RESULTS).unlink()
+  trained = []
+  real = synthetic.train_cell
+  monkeypatch.setattr(synthetic, "train_cell",
+                      lambda m, *a, **k: trained.append(m) or real(m, *a, **k))
+  second = synthetic.run(config, tmp_path)
+  assert trained == [300]  # only the unrecorded cell ran again
+  for a, b in zip(first["cells"], second["cells"]):
+    assert a["mlp_test"]["per_seed"] == pytest.approx(b["mlp_test"]["per_seed"])
+  assert len(sweep.done_cells(tmp_path)) == 2
+
+
+def test_grid_refuses_a_finished_grid_or_another_config(tmp_path):
+  synthetic.run(_config(), tmp_path)
+  with pytest.raises(results.WorkdirError, match="finished run"):
+    synthetic.run(_config(), tmp_path)
+  (tmp_path / results.RESULTS).unlink()
+  with pytest.raises(results.WorkdirError, match="grid of another config"):
+    synthetic.run(_config(epochs=2), tmp_path)
+  out = synthetic.run(_config(epochs=2), tmp_path, overwrite=True)
+  assert out["cells"][0]["epochs"] == 2
+
+
+def test_a_diverging_cell_is_marked_failed_and_the_grid_goes_on(
+    tmp_path, monkeypatch):
+  real = synthetic.train_cell
+
+  def fake(num_users, *args, **kwargs):
+    if num_users == 200:
+      raise FloatingPointError("training diverged at epoch 1: loss [nan]")
+    return real(num_users, *args, **kwargs)
+
+  monkeypatch.setattr(synthetic, "train_cell", fake)
+  out = synthetic.run(_config(nums_users=(200, 300)), tmp_path)
+  assert out["failed"] == ["d=4,M=200,multiplier=1"]
+  assert "error" not in out["cells"][1]
+  assert "failed: training diverged" in (tmp_path / "synthetic.md").read_text()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("dims", ()), ("multipliers", (0,)), ("pairs_per_user", 201),
+    ("train_fraction", 1.0), ("learning_rate", -1.0), ("label_noise", 1.2)])
+def test_bad_config_names_the_field_and_writes_nothing(tmp_path, field, value):
+  with pytest.raises(checks.ConfigError, match=f"synthetic.{field}="):
+    synthetic.run(_config(**{field: value}), tmp_path / "grid")
+  assert not (tmp_path / "grid").exists()
+
+
+def test_full_grid_estimate_sums_cells():
+  config = _config(dims=(4, 8), nums_users=(100, 200), epochs=2, num_seeds=5)
+  rates = {(4, 1): 1000.0, (8, 1): 500.0}
+  samples = 5 * 0.9 * 100 * (100 + 200) * 2  # per shape
+  assert synthetic.full_grid_estimate(config, rates) == pytest.approx(
+      samples / 1000 + samples / 500)
+
+
+def test_results_json_lists_cells(tmp_path):
+  synthetic.run(_config(), tmp_path)
+  saved = json.loads((tmp_path / results.RESULTS).read_text())
+  assert saved["failed"] == [] and len(saved["cells"]) == 1
