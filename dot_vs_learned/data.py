@@ -12,12 +12,13 @@ import os
 import pathlib
 import re
 import shutil
-import tempfile
 import urllib.request
 import warnings
 from typing import NamedTuple
 
 import numpy as np
+
+from dot_vs_learned import results
 
 DEFAULT_BASE_URL = (
     "https://raw.githubusercontent.com/hexiangnan/"
@@ -242,7 +243,7 @@ def write_ncf(data: NCFData, out_dir, name, *, train_timestamps=None,
   temps = []
   try:
     for suffix, text in zip(SUFFIXES, texts):
-      fd, temp = tempfile.mkstemp(dir=out, prefix=f".{name}.{suffix}.")
+      fd, temp = results.make_temp(out, f".{name}.{suffix}.")
       temps.append(temp)
       with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -272,8 +273,7 @@ def _mismatch(path, pins) -> str:
 
 def _fetch(url, target, pins) -> None:
   """Streams `url` to a temp file, verifies it, then renames it to `target`."""
-  fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                              suffix=".part")
+  fd, temp = results.make_temp(target.parent, f".{target.name}.", ".part")
   try:
     with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url,
                                                           timeout=60) as r:

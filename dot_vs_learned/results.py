@@ -26,10 +26,20 @@ class WorkdirError(RuntimeError):
   lacks the finished run the caller needs."""
 
 
+def make_temp(directory, prefix, suffix=""):
+  """tempfile.mkstemp with the permissions of a plain new file (0666 less
+  the umask) instead of 0600, since it becomes a result by a rename."""
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.fchmod(fd, 0o666 & ~umask)
+  return fd, tmp
+
+
 def _write_atomically(path, write, mode="w") -> None:
   """Calls write(file) on a temporary file in the same folder, then renames."""
   path = pathlib.Path(path)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+  fd, tmp = make_temp(path.parent, f".{path.name}.")
   try:
     with os.fdopen(fd, mode) as f:
       write(f)

@@ -298,3 +298,13 @@ def test_load_dataset(tmp_path, source, monkeypatch):
   cached = data.load_dataset(_config(  # verified in the cache, not refetched
       name="tiny", cache_dir=str(tmp_path / "cache"), download=True))
   _assert_same(cached, from_dir)
+
+
+def test_written_files_are_readable_by_others_as_umask_allows(tmp_path):
+  old = os.umask(0o022)
+  try:
+    data.write_ncf(data.generate_default(120, 200), tmp_path, "toy")
+  finally:
+    os.umask(old)
+  for path in tmp_path.iterdir():
+    assert path.stat().st_mode & 0o777 == 0o644, path
