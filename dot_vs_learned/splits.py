@@ -1,10 +1,15 @@
 """Builds NCF-protocol splits from raw interaction logs, as a library and CLI.
 
 python -m dot_vs_learned.splits --log=ml-1m/ratings.dat --out_dir=DIR --name=ml-1m-rebuilt
+python -m dot_vs_learned.splits --holdout_of=NCF_DIR --name=ml-1m --out_dir=DIR
 
 The NCF protocol (He et al. 2017, §4.1): binarize, hold out each user's latest
 interaction, sample negatives uniformly from the items the user never touched.
+--holdout_of applies it to an NCF training file: the tuning split of App. A.2
+(DIR/ml-1m.holdout.*), for selecting hyperparameters without the test set.
 """
+
+import pathlib
 
 from absl import app
 from absl import flags
@@ -115,19 +120,68 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
   return data.load_ncf(out_dir, name)
 
 
+def holdout_split(ncf_dir, name, out_dir, out_name=None,
+                  seed=0) -> data.NCFData:
+  """The tuning split of paper App. A.2, built from an NCF training file only.
+
+  Each user's latest training interaction (by the timestamp column; equal
+  timestamps, e.g. all 0, leave the line appearing last in the file) becomes
+  the tuning test item; its negatives, as many per user as the NCF test file
+  has, are sampled uniformly from items the user has no training interaction
+  with (among the item ids of the training file); the rest is the tuning
+  training set. Nothing of the final test items or negatives is used: their
+  files give only the user count and the number of negatives. Written as
+  NCF files `{out_dir}/{out_name}.*` (default name `{name}.holdout`).
+  """
+  full = data.load_ncf(ncf_dir, name)  # validates all three files
+  train_path = pathlib.Path(ncf_dir) / f"{name}.train.rating"
+  users, items, times = _read_log(train_path, "tsv")
+  users, items = users.astype(np.int64), items.astype(np.int64)
+  counts = np.bincount(users, minlength=full.num_users)
+  if (counts < 2).any():
+    user = int(np.argmin(counts))
+    raise data.DataError(
+        f"{train_path}: user {user} has {counts[user]} training "
+        "interactions; the tuning split needs >= 2 (one held out, one kept)")
+  out_name = out_name or f"{name}.holdout"
+  rng = np.random.Generator(np.random.PCG64(seed))
+  # Negatives come from the items of the training file: the ids that occur
+  # only in the final test files are not known here.
+  split, train_times, test_times = data.ncf_split(
+      train_path, out_name, users, items, times, full.num_users,
+      int(items.max()) + 1, full.test_negatives.shape[1], rng)
+  data.write_ncf(split, out_dir, out_name, train_timestamps=train_times,
+                 test_timestamps=test_times)
+  return data.load_ncf(out_dir, out_name)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  split = build_split(_LOG.value, _OUT_DIR.value, _NAME.value,
-                      _NUM_NEGATIVES.value, _SEED.value,
-                      _MIN_INTERACTIONS.value, _FMT.value)
-  print(f"{_OUT_DIR.value}/{_NAME.value}.*: {split.num_users} users, "
+  if bool(_LOG.value) == bool(_HOLDOUT_OF.value):
+    raise app.UsageError("give exactly one of --log (a raw log to split) and "
+                         "--holdout_of (an NCF folder to make a tuning split "
+                         "of)")
+  if _LOG.value:
+    split = build_split(_LOG.value, _OUT_DIR.value, _NAME.value,
+                        _NUM_NEGATIVES.value, _SEED.value,
+                        _MIN_INTERACTIONS.value, _FMT.value)
+  else:
+    split = holdout_split(_HOLDOUT_OF.value, _NAME.value, _OUT_DIR.value,
+                          _OUT_NAME.value or None, _SEED.value)
+  print(f"{_OUT_DIR.value}/{split.name}.*: {split.num_users} users, "
         f"{split.num_items} items, {split.train_users.shape[0]} training "
         f"pairs, {split.test_negatives.shape[1]} negatives per user")
 
 
 if __name__ == "__main__":
   _LOG = flags.DEFINE_string("log", None, "Raw interaction log.")
+  _HOLDOUT_OF = flags.DEFINE_string(
+      "holdout_of", None, "Folder of NCF files {name}.*: build their tuning "
+      "split (App. A.2) instead of splitting a log.")
+  _OUT_NAME = flags.DEFINE_string(
+      "out_name", "", "--holdout_of: name of the tuning files; default "
+      "{name}.holdout.")
   _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where NCF files go.")
   _NAME = flags.DEFINE_string("name", None, "Dataset name: {name}.* files.")
   _NUM_NEGATIVES = flags.DEFINE_integer("num_negatives", 99,
@@ -137,5 +191,5 @@ if __name__ == "__main__":
       "min_interactions", 1, "Minimum distinct items of a kept user (>= 2).")
   _FMT = flags.DEFINE_enum("fmt", "auto", ["auto", "movielens", "csv", "tsv"],
                            "Log format.")
-  flags.mark_flags_as_required(["log", "out_dir", "name"])
+  flags.mark_flags_as_required(["out_dir", "name"])
   app.run(main)

@@ -110,3 +110,60 @@ def test_build_split_deterministic_per_seed(tmp_path):
     assert len(set(negatives)) == 20 and not items & set(negatives)
 
 
+
+
+def _ncf_files(tmp_path, train_lines, num_users, num_negatives=2):
+  """NCF files: the given train lines, test item 0 and negatives 1.. per user."""
+  (tmp_path / "toy.train.rating").write_text(
+      "".join(f"{u}\t{i}\t1\t{t}\n" for u, i, t in train_lines))
+  (tmp_path / "toy.test.rating").write_text(
+      "".join(f"{u}\t0\t1\t0\n" for u in range(num_users)))
+  negatives = "\t".join(str(i) for i in range(1, num_negatives + 1))
+  (tmp_path / "toy.test.negative").write_text(
+      "".join(f"({u},0)\t{negatives}\n" for u in range(num_users)))
+
+
+def test_holdout_takes_each_users_latest_training_interaction(tmp_path):
+  # user 0: items 3 (t=5), 4 (t=9), 5 (t=9, later line: held out);
+  # user 1: all at t=0, so the last line (item 6) is held out.
+  _ncf_files(tmp_path, [(0, 3, 5), (0, 4, 9), (0, 5, 9), (1, 7, 0),
+                        (1, 8, 0), (1, 6, 0)], 2)
+  out = tmp_path / "tuning"
+  tuning = splits.holdout_split(tmp_path, "toy", out, seed=3)
+  assert tuning.name == "toy.holdout"
+  assert sorted(p.name for p in out.iterdir()) == [
+      "toy.holdout.test.negative", "toy.holdout.test.rating",
+      "toy.holdout.train.rating"]
+  np.testing.assert_array_equal(tuning.test_items, [5, 6])
+  assert sorted(zip(tuning.train_users.tolist(),
+                    tuning.train_items.tolist())) == [(0, 3), (0, 4), (1, 7),
+                                                      (1, 8)]
+  # As many negatives as the test file has, none a training item of the user.
+  assert tuning.test_negatives.shape == (2, 2)
+  for u, items in enumerate([{3, 4, 5}, {6, 7, 8}]):
+    assert not items & set(tuning.test_negatives[u].tolist())
+  again = splits.holdout_split(tmp_path, "toy", tmp_path / "again", seed=3)
+  np.testing.assert_array_equal(again.test_negatives, tuning.test_negatives)
+
+
+def test_holdout_uses_nothing_from_the_final_test_files(tmp_path):
+  rng = np.random.default_rng(0)
+  lines = [(u, i, int(rng.integers(100))) for u in range(30)
+           for i in rng.choice(np.arange(1, 60), 8, replace=False)]
+  _ncf_files(tmp_path, lines, 30, num_negatives=5)
+  first = splits.holdout_split(tmp_path, "toy", tmp_path / "a", seed=1)
+  # Other final test items and negatives (same count): the same tuning split.
+  (tmp_path / "toy.test.rating").write_text(
+      "".join(f"{u}\t{59 - u}\t1\t0\n" for u in range(30)))
+  (tmp_path / "toy.test.negative").write_text(
+      "".join(f"({u},{59 - u})\t61\t62\t63\t64\t65\n" for u in range(30)))
+  second = splits.holdout_split(tmp_path, "toy", tmp_path / "b", seed=1)
+  for a, b in zip(first[2:], second[2:]):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_holdout_needs_two_training_interactions_per_user(tmp_path):
+  _ncf_files(tmp_path, [(0, 3, 1), (0, 4, 2), (1, 5, 1)], 2)
+  with pytest.raises(data.DataError, match="user 1 has 1 training"):
+    splits.holdout_split(tmp_path, "toy", tmp_path / "out")
+  assert not (tmp_path / "out").exists()
