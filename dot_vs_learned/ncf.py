@@ -176,7 +176,8 @@ def _train(config, data, workdir, start, stage="", init_params=None):
   reporting) and the final states. Each stage draws its own streams.
   """
   t, k = config.train, config.eval.k
-  init, run_epochs = train.make_train(config, data)
+  init, run_epochs = train.make_train(config, data,
+                                      train.point_mesh(t.num_seeds))
   root = jax.random.key(t.seed)
   if stage:  # each pretraining stage draws its own streams
     root = jax.random.fold_in(root, STAGES.index(stage))

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dot_vs_learned import evaluate
@@ -33,13 +34,18 @@ class TrainState(NamedTuple):
 
 
 def make_model(config, num_users, num_items):
-  """Returns init(key) -> params and score(params, users, items) -> logits."""
+  """Returns init(key, stddev=None) -> params and score(params, users, items).
+
+  `stddev` (MF only; may be traced, e.g. swept) overrides
+  config.train.init_stddev; the flax models start from N(0, 0.01^2) (NCF).
+  """
   name, dim = config.model.name, config.model.dim
   if name == "mf":
-    init = functools.partial(models.init_mf, num_users=num_users,
-                             num_items=num_items, dim=dim,
-                             stddev=config.train.init_stddev)
-    return init, models.mf_score
+    def init_mf(key, stddev=None):
+      return models.init_mf(key, num_users, num_items, dim,
+                            config.train.init_stddev if stddev is None
+                            else stddev)
+    return init_mf, models.mf_score
   hidden = tuple(config.model.hidden)
   if name == "gmf":
     module = models.GMF(num_users, num_items, dim)
@@ -51,7 +57,7 @@ def make_model(config, num_users, num_items):
     module = models.NeuMF(num_users, num_items, k, 2 * k,
                           hidden or (4 * k, 2 * k, k))
   ids = jnp.zeros((1,), jnp.int32)
-  return (lambda key: module.init(key, ids, ids)), module.apply
+  return (lambda key, stddev=None: module.init(key, ids, ids)), module.apply
 
 
 def _tables(params, suffix):
@@ -156,42 +162,70 @@ def make_epoch(config, num_items, num_train, score=models.mf_score):
   return epoch
 
 
-def init_state(key, config, num_users, num_items,
-               params=None) -> TrainState:
-  """Initial state of one seed; `params` replaces the random initialization."""
+def init_state(key, config, num_users, num_items, params=None,
+               stddev=None) -> TrainState:
+  """Initial state of one seed; `params` replaces the random initialization,
+  `stddev` the configured init scale (make_model)."""
   init_key, train_key = jax.random.split(key)
   init, score = make_model(config, num_users, num_items)
-  params = init(init_key) if params is None else params
+  params = init(init_key, stddev) if params is None else params
   opt_state = (make_gradient_step(score, config)[0](params)
                if config.train.optimizer in ("adam", "sgd") else ())
   return TrainState(params, opt_state, train_key, jnp.zeros((), jnp.int32))
 
 
-def make_train(config, data):
+def config_hparams(config, count) -> stream.Hparams:
+  """The config's learning rate and lambda, repeated for `count` points."""
+  return stream.Hparams(
+      jnp.full((count,), config.train.learning_rate, jnp.float32),
+      jnp.full((count,), config.train.reg, jnp.float32))
+
+
+def point_mesh(count):
+  """A 1-D mesh over the most devices that divide `count` points; None if
+  that is one device (then nothing is sharded)."""
+  devices = jax.devices()
+  used = max(n for n in range(1, len(devices) + 1) if count % n == 0)
+  if used == 1:
+    return None
+  return jax.sharding.Mesh(np.array(devices[:used]), ("points",))
+
+
+def make_train(config, data, mesh=None):
   """Builds the jitted programs of one run for the config and dataset.
 
   Returns:
-    init(keys, params=None) -> TrainState (params: per-seed initial
-    parameters, e.g. pretrained), and run(states, num_epochs) -> (states,
-    metrics), which trains num_epochs epochs then evaluates; both over a
-    leading seed axis (seeds are vmapped).
+    init(keys, params=None, stddevs=None) -> TrainState, and
+    run(states, num_epochs, hps=None) -> (states, metrics), which trains
+    num_epochs epochs then evaluates. Both work over a leading axis of
+    points: seeds, or (hyperparameter, seed) pairs of a sweep, vmapped.
+    params: per-point initial parameters (e.g. pretrained); stddevs: per-point
+    init scales (MF); hps: per-point stream.Hparams (default: the config's).
+    mesh: a 1-D jax.sharding.Mesh; the point axis is then sharded over its
+    devices (its length must be a multiple of their number) and the data
+    replicated.
   """
-  train_users = jnp.asarray(data.train_users)
-  train_items = jnp.asarray(data.train_items)
-  test_items = jnp.asarray(data.test_items)
-  negatives = jnp.asarray(data.test_negatives)
-  mask = jnp.asarray(evaluate.candidate_mask(data.test_items,
-                                             data.test_negatives))
-  hp = stream.Hparams(jnp.float32(config.train.learning_rate),
-                      jnp.float32(config.train.reg))
+  arrays = (data.train_users, data.train_items, data.test_items,
+            data.test_negatives,
+            evaluate.candidate_mask(data.test_items, data.test_negatives))
+  if mesh is None:
+    arrays = tuple(jnp.asarray(a) for a in arrays)
+    place = lambda tree: tree
+  else:
+    axis = mesh.axis_names[0]
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(axis))
+    arrays = jax.device_put(arrays, replicated)
+    place = lambda tree: jax.device_put(tree, split)
   _, score = make_model(config, data.num_users, data.num_items)
   epoch = make_epoch(config, data.num_items, data.train_users.shape[0], score)
   k = config.eval.k
 
-  def init(key, params=None):
-    return init_state(key, config, data.num_users, data.num_items, params)
+  def init_one(key, stddev, params):
+    return init_state(key, config, data.num_users, data.num_items, params,
+                      stddev)
 
-  def run_one(state, arrays, num_epochs):
+  def run_one(state, hp, arrays, num_epochs):
     users, items, test, negs, msk = arrays
     state, losses = jax.lax.scan(
         lambda s, _: epoch(s, users, items, hp), state, None, length=num_epochs)
@@ -199,20 +233,35 @@ def make_train(config, data):
     return state, dict(metrics, loss=losses[-1],
                        **parameter_norms(state.params))
 
-  @functools.partial(jax.jit, static_argnums=(2,), donate_argnums=(0,))
-  def run_all(states, arrays, num_epochs):
-    if jax.tree.leaves(states)[0].shape[0] == 1:
+  @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0,))
+  def run_all(states, hps, arrays, num_epochs):
+    if jax.tree.leaves(states)[0].shape[0] == 1 and mesh is None:
       # XLA:CPU runs a scatter vmapped over one seed about 2x slower than the
-      # plain scatter, so a single seed skips the vmap.
-      state, metrics = run_one(jax.tree.map(lambda x: x[0], states), arrays,
-                               num_epochs)
+      # plain scatter, so a single point skips the vmap.
+      first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+      state, metrics = run_one(first(states), first(hps), arrays, num_epochs)
       return jax.tree.map(lambda x: x[None], (state, metrics))
-    return jax.vmap(run_one, in_axes=(0, None, None))(states, arrays,
-                                                      num_epochs)
+    return jax.vmap(run_one, in_axes=(0, 0, None, None))(states, hps, arrays,
+                                                         num_epochs)
 
-  arrays = (train_users, train_items, test_items, negatives, mask)
-  init_all = jax.jit(jax.vmap(init))
-  return init_all, lambda s, e: run_all(s, arrays, e)
+  init_with = jax.jit(jax.vmap(init_one))
+  init_fresh = jax.jit(jax.vmap(lambda key, stddev: init_one(key, stddev,
+                                                             None)))
+
+  def init(keys, params=None, stddevs=None):
+    if stddevs is None:
+      stddevs = jnp.full((len(keys),), config.train.init_stddev, jnp.float32)
+    keys, stddevs = place(keys), place(jnp.asarray(stddevs, jnp.float32))
+    if params is None:
+      return init_fresh(keys, stddevs)
+    return init_with(keys, stddevs, place(params))
+
+  def run(states, num_epochs, hps=None):
+    count = jax.tree.leaves(states)[0].shape[0]
+    hps = config_hparams(config, count) if hps is None else hps
+    return run_all(states, place(hps), arrays, num_epochs)
+
+  return init, run
 
 
 def popularity_metrics(data, k) -> dict[str, float]:
