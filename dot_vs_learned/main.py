@@ -12,13 +12,14 @@ from dot_vs_learned import ncf
 from dot_vs_learned import results
 from dot_vs_learned import serving
 from dot_vs_learned import synthetic
+from dot_vs_learned import tuning
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Replace a finished run in --workdir.")
 EXPERIMENTS = {"ncf": ncf.run, "retrieval": serving.run,
-               "synthetic": synthetic.run}
+               "synthetic": synthetic.run, "tuning": tuning.run}
 
 
 def main(argv):

@@ -1,0 +1,26 @@
+"""App. A.2 on MovieLens-1M: tune MF on the tuning split, then Figure 2's runs.
+
+python -m dot_vs_learned.splits --holdout_of=DIR_WITH_ML-1M --name=ml-1m --out_dir=TUNE_DIR
+python -m dot_vs_learned.main --config=configs/tune_movielens.py \
+  --config.data.dir=TUNE_DIR --config.final.data.dir=DIR_WITH_ML-1M --workdir=DIR
+
+The coarse pass: lr in {0.001, 0.003, 0.01} x m in {4, 8, 16} x lambda in
+{0, 0.001, 0.003, 0.01} at d = 64 and 128 epochs, evaluated every 16 epochs
+on the tuning split; the selection (hyperparameters and epoch) is then
+trained on the real split for d in {16, 32, 64, 96, 128, 192} with 8 seeds.
+--config=configs/tune_movielens.py:quick  runs 32 epochs, final d = 64 only,
+with 2 seeds.
+"""
+
+from dot_vs_learned import tuning
+
+
+def get_config(size="coarse"):
+  config = tuning.default_config()
+  if size == "quick":
+    config.train.epochs = 32
+    config.eval.every = 8
+    config.final.update(dims=(64,), num_seeds=2)
+  elif size != "coarse":
+    raise ValueError(f"configs/tune_movielens.py:{size}: 'coarse' or 'quick'")
+  return config

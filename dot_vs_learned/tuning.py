@@ -1,0 +1,220 @@
+"""Hyperparameter tuning of paper App. A.2, then the final runs (Figure 2).
+
+Stage 1, on the tuning split (splits.holdout_split; config.data points at
+it): a grid over learning rate x lambda x init scale x seeds, vmapped into
+one jitted program per shape (model, d, m negatives), evaluated on the tuning
+test set every `eval.every` epochs. Each shape is a cell of sweep.py: rerun,
+a finished shape is not recomputed. A point whose loss turns NaN or Inf is
+marked failed (from that epoch on); the others go on.
+Selection, on the tuning set only: the (shape, learning rate, lambda, init
+scale, epoch) of the best mean HR@k over seeds (ties: NDCG@k).
+Stage 2: the selected configuration trained on the final training split
+(config.final.data) for every d of config.final.dims with final.num_seeds
+seeds, each an NCF run (ncf.py) in `final_d{d}/`, evaluated on the test file.
+
+The point axis (hyperparameters x seeds) is sharded over all devices
+(jax.sharding): one CPU, several GPUs or a TPU slice run the same command.
+"""
+
+import copy
+import itertools
+import json
+import time
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from dot_vs_learned import checks
+from dot_vs_learned import data as data_lib
+from dot_vs_learned import ncf
+from dot_vs_learned import results
+from dot_vs_learned import stream
+from dot_vs_learned import sweep
+from dot_vs_learned import train
+
+SELECTION = "selection.json"
+
+
+def default_config():
+  """ML-1M's coarse pass of App. A.2 (lambda searched together with lr, m)."""
+  config = ncf.default_config()
+  config.experiment = "tuning"
+  config.data.name = "ml-1m.holdout"  # made by splits --holdout_of
+  config.model.dim = 64
+  config.train.epochs = 128
+  config.eval.every = 16
+  config.sweep = ml_collections.ConfigDict(dict(
+      learning_rates=(0.001, 0.003, 0.01),
+      regs=(0.0, 0.001, 0.003, 0.01),
+      init_stddevs=(0.1,),
+      num_negatives=(4, 8, 16),
+      dims=(64,),
+      models=("mf",),
+      num_seeds=1,
+  ))
+  config.final = ml_collections.ConfigDict(dict(
+      data=ml_collections.ConfigDict(dict(name="ml-1m", dir="", cache_dir="",
+                                          download=True, seed=0,
+                                          num_users=2000, num_items=1000)),
+      dims=(16, 32, 64, 96, 128, 192),
+      num_seeds=8,
+  ))
+  return config
+
+
+def validate(config) -> None:
+  s, check = config.sweep, checks.check
+  for field in ("learning_rates", "init_stddevs", "num_negatives", "dims",
+                "models"):
+    check(len(s[field]) > 0, f"sweep.{field}", s[field], "needs a value")
+  check(all(v > 0 for v in s.learning_rates), "sweep.learning_rates",
+        s.learning_rates, "must be > 0")
+  check(len(s.regs) > 0 and all(v >= 0 for v in s.regs), "sweep.regs",
+        s.regs, "needs values >= 0")
+  check(all(v > 0 for v in s.init_stddevs), "sweep.init_stddevs",
+        s.init_stddevs, "must be > 0")
+  check(s.num_seeds >= 1, "sweep.num_seeds", s.num_seeds, "must be >= 1")
+  check(config.final.num_seeds >= 1, "final.num_seeds",
+        config.final.num_seeds, "must be >= 1")
+  check(len(config.final.dims) > 0, "final.dims", config.final.dims,
+        "needs a value")
+  check(len(s.init_stddevs) == 1 or set(s.models) == {"mf"},
+        "sweep.init_stddevs", s.init_stddevs,
+        "only MF has a sweepable init scale (NCF models: N(0, 0.01^2))")
+  for name, dim, m in itertools.product(s.models, s.dims, s.num_negatives):
+    ncf.validate(_shape_config(config, name, dim, m))
+  for dim in config.final.dims:
+    ncf.validate(_shape_config(config, s.models[0], dim, s.num_negatives[0]))
+
+
+def _shape_config(config, name, dim, num_negatives):
+  shape = copy.deepcopy(config)
+  shape.model.update(name=name, dim=dim)
+  shape.train.num_negatives = num_negatives
+  if name != "mf" and shape.train.optimizer not in ncf.GRADIENT_OPTIMIZERS:
+    shape.train.optimizer = "adam"
+  return shape
+
+
+def points(config):
+  """The vmapped axis of one shape: (lr, lambda, init scale, seed), flat."""
+  s = config.sweep
+  return list(itertools.product(s.learning_rates, s.regs, s.init_stddevs,
+                                range(s.num_seeds)))
+
+
+def tune_shape(config, data, name, dim, num_negatives):
+  """Stage 1 for one shape; returns its cell record."""
+  shape = _shape_config(config, name, dim, num_negatives)
+  grid = points(config)
+  lrs, regs, stddevs, seeds = (np.array(v) for v in zip(*grid))
+  mesh = train.point_mesh(len(grid))
+  num_devices = 1 if mesh is None else mesh.devices.size
+  init, run = train.make_train(shape, data, mesh)
+  root = jax.random.key(config.train.seed)
+  keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(seeds)
+  states = init(keys, stddevs=stddevs.astype(np.float32))
+  hps = stream.Hparams(lrs.astype(np.float32), regs.astype(np.float32))
+  k, t = config.eval.k, shape.train
+  curves, failed_at = [], np.zeros(len(grid), np.int64)
+  done, start = 0, time.time()
+  while done < t.epochs:
+    chunk = min(config.eval.every, t.epochs - done)
+    states, metrics = run(states, chunk, hps)
+    metrics = jax.device_get(metrics)
+    done += chunk
+    bad = ~np.isfinite(np.asarray(metrics["loss"])) & (failed_at == 0)
+    failed_at[bad] = done
+    curves.append({"epoch": done, "hr": np.asarray(metrics["hr"]).tolist(),
+                   "ndcg": np.asarray(metrics["ndcg"]).tolist(),
+                   "loss": np.asarray(metrics["loss"]).tolist()})
+    logging.info("[%s d=%d m=%d] epoch %d/%d: best HR@%d %.4f; %d of %d "
+                 "points failed; %.1f s/epoch on %d devices", name, dim,
+                 num_negatives, done, t.epochs, k,
+                 np.nanmax(np.where(failed_at > 0, np.nan, metrics["hr"])),
+                 (failed_at > 0).sum(), len(grid), (time.time() - start) / done,
+                 num_devices)
+  return {"model": name, "dim": dim, "num_negatives": num_negatives,
+          "points": [{"learning_rate": float(a), "reg": float(b),
+                      "init_stddev": float(c), "seed": int(d)}
+                     for a, b, c, d in grid],
+          "failed_at_epoch": failed_at.tolist(), "curves": curves,
+          "devices": num_devices, "seconds": time.time() - start}
+
+
+def select(records, config) -> dict:
+  """The best (shape, hyperparameters, epoch) by mean tuning HR (then NDCG)
+  over seeds; failed points never win."""
+  best = None
+  for r in records:
+    configs = {}
+    for j, p in enumerate(r["points"]):
+      key = (p["learning_rate"], p["reg"], p["init_stddev"])
+      configs.setdefault(key, []).append(j)
+    for (lr, reg, stddev), js in configs.items():
+      for c in r["curves"]:
+        if any(0 < r["failed_at_epoch"][j] <= c["epoch"] for j in js):
+          continue
+        score = (float(np.mean([c["hr"][j] for j in js])),
+                 float(np.mean([c["ndcg"][j] for j in js])))
+        if best is None or score > best[0]:
+          best = (score, dict(model=r["model"], dim=r["dim"],
+                              num_negatives=r["num_negatives"],
+                              learning_rate=lr, reg=reg, init_stddev=stddev,
+                              epochs=c["epoch"]))
+  if best is None:
+    raise FloatingPointError("every point of the sweep diverged")
+  (hr, ndcg), chosen = best
+  return dict(chosen, **{f"tuning_hr@{config.eval.k}": hr,
+                         f"tuning_ndcg@{config.eval.k}": ndcg})
+
+
+def final_config(config, chosen, dim):
+  """The NCF config of a final run with the selected hyperparameters."""
+  final = _shape_config(config, chosen["model"], dim,
+                        chosen["num_negatives"])
+  del final.sweep, final.final
+  final.experiment = "ncf"
+  final.data = copy.deepcopy(config.final.data)
+  final.train.update(learning_rate=chosen["learning_rate"],
+                     reg=chosen["reg"], init_stddev=chosen["init_stddev"],
+                     epochs=chosen["epochs"],
+                     num_seeds=config.final.num_seeds)
+  final.eval.every = chosen["epochs"]
+  return final
+
+
+def run(config, workdir, overwrite=False) -> dict:
+  """Runs (or resumes) both stages into `workdir`."""
+  validate(config)
+  # Bad data, tuning or final, fails here, before anything is written.
+  data = data_lib.load_dataset(config.data)
+  data_lib.load_dataset(config.final.data)
+  workdir = sweep.open_grid(workdir, config.to_dict(), overwrite)
+  done = sweep.done_cells(workdir)
+  s = config.sweep
+  shapes = list(itertools.product(s.models, s.dims, s.num_negatives))
+  for name, dim, m in shapes:
+    cell = f"tune model={name} d={dim} m={m}"
+    if cell not in done:
+      done[cell] = dict(tune_shape(config, data, name, dim, m), cell=cell)
+      sweep.record_cell(workdir, done[cell])
+  records = [done[f"tune model={n} d={d} m={m}"] for n, d, m in shapes]
+  chosen = select(records, config)
+  results.write_json(workdir / SELECTION, chosen)
+  logging.info("selected on the tuning split: %s", chosen)
+  finals = {}
+  for dim in config.final.dims:
+    run_dir = workdir / f"final_d{dim}"
+    if (run_dir / results.RESULTS).exists():
+      with open(run_dir / results.RESULTS) as f:
+        finals[dim] = json.load(f)
+    else:
+      finals[dim] = ncf.run(final_config(config, chosen, dim), run_dir,
+                            overwrite=True)
+  out = {"experiment": "tuning", "selected": chosen,
+         "final": {str(d): r["final"] for d, r in finals.items()}}
+  results.write_json(workdir / results.RESULTS, out)
+  return out

@@ -1,0 +1,146 @@
+"""Tests of the App. A.2 tuning sweep and its final runs (tuning.py)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dot_vs_learned import checks
+from dot_vs_learned import data
+from dot_vs_learned import ncf
+from dot_vs_learned import results
+from dot_vs_learned import splits
+from dot_vs_learned import sweep
+from dot_vs_learned import tuning
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def split_dirs(tmp_path_factory):
+  """Generated NCF files ("toy") and their tuning split ("toy.holdout")."""
+  root = tmp_path_factory.mktemp("tuning_data")
+  data.write_ncf(data.generate_default(150, 200, seed=5), root / "full",
+                 "toy")
+  splits.holdout_split(root / "full", "toy", root / "tune")
+  return root
+
+
+def tiny_config(split_dirs, **sweep_overrides):
+  config = tuning.default_config()
+  config.data.update(name="toy.holdout", dir=str(split_dirs / "tune"))
+  config.final.data.update(name="toy", dir=str(split_dirs / "full"))
+  config.model.dim = 4
+  config.train.update(epochs=4, batch_size=256)
+  config.eval.every = 2
+  config.sweep.update(learning_rates=(0.003, 0.05), regs=(0.0, 0.01),
+                      num_negatives=(1, 2), dims=(4,), num_seeds=2)
+  config.sweep.update(sweep_overrides)
+  config.final.update(dims=(4, 6), num_seeds=2)
+  return config
+
+
+def test_sweep_selects_on_the_tuning_split_and_runs_the_finals(
+    split_dirs, tmp_path):
+  out = tuning.run(tiny_config(split_dirs), tmp_path)
+  cells = sweep.done_cells(tmp_path)
+  assert sorted(cells) == ["tune model=mf d=4 m=1", "tune model=mf d=4 m=2"]
+  record = cells["tune model=mf d=4 m=1"]
+  assert len(record["points"]) == 2 * 2 * 2  # lr x lambda x seeds
+  assert [c["epoch"] for c in record["curves"]] == [2, 4]
+  # The selection is the best mean-over-seeds tuning HR of any point, epoch.
+  best = max(np.mean([c["hr"][j], c["hr"][j + 1]])
+             for r in cells.values() for c in r["curves"]
+             for j in range(0, 8, 2))
+  chosen = out["selected"]
+  assert chosen["tuning_hr@10"] == pytest.approx(best)
+  assert chosen["learning_rate"] in (0.003, 0.05)
+  assert chosen["epochs"] in (2, 4)
+  assert json.loads((tmp_path / tuning.SELECTION).read_text()) == chosen
+  for dim in (4, 6):
+    final = json.loads((tmp_path / f"final_d{dim}" / "config.json").read_text())
+    assert final["data"]["name"] == "toy" and final["model"]["dim"] == dim
+    assert final["train"]["learning_rate"] == chosen["learning_rate"]
+    assert final["train"]["epochs"] == chosen["epochs"]
+    assert len(out["final"][str(dim)]["hr@10"]["per_seed"]) == 2
+
+
+def test_rerun_recomputes_nothing_finished(split_dirs, tmp_path, monkeypatch):
+  config = tiny_config(split_dirs, num_negatives=(1,))
+  first = tuning.run(config, tmp_path)
+  (tmp_path / results.RESULTS).unlink()
+  (tmp_path / "final_d6" / results.RESULTS).unlink()
+  calls = []
+  real_tune, real_run = tuning.tune_shape, ncf.run
+  monkeypatch.setattr(tuning, "tune_shape",
+                      lambda *a: calls.append("tune") or real_tune(*a))
+  monkeypatch.setattr(ncf, "run",
+                      lambda c, *a, **k: calls.append(c.model.dim) or
+                      real_run(c, *a, **k))
+  second = tuning.run(config, tmp_path)
+  assert calls == [6]  # only the unfinished final run
+  assert second["selected"] == first["selected"]
+  assert second["final"]["6"]["hr@10"] == first["final"]["6"]["hr@10"]
+
+
+def test_diverging_points_fail_alone(split_dirs, tmp_path):
+  config = tiny_config(split_dirs, learning_rates=(0.05, 1e4), regs=(0.0,),
+                       num_negatives=(1,))
+  config.final.dims = (4,)
+  out = tuning.run(config, tmp_path)
+  record = sweep.done_cells(tmp_path)["tune model=mf d=4 m=1"]
+  lrs = [p["learning_rate"] for p in record["points"]]
+  failed = [f > 0 for f in record["failed_at_epoch"]]
+  assert failed == [lr == 1e4 for lr in lrs]
+  assert out["selected"]["learning_rate"] == 0.05
+
+
+def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
+  config = tiny_config(split_dirs, learning_rates=(-0.1,))
+  with pytest.raises(checks.ConfigError, match="sweep.learning_rates"):
+    tuning.run(config, tmp_path / "a")
+  config = tiny_config(split_dirs)
+  config.final.data.dir = str(tmp_path / "nowhere")
+  with pytest.raises(data.DataError, match="missing"):
+    tuning.run(config, tmp_path / "b")
+  assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+_SHARDED = """
+import json, sys
+import jax
+from dot_vs_learned import data, tuning
+sys.path.insert(0, {tests!r})
+import tuning_test
+config = tuning_test.tiny_config(__import__("pathlib").Path({root!r}))
+d = data.load_dataset(config.data)
+record = tuning.tune_shape(config, d, "mf", 4, 2)
+print(json.dumps(dict(devices=record["devices"], count=jax.device_count(),
+                      curves=record["curves"])))
+"""
+
+
+def test_sharded_over_four_host_devices_equals_one_device(split_dirs):
+  config = tiny_config(split_dirs)
+  single = tuning.tune_shape(config, data.load_dataset(config.data), "mf", 4,
+                             2)
+  env = dict(os.environ,
+             XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run(
+      [sys.executable, "-c", _SHARDED.format(tests=str(REPO / "tests"),
+                                             root=str(split_dirs))],
+      capture_output=True, text=True, env=env, cwd=REPO, check=True)
+  sharded = json.loads(out.stdout.splitlines()[-1])
+  assert sharded["count"] == 4 and sharded["devices"] == 4
+  assert single["devices"] == 1
+  # Same metrics; the summed epoch loss may differ in the last float32 bits
+  # (another reduction order on another device layout).
+  for a, b in zip(single["curves"], sharded["curves"]):
+    np.testing.assert_array_equal(a["hr"], b["hr"])
+    np.testing.assert_array_equal(a["ndcg"], b["ndcg"])
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
