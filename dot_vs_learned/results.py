@@ -36,7 +36,7 @@ def make_temp(directory, prefix, suffix=""):
   return fd, tmp
 
 
-def _write_atomically(path, write, mode="w") -> None:
+def write_atomically(path, write, mode="w") -> None:
   """Calls write(file) on a temporary file in the same folder, then renames."""
   path = pathlib.Path(path)
   fd, tmp = make_temp(path.parent, f".{path.name}.")
@@ -54,7 +54,7 @@ def write_json(path, value) -> None:
   def write(f):
     json.dump(value, f, indent=2, sort_keys=True)
     f.write("\n")
-  _write_atomically(path, write)
+  write_atomically(path, write)
 
 
 def check_unfinished(workdir, overwrite=False) -> None:
@@ -109,7 +109,7 @@ def read_metrics(workdir) -> list[dict]:
 
 def save_params(workdir, flat) -> None:
   """Writes {path: array with a leading seed axis} to params.npz atomically."""
-  _write_atomically(pathlib.Path(workdir) / PARAMS,
+  write_atomically(pathlib.Path(workdir) / PARAMS,
                     lambda f: np.savez(f, **flat), "wb")
 
 

@@ -1,0 +1,201 @@
+"""Figure 2 and Table 1 of the paper from saved runs, by one command.
+
+python -m dot_vs_learned.report --runs=DIR[,DIR...] --out=DIR
+
+Every finished NCF run (a results.json with model, dataset and dim) found
+under the given folders counts, tuning workdirs' final_d*/ runs included.
+Writes into --out:
+  figure2.png  HR@10 and NDCG@10 against d, a line per model with error bars
+               (std over seeds), a row of panels per dataset; the NCF
+               paper's MLP and NeuMF values dashed, labelled quoted
+               (popularity is in the table only);
+  figure2.csv  our points: dataset, model, d, seeds, means, stds;
+  table1.md, table1.csv  Popularity, NeuMF and MF from our runs (MF and
+               NeuMF at their largest d) beside the rows quoted in the
+               paper's Table 1, each labelled with its source.
+"""
+
+import csv
+import io
+import json
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from dot_vs_learned import plotting
+from dot_vs_learned import quoted
+from dot_vs_learned import results
+
+NAMES = {"mf": "MF (dot product)", "gmf": "GMF", "mlp": "MLP",
+         "neumf": "NeuMF", "neumf_pretrained": "NeuMF pretrained",
+         "popularity": "Popularity"}
+DATASETS = {"ml-1m": "MovieLens-1M", "pinterest-20": "Pinterest"}
+
+
+class ReportError(ValueError):
+  """The runs cannot make a report; the message says which."""
+
+
+def collect(paths, k=10) -> list[dict]:
+  """One row per finished NCF run under `paths`."""
+  rows, seen = [], {}
+  for root in map(pathlib.Path, paths):
+    if not root.exists():
+      raise ReportError(f"--runs: {root} does not exist")
+    for path in sorted(root.rglob(results.RESULTS)):
+      with open(path) as f:
+        run = json.load(f)
+      if not {"model", "dataset", "dim", "final"} <= set(run):
+        continue  # another experiment's results
+      key = (run["dataset"], run["model"], run["dim"])
+      if key in seen:
+        raise ReportError(f"two runs of {key}: {seen[key]} and {path.parent}; "
+                          "pass folders that hold one run per model and d")
+      seen[key] = path.parent
+      final = run["final"]
+      rows.append({"dataset": run["dataset"], "model": run["model"],
+                   "dim": run["dim"], "epoch": final["epoch"],
+                   "hr": final[f"hr@{k}"]["per_seed"],
+                   "ndcg": final[f"ndcg@{k}"]["per_seed"],
+                   "path": str(path.parent)})
+  if not rows:
+    raise ReportError(f"--runs: no finished NCF run (results.json) under "
+                      f"{', '.join(map(str, paths))}")
+  return rows
+
+
+def _stats(values):
+  values = np.asarray(values, dtype=np.float64)
+  return values.mean(), values.std()
+
+
+def figure2_csv(rows) -> str:
+  out = io.StringIO()
+  writer = csv.writer(out)
+  writer.writerow(["dataset", "model", "d", "seeds", "epoch", "hr@10_mean",
+                   "hr@10_std", "ndcg@10_mean", "ndcg@10_std"])
+  for r in sorted(rows, key=lambda r: (r["dataset"], r["model"], r["dim"])):
+    hr, ndcg = _stats(r["hr"]), _stats(r["ndcg"])
+    writer.writerow([r["dataset"], r["model"], r["dim"], len(r["hr"]),
+                     r["epoch"], f"{hr[0]:.4f}", f"{hr[1]:.4f}",
+                     f"{ndcg[0]:.4f}", f"{ndcg[1]:.4f}"])
+  return out.getvalue()
+
+
+def figure2(rows, path) -> None:
+  plt = plotting.pyplot(path)
+  if plt is None:
+    return
+  datasets = sorted({r["dataset"] for r in rows})
+  fig, axes = plt.subplots(len(datasets), 2, squeeze=False,
+                           figsize=(10, 3.8 * len(datasets)))
+  for ax_row, dataset in zip(axes, datasets):
+    ours = [r for r in rows if r["dataset"] == dataset
+            and r["model"] != "popularity"]
+    for j, metric in enumerate(("hr", "ndcg")):
+      ax = ax_row[j]
+      for model in [m for m in NAMES if any(r["model"] == m for r in ours)]:
+        points = sorted((r["dim"], *_stats(r[metric])) for r in ours
+                        if r["model"] == model)
+        d, mean, std = zip(*points)
+        ax.errorbar(d, mean, yerr=std, marker="o", capsize=3,
+                    label=NAMES[model])
+      for label, table, per_factor in quoted.NCF_SERIES:
+        if dataset in table:
+          points = sorted((per_factor * k, v[j])
+                          for k, v in table[dataset].items())
+          ax.plot(*zip(*points), ls="--", marker="x", label=label)
+      ax.set(xlabel="embedding dimension d", title=
+             f"{DATASETS.get(dataset, dataset)}: {metric.upper()}@10")
+      ax.grid(True, alpha=0.3)
+    ax_row[1].legend(fontsize=7)
+  plotting.save(fig, path)
+
+
+def table1(rows) -> list[list[str]]:
+  """Rows: method, source, then HR@10 and NDCG@10 per dataset."""
+  datasets = list(DATASETS)
+  table = []
+
+  def ours(model, label):
+    found = {}
+    for dataset in datasets:
+      runs = sorted((r for r in rows if r["dataset"] == dataset
+                     and r["model"] in model), key=lambda r: r["dim"])
+      if runs:
+        found[dataset] = runs[-1]
+    if not found:
+      return
+    dims = sorted({r["dim"] for r in found.values()})
+    name = label if model == ("popularity",) else (
+        f"{label}, d = {'/'.join(map(str, dims))}")
+    cells = [name, "this suite: " + "; ".join(
+        f"{DATASETS[d]} {len(r['hr'])} seeds, epoch {r['epoch']}"
+        for d, r in found.items())]
+    for dataset in datasets:
+      r = found.get(dataset)
+      for metric in ("hr", "ndcg"):
+        if r is None:
+          cells.append("-")
+        else:
+          mean, std = _stats(r[metric])
+          cells.append(f"{mean:.4f} ± {std:.4f}" if len(r[metric]) > 1
+                       else f"{mean:.4f}")
+    table.append(cells)
+
+  ours(("popularity",), "Popularity")
+  ours(("neumf_pretrained", "neumf"), "NeuMF")
+  ours(("mf",), "Matrix factorization")
+  for method, values in quoted.TABLE1.items():
+    cells = [method, "quoted"]
+    for dataset in datasets:
+      cells += [f"{v:.4f}" for v in values[dataset]]
+    table.append(cells)
+  return table
+
+
+def table1_markdown(table) -> str:
+  header = ["method", "source"] + [f"{DATASETS[d]} {m}" for d in DATASETS
+                                   for m in ("HR@10", "NDCG@10")]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(row) + " |" for row in table]
+  return "\n".join(lines) + "\n"
+
+
+def write_report(paths, out_dir) -> list[dict]:
+  rows = collect(paths)
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  table = table1(rows)
+  csv_text = io.StringIO()
+  csv.writer(csv_text).writerows(
+      [["method", "source"] + [f"{d}_{m}" for d in DATASETS
+                               for m in ("hr@10", "ndcg@10")]] + table)
+  for name, text in (("figure2.csv", figure2_csv(rows)),
+                     ("table1.md", table1_markdown(table)),
+                     ("table1.csv", csv_text.getvalue())):
+    results.write_atomically(out / name, lambda f, t=text: f.write(t))
+  figure2(rows, out / "figure2.png")
+  return rows
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    rows = write_report(_RUNS.value, _OUT.value)
+  except ReportError as e:
+    sys.exit(f"error: {e}")
+  print(f"{len(rows)} runs -> {_OUT.value}/figure2.png, figure2.csv, "
+        "table1.md, table1.csv")
+  print(table1_markdown(table1(rows)))
+
+
+if __name__ == "__main__":
+  _RUNS = flags.DEFINE_list("runs", None, "folders holding finished runs.")
+  _OUT = flags.DEFINE_string("out", None, "where the report goes.")
+  flags.mark_flags_as_required(["runs", "out"])
+  app.run(main)

@@ -1,0 +1,102 @@
+"""Tests of report.py: Figure 2 and Table 1 from saved runs."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dot_vs_learned import ncf
+from dot_vs_learned import report
+
+
+def _fake_run(path, model, dim, hr, ndcg, dataset="ml-1m", epoch=20):
+  """A results.json as ncf.run writes it (what report.py reads)."""
+  path.mkdir(parents=True)
+  final = {"epoch": epoch,
+           "hr@10": {"mean": sum(hr) / len(hr), "per_seed": hr},
+           "ndcg@10": {"mean": sum(ndcg) / len(ndcg), "per_seed": ndcg}}
+  (path / "results.json").write_text(json.dumps(
+      {"model": model, "dataset": dataset, "dim": dim, "final": final}))
+
+
+@pytest.fixture
+def runs(tmp_path):
+  root = tmp_path / "runs"
+  _fake_run(root / "pop", "popularity", 64, [0.45], [0.25], epoch=0)
+  _fake_run(root / "mf64", "mf", 64, [0.70, 0.72], [0.43, 0.45])
+  _fake_run(root / "tune" / "final_d192", "mf", 192, [0.73, 0.73, 0.74],
+            [0.45, 0.45, 0.46], epoch=256)
+  _fake_run(root / "neumf", "neumf_pretrained", 63, [0.69, 0.71],
+            [0.41, 0.42])
+  _fake_run(root / "pin", "mf", 64, [0.88], [0.57], dataset="pinterest-20")
+  (root / "synthetic").mkdir()
+  (root / "synthetic" / "results.json").write_text('{"experiment": "x"}')
+  return root
+
+
+def test_table1_puts_our_runs_beside_the_quoted_rows(runs, tmp_path):
+  rows = report.write_report([runs], tmp_path / "out")
+  assert len(rows) == 5  # the synthetic results are not NCF runs
+  table = report.table1(rows)
+  by_name = {row[0]: row for row in table}
+  pop = by_name["Popularity"]
+  assert pop[2:4] == ["0.4500", "0.2500"] and pop[4:] == ["-", "-"]
+  mf = by_name["Matrix factorization, d = 64/192"]  # the largest d per dataset
+  assert mf[2] == "0.7333 ± 0.0047" and mf[4] == "0.8800"
+  assert "MovieLens-1M 3 seeds, epoch 256" in mf[1]
+  assert by_name["NeuMF, d = 63"][2] == "0.7000 ± 0.0100"
+  quoted_rows = [row for row in table if row[1] == "quoted"]
+  assert len(quoted_rows) == 5
+  assert by_name["MF, d = 192 [Rendle et al. 2020, quoted]"][2:4] == [
+      "0.7294", "0.4523"]
+  md = (tmp_path / "out" / "table1.md").read_text()
+  assert md.count("\n") == 2 + len(table) and "[Dacrema et al. 2019" in md
+  with open(tmp_path / "out" / "table1.csv") as f:
+    assert len(list(csv.reader(f))) == 1 + len(table)
+
+
+def test_figure2_points_and_plot(runs, tmp_path):
+  report.write_report([runs], tmp_path / "out")
+  with open(tmp_path / "out" / "figure2.csv") as f:
+    points = list(csv.DictReader(f))
+  mf = [p for p in points if p["model"] == "mf" and p["dataset"] == "ml-1m"]
+  assert [(p["d"], p["seeds"], p["hr@10_mean"], p["hr@10_std"])
+          for p in mf] == [("64", "2", "0.7100", "0.0100"),
+                           ("192", "3", "0.7333", "0.0047")]
+  pytest.importorskip("matplotlib")
+  png = (tmp_path / "out" / "figure2.png").read_bytes()
+  assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_duplicate_or_missing_runs_are_refused(runs, tmp_path):
+  _fake_run(runs / "again" / "mf64", "mf", 64, [0.7], [0.4])
+  with pytest.raises(report.ReportError, match=r"two runs of \('ml-1m', "
+                     r"'mf', 64\)"):
+    report.collect([runs])
+  with pytest.raises(report.ReportError, match="no finished NCF run"):
+    report.collect([runs / "synthetic"])
+  with pytest.raises(report.ReportError, match="does not exist"):
+    report.collect([tmp_path / "nowhere"])
+
+
+def test_report_cli_on_a_real_run(tmp_path):
+  config = ncf.default_config()
+  config.data.update(num_users=120, num_items=200)
+  config.model.dim = 4
+  config.train.update(epochs=2, num_seeds=2, batch_size=256)
+  config.eval.every = 2
+  ncf.run(config, tmp_path / "runs" / "mf4")
+  cli = [sys.executable, "-m", "dot_vs_learned.report",
+         f"--runs={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}"]
+  out = subprocess.run(cli, capture_output=True, text=True, check=True)
+  assert "1 runs ->" in out.stdout
+  with open(tmp_path / "out" / "figure2.csv") as f:
+    (point,) = list(csv.DictReader(f))
+  assert (point["dataset"], point["model"], point["d"]) == ("default", "mf",
+                                                            "4")
+  bad = subprocess.run(cli[:3] + [f"--runs={tmp_path / 'none'}",
+                                  f"--out={tmp_path / 'o2'}"],
+                       capture_output=True, text=True)
+  assert bad.returncode == 1 and "error: --runs:" in bad.stderr
