@@ -285,6 +285,10 @@ def _plot(rows, path) -> None:
                       if x["d"] == d and x["method"] == method)
       if points:
         ax.plot(*zip(*points), marker="o", label=method)
+      if method == "mlp" and len(points) > 1:  # a linear-growth guide
+        (n0, t0), n1 = points[0], points[-1][0]
+        ax.plot([n0, n1], [t0, t0 * n1 / n0], color="gray", lw=0.8, ls="--",
+                label="∝ n")
     ax.set(xscale="log", yscale="log", xlabel="items n", title=f"d = {d}")
     ax.grid(True, which="both", alpha=0.3)
   axes[0][0].set_ylabel("p50 latency per query (ms)")
