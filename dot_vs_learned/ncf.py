@@ -136,9 +136,12 @@ def _run(config, data, workdir) -> dict:
            "final": summary, "seconds": time.time() - start,
            "best_on_test_set_not_for_reporting": best}
   results.write_json(workdir / results.RESULTS, final)
-  logging.info("final (epoch %d): %s", summary["epoch"], {
-      name: round(value["mean"], 4) for name, value in summary.items()
-      if isinstance(value, dict)})
+  factor = final["ncf_predictive_factor"]
+  logging.info("final (epoch %d) %s d=%d%s: %s", summary["epoch"],
+               config.model.name, config.model.dim,
+               "" if factor is None else f" (NCF predictive factor {factor})",
+               {name: round(value["mean"], 4)
+                for name, value in summary.items() if isinstance(value, dict)})
   return final
 
 
