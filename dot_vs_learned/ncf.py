@@ -13,6 +13,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import models
@@ -65,6 +66,8 @@ def validate(config, num_candidates=None) -> None:
     value = t[field]
     _check(value >= 1, f"train.{field}", value, "must be >= 1")
   _check(e.every >= 1, "eval.every", e.every, "must be >= 1")
+  _check(config.checkpoint.keep >= 0, "checkpoint.keep",
+         config.checkpoint.keep, "must be >= 0")
   _check(e.k >= 1, "eval.k", e.k, "must be >= 1")
   if num_candidates is not None:
     _check(e.k <= num_candidates, "eval.k", e.k,
@@ -186,8 +189,19 @@ def _train(config, data, workdir, start, stage="", init_params=None):
     root = jax.random.fold_in(root, STAGES.index(stage))
   keys = jax.random.split(root, t.num_seeds)
   states = init(keys) if init_params is None else init(keys, init_params)
-  done, best = 0, None
-  train_start = time.time()
+  done, best, summary = 0, None, None
+  saver = None
+  if config.checkpoint.keep:
+    saver = checkpoints.Checkpointer(workdir, stage or "train",
+                                     config.checkpoint.keep)
+    restored = saver.restore_latest(states)
+    if restored is not None:
+      states, meta = restored
+      done, best, summary = meta["done"], meta["best"], meta["last"]
+      logging.info("%sresuming from the checkpoint at epoch %d",
+                   f"[{stage}] " if stage else "", done)
+  results.drop_metrics_after(workdir, stage, done)
+  train_start, done_at_start = time.time(), done
   while done < t.epochs:
     chunk = min(config.eval.every, t.epochs - done)
     states, metrics = run_epochs(states, chunk)
@@ -209,7 +223,9 @@ def _train(config, data, workdir, start, stage="", init_params=None):
     results.append_metrics(workdir, summary)
     if best is None or summary[f"hr@{k}"]["mean"] > best[f"hr@{k}"]["mean"]:
       best = summary
-    per_epoch = (time.time() - train_start) / done
+    if saver is not None:
+      saver.save(done, states, {"done": done, "best": best, "last": summary})
+    per_epoch = (time.time() - train_start) / (done - done_at_start)
     hr, ndcg = summary[f"hr@{k}"], summary[f"ndcg@{k}"]
     logging.info(
         "%sepoch %d/%d  HR@%d %.4f±%.4f  NDCG@%d %.4f±%.4f  loss %.4f  "
@@ -217,6 +233,8 @@ def _train(config, data, workdir, start, stage="", init_params=None):
         t.epochs, k, hr["mean"], hr["std"], k, ndcg["mean"], ndcg["std"],
         summary["loss"]["mean"], per_epoch,
         _format_eta(per_epoch * (t.epochs - done)))
+  if saver is not None:
+    saver.close()
   return summary, best, states
 
 
@@ -261,6 +279,9 @@ def default_config():
   config.eval = ml_collections.ConfigDict(dict(
       every=16,  # evaluate every N epochs (the last epoch always).
       k=10,  # cut-off of HR@K and NDCG@K; NCF §4.1: 10.
+  ))
+  config.checkpoint = ml_collections.ConfigDict(dict(
+      keep=2,  # checkpoints kept, one per evaluation; 0: none (no resume)
   ))
   return config
 

@@ -10,6 +10,7 @@ and a rename, so a killed run never leaves a truncated JSON file behind.
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 import numpy as np
@@ -19,6 +20,7 @@ METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 FAILURE = "failure.json"
 PARAMS = "params.npz"
+CHECKPOINTS = "checkpoints"  # checkpoints.py
 
 
 class WorkdirError(RuntimeError):
@@ -69,16 +71,27 @@ def check_unfinished(workdir, overwrite=False) -> None:
 def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
   """Creates the workdir, refusing to replace a finished run unless told to.
 
-  An unfinished run (no results.json) is started afresh: its metrics and
-  failure record are dropped, since this run recomputes them from epoch 0.
+  An unfinished run of the same config (config.json equal, no failure.json)
+  resumes: its metrics and checkpoints are kept, and training continues
+  from the latest checkpoint. Any other unfinished run, and every run with
+  `overwrite`, starts afresh: its files are removed.
   """
   workdir = pathlib.Path(workdir)
   check_unfinished(workdir, overwrite)
   workdir.mkdir(parents=True, exist_ok=True)
-  for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE, PARAMS):
-    (workdir / name).unlink(missing_ok=True)
+  if overwrite or not _same_unfailed_run(workdir, config_dict):
+    for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE, PARAMS):
+      (workdir / name).unlink(missing_ok=True)
+    shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
   write_json(workdir / CONFIG, config_dict)
   return workdir
+
+
+def _same_unfailed_run(workdir, config_dict) -> bool:
+  if (workdir / FAILURE).exists() or not (workdir / CONFIG).exists():
+    return False
+  with open(workdir / CONFIG) as f:
+    return json.load(f) == json.loads(json.dumps(config_dict))
 
 
 def mark_failed(workdir, error) -> None:
@@ -99,6 +112,21 @@ def append_metrics(workdir, record) -> None:
     f.write(json.dumps(record, sort_keys=True) + "\n")
     f.flush()
     os.fsync(f.fileno())
+
+
+def drop_metrics_after(workdir, stage, epoch) -> None:
+  """Removes the evaluations of `stage` ("" for a one-stage run) after
+  `epoch`: those a killed run wrote after its last checkpoint."""
+  path = pathlib.Path(workdir) / METRICS
+  if not path.exists():
+    return
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  keep = [line for line in lines
+          if not (json.loads(line).get("stage", "") == stage and
+                  json.loads(line)["epoch"] > epoch)]
+  if len(keep) < len(lines):
+    write_atomically(path, lambda f: f.writelines(keep))
 
 
 def read_metrics(workdir) -> list[dict]:

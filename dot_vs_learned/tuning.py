@@ -212,8 +212,8 @@ def run(config, workdir, overwrite=False) -> dict:
       with open(run_dir / results.RESULTS) as f:
         finals[dim] = json.load(f)
     else:
-      finals[dim] = ncf.run(final_config(config, chosen, dim), run_dir,
-                            overwrite=True)
+      # An unfinished final run of the same config resumes (checkpoints).
+      finals[dim] = ncf.run(final_config(config, chosen, dim), run_dir)
   out = {"experiment": "tuning", "selected": chosen,
          "final": {str(d): r["final"] for d, r in finals.items()}}
   results.write_json(workdir / results.RESULTS, out)

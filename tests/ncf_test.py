@@ -4,9 +4,12 @@ import importlib.util
 import json
 import re
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 from dot_vs_learned import data
@@ -178,3 +181,74 @@ def test_pretrained_neumf_trains_gmf_and_mlp_then_fine_tunes(tmp_path):
   assert (gmf.model.dim, mlp.model.dim, tuple(mlp.model.hidden)) == (
       4, 8, (16, 8, 4))
   assert neumf.train.optimizer == "sgd" and neumf.model.name == "neumf"
+
+
+def _cli(workdir, *flags):
+  return [sys.executable, "-m", "dot_vs_learned.main",
+          "--config=configs/default.py", f"--workdir={workdir}",
+          "--config.data.num_users=600", "--config.data.num_items=400",
+          "--config.model.dim=8", "--config.train.epochs=30",
+          "--config.eval.every=1", "--config.train.num_seeds=2", *flags]
+
+
+def _kill_after(cmd, workdir, evaluations):
+  """Starts cmd, SIGKILLs it once metrics.jsonl has `evaluations` lines."""
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  metrics = pathlib.Path(workdir) / results.METRICS
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if metrics.exists() and metrics.read_text().count("\n") >= evaluations:
+      proc.send_signal(signal.SIGKILL)
+      break
+    time.sleep(0.02)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
+
+
+def test_killed_run_resumes_to_identical_results(tmp_path):
+  whole, killed = tmp_path / "whole", tmp_path / "killed"
+  subprocess.run(_cli(whole), cwd=REPO, check=True, capture_output=True)
+  _kill_after(_cli(killed), killed, 7)
+  assert not (killed / results.RESULTS).exists()
+  again = subprocess.run(_cli(killed), cwd=REPO, check=True,
+                         capture_output=True, text=True)
+  assert "resuming from the checkpoint at epoch" in again.stderr
+  want = json.loads((whole / results.RESULTS).read_text())["final"]
+  got = json.loads((killed / results.RESULTS).read_text())["final"]
+  for name in ("hr@10", "ndcg@10", "loss", "user_norm"):
+    assert got[name]["per_seed"] == want[name]["per_seed"], name
+  for name, value in results.load_params(whole).items():
+    np.testing.assert_array_equal(results.load_params(killed)[name], value)
+  # One evaluation per epoch, none twice, after the resume.
+  epochs = [r["epoch"] for r in results.read_metrics(killed)]
+  assert epochs == list(range(1, 31))
+
+
+def test_changed_config_or_overwrite_starts_afresh(tmp_path):
+  _kill_after(_cli(tmp_path), tmp_path, 3)
+  out = subprocess.run(_cli(tmp_path, "--config.train.learning_rate=0.02"),
+                       cwd=REPO, check=True, capture_output=True, text=True)
+  assert "resuming" not in out.stderr
+  assert [r["epoch"] for r in results.read_metrics(tmp_path)] == list(
+      range(1, 31))
+
+
+def test_pretrained_neumf_killed_in_its_second_stage_resumes(tmp_path):
+  flags = ("--config.model.name=neumf_pretrained", "--config.model.dim=6",
+           "--config.train.optimizer=adam", "--config.train.epochs=6",
+           "--config.pretrain.epochs=6", "--config.train.batch_size=256")
+  whole, killed = tmp_path / "whole", tmp_path / "killed"
+  subprocess.run(_cli(whole, *flags), cwd=REPO, check=True,
+                 capture_output=True)
+  _kill_after(_cli(killed, *flags), killed, 6 + 3)  # gmf done, mlp at 3
+  again = subprocess.run(_cli(killed, *flags), cwd=REPO, check=True,
+                         capture_output=True, text=True)
+  assert "[gmf] resuming from the checkpoint at epoch 6" in again.stderr
+  want = json.loads((whole / results.RESULTS).read_text())["final"]
+  got = json.loads((killed / results.RESULTS).read_text())["final"]
+  assert got["hr@10"]["per_seed"] == want["hr@10"]["per_seed"]
+  assert got["loss"]["per_seed"] == want["loss"]["per_seed"]
+  stages = [(r["stage"], r["epoch"]) for r in results.read_metrics(killed)]
+  assert stages == [(s, e) for s in ("gmf", "mlp", "neumf")
+                    for e in range(1, 7)]
