@@ -16,6 +16,7 @@ import urllib.request
 import warnings
 from typing import NamedTuple
 
+from absl import logging
 import numpy as np
 
 from dot_vs_learned import results
@@ -209,9 +210,42 @@ def load_ncf(directory, name) -> NCFData:
   test_negatives = np.empty_like(negatives)
   test_negatives[neg_users] = negatives
   num_items = 1 + max(train[:, 1].max(), test_items.max(), negatives.max())
-  return NCFData(name, num_users, int(num_items),
+  data = NCFData(name, num_users, int(num_items),
                  train[:, 0].astype(np.int32), train[:, 1].astype(np.int32),
                  test_items.astype(np.int32), test_negatives.astype(np.int32))
+  _warn_if_suspicious(data, paths, neg_users)
+  return data
+
+
+def _warn_if_suspicious(data, paths, neg_users) -> None:
+  """Logs a warning for what the protocol tolerates but a user should know.
+
+  Users or test items without training interactions (their embeddings stay
+  at the initialization; the published ML-1M test file has 2 such items),
+  and sampled negatives that are training positives of the same user (they
+  are ranked as negatives, as NCF's evaluator does; none in ML-1M).
+  """
+  train_path, test_path, neg_path = paths
+  idle = np.setdiff1d(np.arange(data.num_users), data.train_users)
+  if idle.size:
+    logging.warning("%s: %d users have no training interaction (first: "
+                    "user %d)", train_path, idle.size, idle[0])
+  unseen = np.flatnonzero(~np.isin(data.test_items, data.train_items))
+  if unseen.size:
+    logging.warning("%s: %d test items never occur in %s (first: user %d, "
+                    "item %d)", test_path, unseen.size, train_path.name,
+                    unseen[0], data.test_items[unseen[0]])
+  width = np.int64(data.num_items)
+  positives = np.unique(data.train_users * width + data.train_items)
+  keys = np.arange(data.num_users)[:, None] * width + data.test_negatives
+  clash = np.isin(keys, positives)
+  if clash.any():
+    user = int(np.flatnonzero(clash.any(axis=1))[0])
+    line = int(np.flatnonzero(neg_users == user)[0]) + 1
+    logging.warning("%s: %d sampled negatives of %d users are training "
+                    "positives of that user (first: line %d, user %d); they "
+                    "are ranked as negatives", neg_path, clash.sum(),
+                    clash.any(axis=1).sum(), line, user)
 
 
 def _rating_lines(users, items, timestamps) -> str:

@@ -308,3 +308,23 @@ def test_written_files_are_readable_by_others_as_umask_allows(tmp_path):
     os.umask(old)
   for path in tmp_path.iterdir():
     assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_tolerated_oddities_are_logged_with_file_and_line(tmp_path, caplog):
+  # The hand-made files: test items 4 and 5 never occur in training, and
+  # user 1's negative 0 is one of its training items (line 2).
+  _write(tmp_path)
+  with caplog.at_level("WARNING"):
+    d = data.load_ncf(tmp_path, "t")
+  text = caplog.text
+  assert f"{tmp_path}/t.test.rating: 2 test items never occur in " \
+         "t.train.rating (first: user 1, item 4)" in text
+  assert f"{tmp_path}/t.test.negative: 1 sampled negatives of 1 users are " \
+         "training positives of that user (first: line 2, user 1)" in text
+  assert "no training interaction" not in text
+  np.testing.assert_array_equal(d.test_negatives[1], [4, 0])  # kept
+  caplog.clear()
+  with caplog.at_level("WARNING"):
+    data.load_ncf(_write(tmp_path / "b", train=TRAIN.replace("1\t0\t1\t12\n",
+                                                             "")), "t")
+  assert "1 users have no training interaction (first: user 1)" in caplog.text
