@@ -53,6 +53,7 @@ def default_config():
       dims=(64,),
       models=("mf",),
       num_seeds=1,
+      points_per_program=0,  # 0: every point of a shape in one program
   ))
   config.final = ml_collections.ConfigDict(dict(
       data=ml_collections.ConfigDict(dict(name="ml-1m", dir="", cache_dir="",
@@ -76,6 +77,8 @@ def validate(config) -> None:
   check(all(v > 0 for v in s.init_stddevs), "sweep.init_stddevs",
         s.init_stddevs, "must be > 0")
   check(s.num_seeds >= 1, "sweep.num_seeds", s.num_seeds, "must be >= 1")
+  check(s.points_per_program >= 0, "sweep.points_per_program",
+        s.points_per_program, "must be >= 0 (0: all points at once)")
   check(config.final.num_seeds >= 1, "final.num_seeds",
         config.final.num_seeds, "must be >= 1")
   check(len(config.final.dims) > 0, "final.dims", config.final.dims,
@@ -105,10 +108,10 @@ def points(config):
                                 range(s.num_seeds)))
 
 
-def tune_shape(config, data, name, dim, num_negatives):
-  """Stage 1 for one shape; returns its cell record."""
-  shape = _shape_config(config, name, dim, num_negatives)
-  grid = points(config)
+def _train_points(config, shape, data, grid, label):
+  """Trains the points of `grid` as one vmapped, sharded program; returns
+  per-evaluation metrics [{epoch, hr, ndcg, loss}] over the points, the
+  epoch each point failed at (0: never) and the number of devices."""
   lrs, regs, stddevs, seeds = (np.array(v) for v in zip(*grid))
   mesh = train.point_mesh(len(grid))
   num_devices = 1 if mesh is None else mesh.devices.size
@@ -117,31 +120,59 @@ def tune_shape(config, data, name, dim, num_negatives):
   keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(seeds)
   states = init(keys, stddevs=stddevs.astype(np.float32))
   hps = stream.Hparams(lrs.astype(np.float32), regs.astype(np.float32))
-  k, t = config.eval.k, shape.train
+  k, epochs = config.eval.k, shape.train.epochs
   curves, failed_at = [], np.zeros(len(grid), np.int64)
   done, start = 0, time.time()
-  while done < t.epochs:
-    chunk = min(config.eval.every, t.epochs - done)
+  while done < epochs:
+    chunk = min(config.eval.every, epochs - done)
     states, metrics = run(states, chunk, hps)
     metrics = jax.device_get(metrics)
     done += chunk
-    bad = ~np.isfinite(np.asarray(metrics["loss"])) & (failed_at == 0)
-    failed_at[bad] = done
+    loss = np.asarray(metrics["loss"])
+    failed_at[~np.isfinite(loss) & (failed_at == 0)] = done
     curves.append({"epoch": done, "hr": np.asarray(metrics["hr"]).tolist(),
                    "ndcg": np.asarray(metrics["ndcg"]).tolist(),
-                   "loss": np.asarray(metrics["loss"]).tolist()})
-    logging.info("[%s d=%d m=%d] epoch %d/%d: best HR@%d %.4f; %d of %d "
-                 "points failed; %.1f s/epoch on %d devices", name, dim,
-                 num_negatives, done, t.epochs, k,
-                 np.nanmax(np.where(failed_at > 0, np.nan, metrics["hr"])),
+                   "loss": loss.tolist()})
+    alive = np.asarray(metrics["hr"])[failed_at == 0]
+    logging.info("[%s] epoch %d/%d: best HR@%d %s; %d of %d points failed; "
+                 "%.1f s/epoch on %d devices", label, done, epochs, k,
+                 f"{alive.max():.4f}" if alive.size else "-",
                  (failed_at > 0).sum(), len(grid), (time.time() - start) / done,
                  num_devices)
+  return curves, failed_at, num_devices
+
+
+def tune_shape(config, data, name, dim, num_negatives):
+  """Stage 1 for one shape; returns its cell record.
+
+  The points train in programs of `sweep.points_per_program` points (0: all
+  in one). One program is the fastest on accelerators; on a CPU, whose cache
+  holds one set of tables better than many, smaller programs can be faster.
+  """
+  shape = _shape_config(config, name, dim, num_negatives)
+  grid = points(config)
+  size = config.sweep.points_per_program or len(grid)
+  start, curves, failed, devices = time.time(), None, [], 1
+  for first in range(0, len(grid), size):
+    label = f"{name} d={dim} m={num_negatives}"
+    if size < len(grid):
+      label += f" points {first + 1}-{min(first + size, len(grid))}"
+    part, part_failed, devices = _train_points(
+        config, shape, data, grid[first:first + size], label)
+    failed.append(part_failed)
+    if curves is None:
+      curves = part
+    else:
+      for whole, piece in zip(curves, part):
+        for key in ("hr", "ndcg", "loss"):
+          whole[key] += piece[key]
   return {"model": name, "dim": dim, "num_negatives": num_negatives,
           "points": [{"learning_rate": float(a), "reg": float(b),
                       "init_stddev": float(c), "seed": int(d)}
                      for a, b, c, d in grid],
-          "failed_at_epoch": failed_at.tolist(), "curves": curves,
-          "devices": num_devices, "seconds": time.time() - start}
+          "failed_at_epoch": np.concatenate(failed).tolist(),
+          "curves": curves, "devices": devices,
+          "seconds": time.time() - start}
 
 
 def select(records, config) -> dict:

@@ -144,3 +144,16 @@ def test_sharded_over_four_host_devices_equals_one_device(split_dirs):
     np.testing.assert_array_equal(a["hr"], b["hr"])
     np.testing.assert_array_equal(a["ndcg"], b["ndcg"])
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+
+
+def test_points_in_smaller_programs_give_the_same_record(split_dirs):
+  config = tiny_config(split_dirs, regs=(0.0,))
+  d = data.load_dataset(config.data)
+  whole = tuning.tune_shape(config, d, "mf", 4, 1)
+  config.sweep.points_per_program = 3  # 4 points: programs of 3 and 1
+  parts = tuning.tune_shape(config, d, "mf", 4, 1)
+  assert whole["points"] == parts["points"]
+  for a, b in zip(whole["curves"], parts["curves"]):
+    assert a["epoch"] == b["epoch"]
+    np.testing.assert_allclose(a["hr"], b["hr"], atol=1e-6)
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
