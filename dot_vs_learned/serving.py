@@ -128,15 +128,13 @@ def _row(method, n, d, seconds, qps, **extra) -> dict:
 
 def _dot_rows(items, queries, r, n, d):
   """Exact dot; then the ANN index against it. Returns rows."""
-  model = retrieval.ServingModel(
-      retrieval.Query(jnp.zeros(len(queries)), dot=jnp.asarray(queries)),
-      retrieval.Items(dot=jnp.asarray(items)), retrieval.Tail())
-  catalog = retrieval.make_catalog(model.items, r.chunk_size)
+  catalog = retrieval.make_catalog(retrieval.Items(dot=jnp.asarray(items)),
+                                   r.chunk_size)
 
   def exact(q):
     query = retrieval.Query(jnp.zeros(len(q)), dot=jnp.asarray(q))
     return jax.block_until_ready(retrieval.top_k(query, catalog,
-                                                 model.tail, r.k))
+                                                 retrieval.Tail(), r.k))
 
   rows = []
   recall_set = queries[:r.recall_queries]
@@ -164,7 +162,8 @@ def _dot_rows(items, queries, r, n, d):
     rows.append(_row(
         "ann", n, d, _time_queries(approx, queries, r),
         _throughput(approx, queries, r.batch_size, r.max_seconds),
-        index=r.index, build_s=build, index_mib=retrieval.index_bytes(index) / 2**20,
+        index=r.index, build_s=build,
+        index_mib=retrieval.index_bytes(index) / 2**20,
         search=f"{r.search_parameter}={chosen}" if r.search_parameter else "-",
         recall=curve[chosen],
         reached_target=curve[chosen] >= r.target_recall,
