@@ -39,9 +39,25 @@ class ReportError(ValueError):
   """The runs cannot make a report; the message says which."""
 
 
+def _config_but_seed(run_dir):
+  """The run's config.json without train.seed (None if it has none)."""
+  path = pathlib.Path(run_dir) / results.CONFIG
+  if not path.exists():
+    return None
+  with open(path) as f:
+    config = json.load(f)
+  config.get("train", {}).pop("seed", None)
+  return config
+
+
 def collect(paths, k=10) -> list[dict]:
-  """One row per finished NCF run under `paths`."""
-  rows, seen = [], {}
+  """One row per (dataset, model, d) of the finished NCF runs under `paths`.
+
+  Runs of one config that differ only in train.seed (seeds trained as
+  separate processes) are one row with their seeds together; two runs of
+  the same dataset, model and d that differ otherwise are refused.
+  """
+  rows = {}
   for root in map(pathlib.Path, paths):
     if not root.exists():
       raise ReportError(f"--runs: {root} does not exist")
@@ -51,20 +67,28 @@ def collect(paths, k=10) -> list[dict]:
       if not {"model", "dataset", "dim", "final"} <= set(run):
         continue  # another experiment's results
       key = (run["dataset"], run["model"], run["dim"])
-      if key in seen:
-        raise ReportError(f"two runs of {key}: {seen[key]} and {path.parent}; "
-                          "pass folders that hold one run per model and d")
-      seen[key] = path.parent
       final = run["final"]
-      rows.append({"dataset": run["dataset"], "model": run["model"],
-                   "dim": run["dim"], "epoch": final["epoch"],
-                   "hr": final[f"hr@{k}"]["per_seed"],
-                   "ndcg": final[f"ndcg@{k}"]["per_seed"],
-                   "path": str(path.parent)})
+      row = {"dataset": run["dataset"], "model": run["model"],
+             "dim": run["dim"], "epoch": final["epoch"],
+             "hr": list(final[f"hr@{k}"]["per_seed"]),
+             "ndcg": list(final[f"ndcg@{k}"]["per_seed"]),
+             "paths": [str(path.parent)],
+             "config": _config_but_seed(path.parent)}
+      if key not in rows:
+        rows[key] = row
+        continue
+      other = rows[key]
+      if other["config"] is None or other["config"] != row["config"]:
+        raise ReportError(
+            f"two runs of {key} that are not one config with other seeds: "
+            f"{other['paths'][0]} and {path.parent}; pass folders that hold "
+            "one config per model and d")
+      for name in ("hr", "ndcg", "paths"):
+        other[name] += row[name]
   if not rows:
     raise ReportError(f"--runs: no finished NCF run (results.json) under "
                       f"{', '.join(map(str, paths))}")
-  return rows
+  return list(rows.values())
 
 
 def _stats(values):

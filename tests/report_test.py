@@ -70,11 +70,25 @@ def test_figure2_points_and_plot(runs, tmp_path):
   assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
-def test_duplicate_or_missing_runs_are_refused(runs, tmp_path):
-  _fake_run(runs / "again" / "mf64", "mf", 64, [0.7], [0.4])
+def test_runs_of_one_config_but_seed_merge_others_are_refused(runs,
+                                                               tmp_path):
+  for name, seed in (("s1", 1), ("s2", 2)):
+    _fake_run(runs / "mlp" / name, "mlp", 64, [0.6 + seed / 100],
+              [0.4 + seed / 100])
+    (runs / "mlp" / name / "config.json").write_text(json.dumps(
+        {"model": {"name": "mlp"}, "train": {"seed": seed, "epochs": 20}}))
+  merged = [r for r in report.collect([runs]) if r["model"] == "mlp"]
+  assert len(merged) == 1
+  assert merged[0]["hr"] == [0.61, 0.62] and len(merged[0]["paths"]) == 2
+  _fake_run(runs / "mlp" / "s3", "mlp", 64, [0.7], [0.4])
+  (runs / "mlp" / "s3" / "config.json").write_text(json.dumps(
+      {"model": {"name": "mlp"}, "train": {"seed": 3, "epochs": 30}}))
   with pytest.raises(report.ReportError, match=r"two runs of \('ml-1m', "
-                     r"'mf', 64\)"):
+                     r"'mlp', 64\) that are not one config"):
     report.collect([runs])
+
+
+def test_missing_runs_are_refused(runs, tmp_path):
   with pytest.raises(report.ReportError, match="no finished NCF run"):
     report.collect([runs / "synthetic"])
   with pytest.raises(report.ReportError, match="does not exist"):
