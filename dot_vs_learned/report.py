@@ -40,13 +40,16 @@ class ReportError(ValueError):
 
 
 def _config_but_seed(run_dir):
-  """The run's config.json without train.seed (None if it has none)."""
+  """The run's config.json without what leaves final metrics unchanged:
+  train.seed (which seed), eval.every and checkpoint (None without one)."""
   path = pathlib.Path(run_dir) / results.CONFIG
   if not path.exists():
     return None
   with open(path) as f:
     config = json.load(f)
   config.get("train", {}).pop("seed", None)
+  config.get("eval", {}).pop("every", None)
+  config.pop("checkpoint", None)
   return config
 
 
@@ -54,8 +57,9 @@ def collect(paths, k=10) -> list[dict]:
   """One row per (dataset, model, d) of the finished NCF runs under `paths`.
 
   Runs of one config that differ only in train.seed (seeds trained as
-  separate processes) are one row with their seeds together; two runs of
-  the same dataset, model and d that differ otherwise are refused.
+  separate processes), eval.every or checkpoint are one row with their
+  seeds together; two runs of the same dataset, model and d that differ
+  otherwise are refused.
   """
   rows = {}
   for root in map(pathlib.Path, paths):
