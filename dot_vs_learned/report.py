@@ -10,9 +10,9 @@ Writes into --out:
                paper's MLP and NeuMF values dashed, labelled quoted
                (popularity is in the table only);
   figure2.csv  our points: dataset, model, d, seeds, means, stds;
-  table1.md, table1.csv  Popularity, NeuMF and MF from our runs (MF and
-               NeuMF at their largest d) beside the rows quoted in the
-               paper's Table 1, each labelled with its source.
+  table1.md, table1.csv  Popularity, NeuMF (without and with pretraining)
+               and MF from our runs (each at its largest d) beside the rows
+               quoted in the paper's Table 1, labelled with their sources.
 """
 
 import csv
@@ -175,7 +175,8 @@ def table1(rows) -> list[list[str]]:
     table.append(cells)
 
   ours(("popularity",), "Popularity")
-  ours(("neumf_pretrained", "neumf"), "NeuMF")
+  ours(("neumf",), "NeuMF")
+  ours(("neumf_pretrained",), "NeuMF pretrained")
   ours(("mf",), "Matrix factorization")
   for method, values in quoted.TABLE1.items():
     cells = [method, "quoted"]

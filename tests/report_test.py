@@ -46,7 +46,8 @@ def test_table1_puts_our_runs_beside_the_quoted_rows(runs, tmp_path):
   mf = by_name["Matrix factorization, d = 64/192"]  # the largest d per dataset
   assert mf[2] == "0.7333 ± 0.0047" and mf[4] == "0.8800"
   assert "MovieLens-1M 3 seeds, epoch 256" in mf[1]
-  assert by_name["NeuMF, d = 63"][2] == "0.7000 ± 0.0100"
+  assert by_name["NeuMF pretrained, d = 63"][2] == "0.7000 ± 0.0100"
+  assert "NeuMF, d = 63" not in by_name  # no run without pretraining
   quoted_rows = [row for row in table if row[1] == "quoted"]
   assert len(quoted_rows) == 5
   assert by_name["MF, d = 192 [Rendle et al. 2020, quoted]"][2:4] == [
