@@ -87,11 +87,6 @@ def predictive_factor(model_config):
   return model_config.dim // divisor[model_config.name]
 
 
-def _summary(per_seed) -> dict:
-  values = np.asarray(per_seed, dtype=np.float64)
-  return {"mean": float(values.mean()), "std": float(values.std()),
-          "per_seed": values.tolist()}
-
 
 def _format_eta(seconds) -> str:
   minutes, seconds = divmod(int(round(seconds)), 60)
@@ -124,7 +119,7 @@ def _run(config, data, workdir) -> dict:
   start = time.time()
   if config.model.name == "popularity":
     metrics = train.popularity_metrics(data, k)
-    summary = {"epoch": 0, **{f"{name}@{k}": _summary([value])
+    summary = {"epoch": 0, **{f"{name}@{k}": results.summarize([value])
                               for name, value in metrics.items()}}
     results.append_metrics(workdir, summary)
     best = None
@@ -215,10 +210,10 @@ def _train(config, data, workdir, start, stage="", init_params=None):
           f"train.learning_rate={t.learning_rate}, train.reg={t.reg})")
     summary = {"epoch": done, "seconds": time.time() - start,
                **({"stage": stage} if stage else {}),
-               "loss": _summary(loss),
-               f"hr@{k}": _summary(metrics["hr"]),
-               f"ndcg@{k}": _summary(metrics["ndcg"]),
-               **{name: _summary(metrics[name])
+               "loss": results.summarize(loss),
+               f"hr@{k}": results.summarize(metrics["hr"]),
+               f"ndcg@{k}": results.summarize(metrics["ndcg"]),
+               **{name: results.summarize(metrics[name])
                   for name in ("user_norm", "item_norm", "kernel_norm")}}
     results.append_metrics(workdir, summary)
     if best is None or summary[f"hr@{k}"]["mean"] > best[f"hr@{k}"]["mean"]:

@@ -106,12 +106,31 @@ def mark_failed(workdir, error) -> None:
                                  "message": str(error)})
 
 
-def append_metrics(workdir, record) -> None:
-  """Appends one evaluation as a JSON line and flushes it to disk."""
-  with open(pathlib.Path(workdir) / METRICS, "a") as f:
+def summarize(per_seed) -> dict:
+  """Mean, std and the values of a metric over seeds, for JSON."""
+  values = np.asarray(per_seed, dtype=np.float64)
+  return {"mean": float(values.mean()), "std": float(values.std()),
+          "per_seed": values.tolist()}
+
+
+def append_json_line(path, record) -> None:
+  """Appends `record` as one JSON line and flushes it to disk. A last line
+  cut short by a kill is ended first, so the record starts a line."""
+  path = pathlib.Path(path)
+  if path.exists() and path.stat().st_size:
+    with open(path, "rb+") as f:
+      f.seek(-1, 2)
+      if f.read(1) != b"\n":
+        f.write(b"\n")
+  with open(path, "a") as f:
     f.write(json.dumps(record, sort_keys=True) + "\n")
     f.flush()
     os.fsync(f.fileno())
+
+
+def append_metrics(workdir, record) -> None:
+  """Appends one evaluation to metrics.jsonl."""
+  append_json_line(pathlib.Path(workdir) / METRICS, record)
 
 
 def drop_metrics_after(workdir, stage, epoch) -> None:

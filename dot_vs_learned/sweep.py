@@ -9,7 +9,6 @@ grid done.
 """
 
 import json
-import os
 import pathlib
 
 from dot_vs_learned import results
@@ -63,18 +62,4 @@ def done_cells(workdir) -> dict[str, dict]:
 
 def record_cell(workdir, record) -> None:
   """Appends a finished cell (a dict with a unique "cell" name)."""
-  path = pathlib.Path(workdir) / CELLS
-  _terminate_last_line(path)
-  with open(path, "a") as f:
-    f.write(json.dumps(record, sort_keys=True) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _terminate_last_line(path) -> None:
-  """Ends a line cut short by a kill, so the next record starts afresh."""
-  if path.exists() and path.stat().st_size:
-    with open(path, "rb+") as f:
-      f.seek(-1, 2)
-      if f.read(1) != b"\n":
-        f.write(b"\n")
+  results.append_json_line(pathlib.Path(workdir) / CELLS, record)

@@ -273,22 +273,18 @@ def train_cell(num_users, dim, multiplier, c, log_prefix=""):
                  per_epoch * (c.epochs - done))
   train_s = time.time() - train_start
   metrics = jax.device_get(jax.jit(jax.vmap(evaluate))(states.params, data))
-  summary = {name: _summary(values) for name, values in metrics.items()}
+  summary = {name: results.summarize(values)
+             for name, values in metrics.items()}
   for split in ("test", "fresh"):
-    summary[f"error_{split}"] = _summary(
+    summary[f"error_{split}"] = results.summarize(
         np.asarray(metrics[f"mlp_{split}"]) - metrics[f"dot_{split}"])
   return {"d": dim, "num_users": num_users, "multiplier": multiplier,
           "hidden": list(hidden_sizes(dim, multiplier)), "seeds": seeds,
           "epochs": c.epochs, "num_train": int(num_train),
-          "train_mse": _summary(loss), **summary,
+          "train_mse": results.summarize(loss), **summary,
           "generate_s": generate_s, "train_s": train_s,
           "samples_per_s": seeds * num_train * c.epochs / train_s}
 
-
-def _summary(values) -> dict:
-  values = np.asarray(values, dtype=np.float64)
-  return {"mean": float(values.mean()), "std": float(values.std()),
-          "per_seed": values.tolist()}
 
 
 def cell_name(dim, num_users, multiplier) -> str:
