@@ -87,11 +87,18 @@ def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
   return workdir
 
 
-def _same_unfailed_run(workdir, config_dict) -> bool:
-  if (workdir / FAILURE).exists() or not (workdir / CONFIG).exists():
+def same_config(workdir, config_dict) -> bool:
+  """Whether the workdir's config.json holds `config_dict` (as JSON)."""
+  path = pathlib.Path(workdir) / CONFIG
+  if not path.exists():
     return False
-  with open(workdir / CONFIG) as f:
+  with open(path) as f:
     return json.load(f) == json.loads(json.dumps(config_dict))
+
+
+def _same_unfailed_run(workdir, config_dict) -> bool:
+  return (not (workdir / FAILURE).exists() and
+          same_config(workdir, config_dict))
 
 
 def mark_failed(workdir, error) -> None:
@@ -135,16 +142,22 @@ def append_metrics(workdir, record) -> None:
 
 def drop_metrics_after(workdir, stage, epoch) -> None:
   """Removes the evaluations of `stage` ("" for a one-stage run) after
-  `epoch`: those a killed run wrote after its last checkpoint."""
+  `epoch`: those a killed run wrote after its last checkpoint, and a last
+  line the kill cut short."""
   path = pathlib.Path(workdir) / METRICS
   if not path.exists():
     return
   with open(path) as f:
     lines = [line for line in f if line.strip()]
-  keep = [line for line in lines
-          if not (json.loads(line).get("stage", "") == stage and
-                  json.loads(line)["epoch"] > epoch)]
-  if len(keep) < len(lines):
+  keep = []
+  for line in lines:
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    if not (record.get("stage", "") == stage and record["epoch"] > epoch):
+      keep.append(line if line.endswith("\n") else line + "\n")
+  if keep != lines:
     write_atomically(path, lambda f: f.writelines(keep))
 
 

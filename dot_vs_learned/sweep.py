@@ -29,12 +29,11 @@ def open_grid(workdir, config_dict, overwrite=False) -> pathlib.Path:
       (workdir / name).unlink(missing_ok=True)
   else:
     results.check_unfinished(workdir, overwrite)
-    if config_path.exists():
-      with open(config_path) as f:
-        if json.load(f) != json.loads(json.dumps(config_dict)):
-          raise results.WorkdirError(
-              f"{workdir} holds a grid of another config ({config_path}); "
-              "use another --workdir or pass --overwrite to replace it.")
+    if config_path.exists() and not results.same_config(workdir,
+                                                         config_dict):
+      raise results.WorkdirError(
+          f"{workdir} holds a grid of another config ({config_path}); "
+          "use another --workdir or pass --overwrite to replace it.")
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / results.FAILURE).unlink(missing_ok=True)
   results.write_json(config_path, config_dict)

@@ -252,3 +252,12 @@ def test_pretrained_neumf_killed_in_its_second_stage_resumes(tmp_path):
   stages = [(r["stage"], r["epoch"]) for r in results.read_metrics(killed)]
   assert stages == [(s, e) for s in ("gmf", "mlp", "neumf")
                     for e in range(1, 7)]
+
+
+def test_dropping_metrics_skips_a_line_cut_by_a_kill(tmp_path):
+  for epoch in (1, 2, 3):
+    results.append_metrics(tmp_path, {"epoch": epoch})
+  with open(tmp_path / results.METRICS, "a") as f:
+    f.write('{"epoch": 4, "hr')  # the kill came mid-line
+  results.drop_metrics_after(tmp_path, "", 2)
+  assert [r["epoch"] for r in results.read_metrics(tmp_path)] == [1, 2]
