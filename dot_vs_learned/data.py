@@ -390,14 +390,19 @@ def sample_negatives(source, users, items, num_users, num_items,
 
 
 def ncf_split(source, name, users, items, times, num_users, num_items,
-           num_negatives, rng):
-  """Applies the NCF protocol to dense ids; returns NCFData and times."""
+           num_negatives, rng, rank=None):
+  """Applies the NCF protocol to dense ids; returns NCFData and times.
+
+  Each user's pair with the largest `rank` (default: `times`; ties: the later
+  line) is held out.
+  """
   pos = np.arange(len(users))
+  rank = times if rank is None else rank
   # A repeated pair keeps its latest copy; equal times go to the later line.
-  order = np.lexsort((pos, times, items, users))
-  u, i, t, p = users[order], items[order], times[order], pos[order]
+  order = np.lexsort((pos, rank, items, users))
+  u, i, t, r, p = (a[order] for a in (users, items, times, rank, pos))
   last = np.append((u[1:] != u[:-1]) | (i[1:] != i[:-1]), True)
-  order = np.lexsort((p[last], t[last], u[last]))
+  order = np.lexsort((p[last], r[last], u[last]))
   u, i, t = u[last][order], i[last][order], t[last][order]
   is_test = np.append(u[1:] != u[:-1], True)  # each user's latest pair
   test_items = np.empty(num_users, np.int32)

@@ -1,7 +1,7 @@
 """Builds NCF-protocol splits from raw interaction logs, as a library and CLI.
 
 python -m dot_vs_learned.splits --log=ml-1m/ratings.dat --out_dir=DIR --name=ml-1m-rebuilt
-python -m dot_vs_learned.splits --holdout_of=NCF_DIR --name=ml-1m --out_dir=DIR
+python -m dot_vs_learned.splits --holdout_of=NCF_DIR --name=ml-1m --out_dir=DIR [--pick=random]
 
 The NCF protocol (He et al. 2017, §4.1): binarize, hold out each user's latest
 interaction, sample negatives uniformly from the items the user never touched.
@@ -120,13 +120,21 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
   return data.load_ncf(out_dir, name)
 
 
-def holdout_split(ncf_dir, name, out_dir, out_name=None,
-                  seed=0) -> data.NCFData:
+PICKS = ("latest", "random")
+
+
+def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
+                  pick="latest") -> data.NCFData:
   """The tuning split of paper App. A.2, built from an NCF training file only.
 
-  Each user's latest training interaction (by the timestamp column; equal
-  timestamps, e.g. all 0, leave the line appearing last in the file) becomes
-  the tuning test item; its negatives, as many per user as the NCF test file
+  pick="latest": each user's latest training interaction (by the timestamp
+  column; equal timestamps leave the line appearing last in the file) becomes
+  the tuning test item, as NCF held out the final test item. When all
+  timestamps are equal (e.g. a file rebuilt without them) that is file
+  order, which is biased where the file is not in time order (sorted by item
+  id, it holds out each user's highest, i.e. newest and rarest, item): a
+  warning says so. pick="random": a uniformly random interaction per user
+  (seeded), the unbiased choice when time is unknown. Its negatives, as many per user as the NCF test file
   has, are sampled uniformly from items the user has no training interaction
   with (among the item ids of the training file); the rest is the tuning
   training set. Nothing of the final test items or negatives is used: their
@@ -143,13 +151,22 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None,
     raise data.DataError(
         f"{train_path}: user {user} has {counts[user]} training "
         "interactions; the tuning split needs >= 2 (one held out, one kept)")
+  if pick not in PICKS:
+    raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
+  if pick == "latest" and np.all(times == times[0]):
+    logging.warning(
+        "%s: every timestamp is %s, so the 'latest' interaction is the last "
+        "line in file order; if the file is not in time order this biases the "
+        "tuning test set (use pick='random', CLI --pick=random)", train_path,
+        times[0])
   out_name = out_name or f"{name}.holdout"
   rng = np.random.Generator(np.random.PCG64(seed))
+  rank = rng.permutation(len(users)) if pick == "random" else None
   # Negatives come from the items of the training file: the ids that occur
   # only in the final test files are not known here.
   split, train_times, test_times = data.ncf_split(
       train_path, out_name, users, items, times, full.num_users,
-      int(items.max()) + 1, full.test_negatives.shape[1], rng)
+      int(items.max()) + 1, full.test_negatives.shape[1], rng, rank)
   data.write_ncf(split, out_dir, out_name, train_timestamps=train_times,
                  test_timestamps=test_times)
   return data.load_ncf(out_dir, out_name)
@@ -168,7 +185,7 @@ def main(argv):
                         _MIN_INTERACTIONS.value, _FMT.value)
   else:
     split = holdout_split(_HOLDOUT_OF.value, _NAME.value, _OUT_DIR.value,
-                          _OUT_NAME.value or None, _SEED.value)
+                          _OUT_NAME.value or None, _SEED.value, _PICK.value)
   print(f"{_OUT_DIR.value}/{split.name}.*: {split.num_users} users, "
         f"{split.num_items} items, {split.train_users.shape[0]} training "
         f"pairs, {split.test_negatives.shape[1]} negatives per user")
@@ -182,6 +199,10 @@ if __name__ == "__main__":
   _OUT_NAME = flags.DEFINE_string(
       "out_name", "", "--holdout_of: name of the tuning files; default "
       "{name}.holdout.")
+  _PICK = flags.DEFINE_enum(
+      "pick", "latest", list(PICKS), "--holdout_of: which interaction of a "
+      "user becomes the tuning test item: the latest (timestamp, then file "
+      "order) or a random one (for files without real timestamps).")
   _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where NCF files go.")
   _NAME = flags.DEFINE_string("name", None, "Dataset name: {name}.* files.")
   _NUM_NEGATIVES = flags.DEFINE_integer("num_negatives", 99,

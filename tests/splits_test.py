@@ -162,6 +162,41 @@ def test_holdout_uses_nothing_from_the_final_test_files(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_holdout_pick_random_is_uniform_when_timestamps_are_missing(
+    tmp_path, caplog):
+  # 200 users x items 1..5 in item order, every timestamp 0 (like a file
+  # rebuilt without times): 'latest' holds out item 5 for every user and
+  # warns; 'random' holds out each of the 5 items about equally often.
+  _ncf_files(tmp_path, [(u, i, 0) for u in range(200) for i in range(1, 6)],
+             200, num_negatives=3)
+  (tmp_path / "toy.train.rating").write_text(
+      (tmp_path / "toy.train.rating").read_text() + "".join(
+          f"{u}\t{i}\t1\t0\n" for u in range(200) for i in range(6, 10)
+          if i - 6 == u % 4))  # items 6..9 so that 3 negatives always exist
+  with caplog.at_level("WARNING"):
+    latest = splits.holdout_split(tmp_path, "toy", tmp_path / "a", seed=0)
+  assert "every timestamp is 0" in caplog.text
+  np.testing.assert_array_equal(latest.test_items, 6 + np.arange(200) % 4)
+  picked = splits.holdout_split(tmp_path, "toy", tmp_path / "b", seed=0,
+                                pick="random")
+  counts = np.bincount(picked.test_items, minlength=10)
+  # 200 users, 6 items each: about 33 per item; none near 0 or 200.
+  assert counts[0] == 0 and all(15 <= c <= 55 for c in counts[1:6]), counts
+  assert counts[6:].sum() == 200 - counts[1:6].sum()
+  for u in range(200):  # the held-out item is gone from the user's train
+    held = picked.test_items[u]
+    assert held not in picked.train_items[picked.train_users == u]
+  again = splits.holdout_split(tmp_path, "toy", tmp_path / "c", seed=0,
+                               pick="random")
+  np.testing.assert_array_equal(again.test_items, picked.test_items)
+  other = splits.holdout_split(tmp_path, "toy", tmp_path / "d", seed=1,
+                               pick="random")
+  assert not np.array_equal(other.test_items, picked.test_items)
+  with pytest.raises(ValueError, match="pick='newest'"):
+    splits.holdout_split(tmp_path, "toy", tmp_path / "e", pick="newest")
+  assert not (tmp_path / "e").exists()
+
+
 def test_holdout_needs_two_training_interactions_per_user(tmp_path):
   _ncf_files(tmp_path, [(0, 3, 1), (0, 4, 2), (1, 5, 1)], 2)
   with pytest.raises(data.DataError, match="user 1 has 1 training"):
