@@ -233,9 +233,8 @@ def make_train(config, data, mesh=None):
     return state, dict(metrics, loss=losses[-1],
                        **parameter_norms(state.params))
 
-  @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0,))
-  def run_all(states, hps, arrays, num_epochs):
-    if jax.tree.leaves(states)[0].shape[0] == 1 and mesh is None:
+  def run_local(states, hps, arrays, num_epochs):
+    if jax.tree.leaves(states)[0].shape[0] == 1:
       # XLA:CPU runs a scatter vmapped over one seed about 2x slower than the
       # plain scatter, so a single point skips the vmap.
       first = lambda tree: jax.tree.map(lambda x: x[0], tree)
@@ -243,6 +242,19 @@ def make_train(config, data, mesh=None):
       return jax.tree.map(lambda x: x[None], (state, metrics))
     return jax.vmap(run_one, in_axes=(0, 0, None, None))(states, hps, arrays,
                                                          num_epochs)
+
+  @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0,))
+  def run_all(states, hps, arrays, num_epochs):
+    if mesh is None:
+      return run_local(states, hps, arrays, num_epochs)
+    # Each device trains its own points with no communication; shard_map
+    # states that rather than leaving it to the partitioner.
+    points, whole = (jax.sharding.PartitionSpec(mesh.axis_names[0]),
+                     jax.sharding.PartitionSpec())
+    return jax.shard_map(
+        functools.partial(run_local, num_epochs=num_epochs), mesh=mesh,
+        in_specs=(points, points, whole), out_specs=points)(states, hps,
+                                                             arrays)
 
   init_with = jax.jit(jax.vmap(init_one))
   init_fresh = jax.jit(jax.vmap(lambda key, stddev: init_one(key, stddev,
@@ -252,9 +264,10 @@ def make_train(config, data, mesh=None):
     if stddevs is None:
       stddevs = jnp.full((len(keys),), config.train.init_stddev, jnp.float32)
     keys, stddevs = place(keys), place(jnp.asarray(stddevs, jnp.float32))
+    # Placed as run's outputs are, so that run compiles once, not twice.
     if params is None:
-      return init_fresh(keys, stddevs)
-    return init_with(keys, stddevs, place(params))
+      return place(init_fresh(keys, stddevs))
+    return place(init_with(keys, stddevs, place(params)))
 
   def run(states, num_epochs, hps=None):
     count = jax.tree.leaves(states)[0].shape[0]

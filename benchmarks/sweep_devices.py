@@ -1,0 +1,132 @@
+"""Tuning-sweep throughput against the number of devices the points shard over.
+
+python benchmarks/sweep_devices.py                      # CPU: forced host devices 1, 2, 4
+python benchmarks/sweep_devices.py --data_dir=/work/shared/data/ml-1m
+python benchmarks/sweep_devices.py --devices=1,2,4,8 --no_force_host_devices  # GPUs/TPU
+
+One shape of the App. A.2 sweep (MF, d, m) with --points points (learning
+rate x lambda pairs), trained as tuning.py trains them: one jitted program
+whose point axis is sharded over a 1-D mesh of n devices (train.make_train).
+Each device count runs in its own process: on a CPU with
+XLA_FLAGS=--xla_force_host_platform_device_count=n (the devices then share
+the same cores: this measures what sharding costs or gains on one machine);
+on GPUs or TPUs the first n real devices. After one untimed call (compile and
+warm-up), --epochs epochs (one call, as the sweep runs between evaluations)
+are timed. Printed: point-examples/s and the ratio against 1 device of the
+same run; absolute rates are not comparable across runs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+_DEVICES = flags.DEFINE_list("devices", ["1", "2", "4"],
+                             "device counts to compare; each divides --points.")
+_FORCE = flags.DEFINE_bool(
+    "force_host_devices", True, "CPU: simulate n devices with "
+    "--xla_force_host_platform_device_count (off: use the first n real ones).")
+_POINTS = flags.DEFINE_integer("points", 8, "sweep points (lr x lambda).")
+_DIM = flags.DEFINE_integer("dim", 64, "d.")
+_NUM_NEGATIVES = flags.DEFINE_integer("num_negatives", 8, "m.")
+_EPOCHS = flags.DEFINE_integer("epochs", 2, "timed epochs (one call).")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "", "NCF folder; '' = generated data of --num_users x "
+    "--num_items.")
+_DATA_NAME = flags.DEFINE_string("data_name", "ml-1m", "NCF file prefix.")
+_NUM_USERS = flags.DEFINE_integer("num_users", 6040, "generated data: users.")
+_NUM_ITEMS = flags.DEFINE_integer("num_items", 3706, "generated data: items.")
+_CHILD = flags.DEFINE_integer("child", 0, "internal: time n devices, print "
+                              "one JSON line.")
+
+
+def _time_devices(num_devices) -> dict:
+  """In this process: times the sweep program on the first n devices."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import data as data_lib  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import stream  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import tuning  # pylint: disable=g-import-not-at-top
+  if _DATA_DIR.value:
+    data = data_lib.load_ncf(_DATA_DIR.value, _DATA_NAME.value)
+  else:
+    data = data_lib.generate_default(_NUM_USERS.value, _NUM_ITEMS.value)
+  config = tuning.default_config()
+  config.model.dim = _DIM.value
+  config.train.num_negatives = _NUM_NEGATIVES.value
+  devices = jax.devices()[:num_devices]
+  if len(devices) < num_devices:
+    raise ValueError(f"--devices: {num_devices} asked, {len(jax.devices())} "
+                     "available")
+  mesh = (None if num_devices == 1 else
+          jax.sharding.Mesh(np.array(devices), ("points",)))
+  init, run = train.make_train(config, data, mesh)
+  count = _POINTS.value
+  lrs = np.geomspace(0.001, 0.01, count).astype(np.float32)
+  regs = np.tile(np.float32([0.0, 0.003]), count)[:count]
+  keys = jax.random.split(jax.random.key(0), count)
+  hps = stream.Hparams(lrs, regs)
+  start = time.perf_counter()
+  states, metrics = jax.block_until_ready(run(init(keys), _EPOCHS.value, hps))
+  warmup = time.perf_counter() - start
+  start = time.perf_counter()
+  states, metrics = jax.block_until_ready(run(states, _EPOCHS.value, hps))
+  seconds = time.perf_counter() - start
+  loss = np.asarray(metrics["loss"])
+  if not np.all(np.isfinite(loss)):
+    raise FloatingPointError(f"{num_devices} devices: loss {loss}")
+  examples = (data.train_users.shape[0] * (1 + _NUM_NEGATIVES.value) *
+              _EPOCHS.value * count)
+  return dict(devices=num_devices, kind=devices[0].device_kind,
+              seconds=seconds, warmup=warmup, rate=examples / seconds,
+              hr=np.asarray(metrics["hr"]).tolist())
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _CHILD.value:
+    print(json.dumps(_time_devices(_CHILD.value)))
+    return
+  counts = [int(n) for n in _DEVICES.value]
+  bad = [n for n in counts if n < 1 or _POINTS.value % n]
+  if bad:
+    raise app.UsageError(f"--devices {bad}: each must be >= 1 and divide "
+                         f"--points={_POINTS.value}")
+  print(f"{os.cpu_count()} CPU cores ({len(os.sched_getaffinity(0))} usable); "
+        f"MF d={_DIM.value} m={_NUM_NEGATIVES.value}, {_POINTS.value} points, "
+        f"{_EPOCHS.value} timed epochs; data "
+        f"{_DATA_DIR.value or 'generated'}", flush=True)
+  rows = []
+  for n in counts:
+    env = dict(os.environ)
+    if _FORCE.value:
+      env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=(
+          env.get("XLA_FLAGS", "") +
+          f" --xla_force_host_platform_device_count={n}").strip())
+    args = [a for a in sys.argv[1:] if not a.startswith("--child")]
+    out = subprocess.run([sys.executable, __file__, f"--child={n}", *args],
+                         env=env, capture_output=True, text=True, check=False)
+    if out.returncode:
+      sys.exit(f"{n} devices failed:\n{out.stderr[-3000:]}")
+    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"  {n} devices: {rows[-1]['rate']:,.0f} point-examples/s",
+          flush=True)
+  base = rows[0]
+  same = all(np.allclose(r["hr"], base["hr"], atol=1e-6) for r in rows)
+  print("\n| devices | kind | point-examples/s | s per timed call | warm-up s "
+        f"| x {base['devices']} device(s) |\n|---|---|---|---|---|---|")
+  for r in rows:
+    print(f"| {r['devices']} | {r['kind']} | {r['rate']:,.0f} | "
+          f"{r['seconds']:.1f} | {r['warmup']:.1f} | "
+          f"{r['rate'] / base['rate']:.2f} |")
+  print(f"\nHR@10 of every point equal across device counts: {same}")
+
+
+if __name__ == "__main__":
+  app.run(main)
