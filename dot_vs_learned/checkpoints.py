@@ -7,12 +7,24 @@ to a temporary folder and renames it when complete, so a run killed during a
 save leaves the previous checkpoint as the latest.
 """
 
+import logging
 import pathlib
 
 import jax
 import orbax.checkpoint as ocp
 
 from dot_vs_learned import results
+
+
+class _QuietOrbax(logging.Filter):
+  """Drops orbax's INFO lines (about ten per save) from the absl log."""
+
+  def filter(self, record):
+    return (record.levelno >= logging.WARNING or
+            f"{ocp.__name__.split('.')[0]}" not in record.pathname)
+
+
+logging.getLogger("absl").addFilter(_QuietOrbax())
 
 
 def _saveable(state):

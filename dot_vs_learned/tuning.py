@@ -19,6 +19,7 @@ The point axis (hyperparameters x seeds) is sharded over all devices
 import copy
 import itertools
 import json
+import shutil
 import time
 
 from absl import logging
@@ -26,6 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import ncf
@@ -108,10 +110,13 @@ def points(config):
                                 range(s.num_seeds)))
 
 
-def _train_points(config, shape, data, grid, label):
+def _train_points(config, shape, data, grid, label, saver=None):
   """Trains the points of `grid` as one vmapped, sharded program; returns
   per-evaluation metrics [{epoch, hr, ndcg, loss}] over the points, the
-  epoch each point failed at (0: never) and the number of devices."""
+  epoch each point failed at (0: never) and the number of devices.
+  saver: a checkpoints.Checkpointer; the states and the curves so far are
+  saved at every evaluation, and a program killed midway resumes from the
+  latest."""
   lrs, regs, stddevs, seeds = (np.array(v) for v in zip(*grid))
   mesh = train.point_mesh(len(grid))
   num_devices = 1 if mesh is None else mesh.devices.size
@@ -121,8 +126,14 @@ def _train_points(config, shape, data, grid, label):
   states = init(keys, stddevs=stddevs.astype(np.float32))
   hps = stream.Hparams(lrs.astype(np.float32), regs.astype(np.float32))
   k, epochs = config.eval.k, shape.train.epochs
-  curves, failed_at = [], np.zeros(len(grid), np.int64)
-  done, start = 0, time.time()
+  curves, failed_at, done = [], np.zeros(len(grid), np.int64), 0
+  restored = saver and saver.restore_latest(states)
+  if restored:
+    states, meta = restored
+    curves, done = meta["curves"], meta["done"]
+    failed_at = np.array(meta["failed_at"], np.int64)
+    logging.info("[%s] resuming from the checkpoint at epoch %d", label, done)
+  start, done_at_start = time.time(), done
   while done < epochs:
     chunk = min(config.eval.every, epochs - done)
     states, metrics = run(states, chunk, hps)
@@ -133,21 +144,27 @@ def _train_points(config, shape, data, grid, label):
     curves.append({"epoch": done, "hr": np.asarray(metrics["hr"]).tolist(),
                    "ndcg": np.asarray(metrics["ndcg"]).tolist(),
                    "loss": loss.tolist()})
+    if saver:
+      saver.save(done, states, {"done": done, "curves": curves,
+                                "failed_at": failed_at.tolist()})
     alive = np.asarray(metrics["hr"])[failed_at == 0]
     logging.info("[%s] epoch %d/%d: best HR@%d %s; %d of %d points failed; "
                  "%.1f s/epoch on %d devices", label, done, epochs, k,
                  f"{alive.max():.4f}" if alive.size else "-",
-                 (failed_at > 0).sum(), len(grid), (time.time() - start) / done,
-                 num_devices)
+                 (failed_at > 0).sum(), len(grid),
+                 (time.time() - start) / (done - done_at_start), num_devices)
   return curves, failed_at, num_devices
 
 
-def tune_shape(config, data, name, dim, num_negatives):
+def tune_shape(config, data, name, dim, num_negatives, workdir=None):
   """Stage 1 for one shape; returns its cell record.
 
   The points train in programs of `sweep.points_per_program` points (0: all
   in one). One program is the fastest on accelerators; on a CPU, whose cache
   holds one set of tables better than many, smaller programs can be faster.
+  With a workdir (and checkpoint.keep > 0) each program checkpoints at every
+  evaluation under checkpoints/tune_*, and a killed sweep resumes there; the
+  checkpoints of a shape are deleted once its cell is recorded.
   """
   shape = _shape_config(config, name, dim, num_negatives)
   grid = points(config)
@@ -157,8 +174,18 @@ def tune_shape(config, data, name, dim, num_negatives):
     label = f"{name} d={dim} m={num_negatives}"
     if size < len(grid):
       label += f" points {first + 1}-{min(first + size, len(grid))}"
-    part, part_failed, devices = _train_points(
-        config, shape, data, grid[first:first + size], label)
+    saver = None
+    if workdir is not None and config.checkpoint.keep:
+      saver = checkpoints.Checkpointer(
+          workdir, f"{checkpoint_prefix(name, dim, num_negatives)}_points"
+          f"{first + 1}-{min(first + size, len(grid))}",
+          config.checkpoint.keep)
+    try:
+      part, part_failed, devices = _train_points(
+          config, shape, data, grid[first:first + size], label, saver)
+    finally:
+      if saver:
+        saver.close()
     failed.append(part_failed)
     if curves is None:
       curves = part
@@ -173,6 +200,11 @@ def tune_shape(config, data, name, dim, num_negatives):
           "failed_at_epoch": np.concatenate(failed).tolist(),
           "curves": curves, "devices": devices,
           "seconds": time.time() - start}
+
+
+def checkpoint_prefix(name, dim, num_negatives) -> str:
+  """Checkpoint folders of a shape: checkpoints/{prefix}_points{a}-{b}."""
+  return f"tune_{name}_d{dim}_m{num_negatives}"
 
 
 def select(records, config) -> dict:
@@ -230,8 +262,12 @@ def run(config, workdir, overwrite=False) -> dict:
   for name, dim, m in shapes:
     cell = f"tune model={name} d={dim} m={m}"
     if cell not in done:
-      done[cell] = dict(tune_shape(config, data, name, dim, m), cell=cell)
+      done[cell] = dict(tune_shape(config, data, name, dim, m, workdir),
+                        cell=cell)
       sweep.record_cell(workdir, done[cell])
+    for folder in (workdir / results.CHECKPOINTS).glob(
+        f"{checkpoint_prefix(name, dim, m)}_points*"):
+      shutil.rmtree(folder)  # the recorded cell replaces them
   records = [done[f"tune model={n} d={d} m={m}"] for n, d, m in shapes]
   chosen = select(records, config)
   results.write_json(workdir / SELECTION, chosen)

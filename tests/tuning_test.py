@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import data
 from dot_vs_learned import ncf
@@ -85,6 +86,50 @@ def test_rerun_recomputes_nothing_finished(split_dirs, tmp_path, monkeypatch):
   assert calls == [6]  # only the unfinished final run
   assert second["selected"] == first["selected"]
   assert second["final"]["6"]["hr@10"] == first["final"]["6"]["hr@10"]
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_interrupted_sweep_resumes_from_checkpoints_to_the_same_record(
+    split_dirs, tmp_path, monkeypatch):
+  config = tiny_config(split_dirs, num_negatives=(1,), points_per_program=4)
+  config.final.dims = (4,)
+  whole = tuning.run(config, tmp_path / "whole")
+  cell = "tune model=mf d=4 m=1"
+  expected = sweep.done_cells(tmp_path / "whole")[cell]
+  # Killed right after the 3rd checkpoint: program 2 (points 5-8), epoch 2.
+  saves, real_save = [], checkpoints.Checkpointer.save
+
+  def save_then_die(self, step, state, meta):
+    real_save(self, step, state, meta)
+    saves.append((self.directory.name, step))
+    if len(saves) == 3:
+      raise _Killed
+
+  monkeypatch.setattr(checkpoints.Checkpointer, "save", save_then_die)
+  with pytest.raises(_Killed):
+    tuning.run(config, tmp_path / "cut")
+  assert saves[-1] == ("tune_mf_d4_m1_points5-8", 2)
+  assert cell not in sweep.done_cells(tmp_path / "cut")
+  # The rerun trains only what is missing: program 1 is restored at its
+  # final epoch, program 2 at epoch 2.
+  monkeypatch.setattr(checkpoints.Checkpointer, "save", real_save)
+  runs = []
+  real_train = tuning._train_points
+  monkeypatch.setattr(tuning, "_train_points", lambda *a: runs.append(
+      a[4]) or real_train(*a))
+  resumed = tuning.run(config, tmp_path / "cut")
+  got = sweep.done_cells(tmp_path / "cut")[cell]
+  assert got["points"] == expected["points"]
+  assert got["failed_at_epoch"] == expected["failed_at_epoch"]
+  for a, b in zip(expected["curves"], got["curves"]):
+    assert a == b  # bit-identical on CPU: epochs, HR, NDCG, loss
+  assert resumed["selected"] == whole["selected"]
+  assert len(runs) == 2
+  # Recorded cells leave no checkpoints of the sweep behind.
+  assert not list((tmp_path / "cut" / results.CHECKPOINTS).glob("tune_*"))
 
 
 def test_diverging_points_fail_alone(split_dirs, tmp_path):
