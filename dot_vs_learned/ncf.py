@@ -16,6 +16,7 @@ import numpy as np
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import data as data_lib
+from dot_vs_learned import distributed
 from dot_vs_learned import models
 from dot_vs_learned import results
 from dot_vs_learned import train
@@ -127,7 +128,8 @@ def _run(config, data, workdir) -> dict:
     train_fn = (_train_pretrained_neumf if config.model.name ==
                 "neumf_pretrained" else _train)
     summary, best, states = train_fn(config, data, workdir, start)
-    results.save_params(workdir, models.flatten_params(states.params))
+    results.save_params(workdir, models.flatten_params(
+        distributed.fetch(states.params)))
   final = {"model": config.model.name, "dataset": data.name,
            "dim": config.model.dim, "num_seeds": config.train.num_seeds,
            "ncf_predictive_factor": predictive_factor(config.model),
@@ -200,7 +202,7 @@ def _train(config, data, workdir, start, stage="", init_params=None):
   while done < t.epochs:
     chunk = min(config.eval.every, t.epochs - done)
     states, metrics = run_epochs(states, chunk)
-    metrics = jax.device_get(metrics)
+    metrics = distributed.fetch(metrics)
     done += chunk
     loss = np.asarray(metrics["loss"])
     if not np.all(np.isfinite(loss)):

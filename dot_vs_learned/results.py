@@ -4,7 +4,8 @@ Files: `config.json` (the resolved config), `metrics.jsonl` (one line per
 evaluation, appended as the run goes), `params.npz` (the final parameters of
 every seed, for serving: retrieval.py), `results.json` (written last: its
 presence marks a finished run). Whole-file writes go through a temporary file
-and a rename, so a killed run never leaves a truncated JSON file behind.
+and a rename, so a killed run never leaves a truncated JSON file behind. In a
+multi-host run (distributed.py) only process 0 writes.
 """
 
 import json
@@ -14,6 +15,8 @@ import shutil
 import tempfile
 
 import numpy as np
+
+from dot_vs_learned import distributed
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -40,6 +43,8 @@ def make_temp(directory, prefix, suffix=""):
 
 def write_atomically(path, write, mode="w") -> None:
   """Calls write(file) on a temporary file in the same folder, then renames."""
+  if not distributed.is_writer():
+    return
   path = pathlib.Path(path)
   fd, tmp = make_temp(path.parent, f".{path.name}.")
   try:
@@ -78,12 +83,15 @@ def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
   """
   workdir = pathlib.Path(workdir)
   check_unfinished(workdir, overwrite)
-  workdir.mkdir(parents=True, exist_ok=True)
-  if overwrite or not _same_unfailed_run(workdir, config_dict):
-    for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE, PARAMS):
-      (workdir / name).unlink(missing_ok=True)
-    shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
-  write_json(workdir / CONFIG, config_dict)
+  distributed.sync(f"checked {workdir}")  # all have read before any change
+  if distributed.is_writer():
+    workdir.mkdir(parents=True, exist_ok=True)
+    if overwrite or not _same_unfailed_run(workdir, config_dict):
+      for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE, PARAMS):
+        (workdir / name).unlink(missing_ok=True)
+      shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
+    write_json(workdir / CONFIG, config_dict)
+  distributed.sync(f"prepared {workdir}")
   return workdir
 
 
@@ -107,6 +115,8 @@ def mark_failed(workdir, error) -> None:
   No file of a failed run keeps a name that reads as a result.
   """
   workdir = pathlib.Path(workdir)
+  if not distributed.is_writer():
+    return
   if (workdir / METRICS).exists():
     os.replace(workdir / METRICS, workdir / (METRICS + ".failed"))
   write_json(workdir / FAILURE, {"error": type(error).__name__,
@@ -123,6 +133,8 @@ def summarize(per_seed) -> dict:
 def append_json_line(path, record) -> None:
   """Appends `record` as one JSON line and flushes it to disk. A last line
   cut short by a kill is ended first, so the record starts a line."""
+  if not distributed.is_writer():
+    return
   path = pathlib.Path(path)
   if path.exists() and path.stat().st_size:
     with open(path, "rb+") as f:

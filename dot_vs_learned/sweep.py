@@ -11,6 +11,7 @@ grid done.
 import json
 import pathlib
 
+from dot_vs_learned import distributed
 from dot_vs_learned import results
 
 CELLS = "cells.jsonl"
@@ -24,19 +25,22 @@ def open_grid(workdir, config_dict, overwrite=False) -> pathlib.Path:
   """
   workdir = pathlib.Path(workdir)
   config_path = workdir / results.CONFIG
-  if overwrite:
-    for name in (CELLS, results.RESULTS, results.FAILURE):
-      (workdir / name).unlink(missing_ok=True)
-  else:
+  if not overwrite:
     results.check_unfinished(workdir, overwrite)
     if config_path.exists() and not results.same_config(workdir,
                                                          config_dict):
       raise results.WorkdirError(
           f"{workdir} holds a grid of another config ({config_path}); "
           "use another --workdir or pass --overwrite to replace it.")
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / results.FAILURE).unlink(missing_ok=True)
-  results.write_json(config_path, config_dict)
+  distributed.sync(f"checked {workdir}")  # all have read before any change
+  if distributed.is_writer():
+    names = (CELLS, results.RESULTS, results.FAILURE) if overwrite else (
+        results.FAILURE,)
+    for name in names:
+      (workdir / name).unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results.write_json(config_path, config_dict)
+  distributed.sync(f"opened {workdir}")
   return workdir
 
 

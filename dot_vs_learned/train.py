@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dot_vs_learned import distributed
 from dot_vs_learned import evaluate
 from dot_vs_learned import models
 from dot_vs_learned import sgd
@@ -182,10 +183,15 @@ def config_hparams(config, count) -> stream.Hparams:
 
 
 def point_mesh(count):
-  """A 1-D mesh over the most devices that divide `count` points; None if
-  that is one device (then nothing is sharded)."""
+  """A 1-D mesh ("points") over the most devices that divide `count` points;
+  None if that is one device (then nothing is sharded). Over several
+  processes that do not all get points: every device, axis "replicas"."""
   devices = jax.devices()
   used = max(n for n in range(1, len(devices) + 1) if count % n == 0)
+  if jax.process_count() > 1 and used < len(devices):
+    # Processes share a mesh only if it spans them all: every device then
+    # computes every point (axis "replicas": nothing is split).
+    return jax.sharding.Mesh(np.array(devices), ("replicas",))
   if used == 1:
     return None
   return jax.sharding.Mesh(np.array(devices[:used]), ("points",))
@@ -201,22 +207,26 @@ def make_train(config, data, mesh=None):
     points: seeds, or (hyperparameter, seed) pairs of a sweep, vmapped.
     params: per-point initial parameters (e.g. pretrained); stddevs: per-point
     init scales (MF); hps: per-point stream.Hparams (default: the config's).
-    mesh: a 1-D jax.sharding.Mesh; the point axis is then sharded over its
-    devices (its length must be a multiple of their number) and the data
-    replicated.
+    mesh: a 1-D jax.sharding.Mesh (point_mesh); with axis "points" the
+    point axis is sharded over its devices (its length must be a multiple
+    of their number), with axis "replicas" every device computes every
+    point; the data is replicated.
   """
   arrays = (data.train_users, data.train_items, data.test_items,
             data.test_negatives,
             evaluate.candidate_mask(data.test_items, data.test_negatives))
+  points = whole = None
   if mesh is None:
     arrays = tuple(jnp.asarray(a) for a in arrays)
     place = lambda tree: tree
   else:
     axis = mesh.axis_names[0]
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(axis))
-    arrays = jax.device_put(arrays, replicated)
-    place = lambda tree: jax.device_put(tree, split)
+    whole = jax.sharding.PartitionSpec()
+    points = jax.sharding.PartitionSpec(axis) if axis == "points" else whole
+    replicated = jax.sharding.NamedSharding(mesh, whole)
+    split = jax.sharding.NamedSharding(mesh, points)
+    arrays = distributed.to_global(arrays, replicated)
+    place = lambda tree: distributed.to_global(tree, split)
   _, score = make_model(config, data.num_users, data.num_items)
   epoch = make_epoch(config, data.num_items, data.train_users.shape[0], score)
   k = config.eval.k
@@ -249,8 +259,6 @@ def make_train(config, data, mesh=None):
       return run_local(states, hps, arrays, num_epochs)
     # Each device trains its own points with no communication; shard_map
     # states that rather than leaving it to the partitioner.
-    points, whole = (jax.sharding.PartitionSpec(mesh.axis_names[0]),
-                     jax.sharding.PartitionSpec())
     return jax.shard_map(
         functools.partial(run_local, num_epochs=num_epochs), mesh=mesh,
         in_specs=(points, points, whole), out_specs=points)(states, hps,

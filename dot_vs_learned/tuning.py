@@ -30,6 +30,7 @@ import numpy as np
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import data as data_lib
+from dot_vs_learned import distributed
 from dot_vs_learned import ncf
 from dot_vs_learned import results
 from dot_vs_learned import stream
@@ -137,7 +138,7 @@ def _train_points(config, shape, data, grid, label, saver=None):
   while done < epochs:
     chunk = min(config.eval.every, epochs - done)
     states, metrics = run(states, chunk, hps)
-    metrics = jax.device_get(metrics)
+    metrics = distributed.fetch(metrics)
     done += chunk
     loss = np.asarray(metrics["loss"])
     failed_at[~np.isfinite(loss) & (failed_at == 0)] = done
@@ -265,9 +266,11 @@ def run(config, workdir, overwrite=False) -> dict:
       done[cell] = dict(tune_shape(config, data, name, dim, m, workdir),
                         cell=cell)
       sweep.record_cell(workdir, done[cell])
+    distributed.sync(f"recorded {cell}")
     for folder in (workdir / results.CHECKPOINTS).glob(
         f"{checkpoint_prefix(name, dim, m)}_points*"):
-      shutil.rmtree(folder)  # the recorded cell replaces them
+      if distributed.is_writer():
+        shutil.rmtree(folder)  # the recorded cell replaces them
   records = [done[f"tune model={n} d={d} m={m}"] for n, d, m in shapes]
   chosen = select(records, config)
   results.write_json(workdir / SELECTION, chosen)

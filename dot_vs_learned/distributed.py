@@ -1,0 +1,66 @@
+"""Multi-host runs: one process per host, the point axis over all their devices.
+
+`python -m dot_vs_learned.main ... --distributed` on every host (a Cloud TPU
+pod slice, a SLURM or Open MPI job: jax.distributed.initialize finds the
+coordinator itself; elsewhere pass --coordinator_address, --num_processes and
+--process_id). Every process runs the same program on the global device mesh;
+process 0 alone writes the workdir, which must be storage that every host
+sees (NFS, a GCS bucket through gcsfuse), as orbax's checkpoints need anyway.
+One process (the default) changes nothing.
+"""
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+
+def initialize(coordinator_address=None, num_processes=None,
+               process_id=None) -> None:
+  """jax.distributed.initialize, with CPU collectives (gloo) for CPU hosts."""
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes,
+                             process_id=process_id)
+  logging.info("process %d of %d; %d local of %d devices", jax.process_index(),
+               jax.process_count(), jax.local_device_count(),
+               jax.device_count())
+
+
+def is_writer() -> bool:
+  """Whether this process writes results (process 0)."""
+  return jax.process_index() == 0
+
+
+def sync(name: str) -> None:
+  """Waits until every process reaches this point (no-op with one)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def to_global(tree, sharding):
+  """Places host values (the same on every process) on `sharding`, which
+  may span the devices of several processes. Typed PRNG keys keep their
+  type; arrays already spread over several processes are resharded."""
+
+  def place(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return jax.jit(lambda y: y, out_shardings=sharding)(x)
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(place(jax.random.key_data(x)),
+                                      impl=jax.random.key_impl(x))
+    if jax.process_count() == 1:
+      return jax.device_put(x, sharding)
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding,
+                                        lambda index: host[index])
+
+  return jax.tree.map(place, tree)
+
+
+def fetch(tree):
+  """jax.device_get that also gathers arrays spread over processes."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  return multihost_utils.process_allgather(tree, tiled=True)
