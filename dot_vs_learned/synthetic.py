@@ -12,6 +12,7 @@ data and initialization) train as one jitted program, vmapped over seeds,
 one call per epoch.
 """
 
+import shutil
 import time
 from typing import NamedTuple, Sequence
 
@@ -23,6 +24,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import plotting
 from dot_vs_learned import results
@@ -49,6 +51,10 @@ def default_config():
       eval_chunk=65_536,  # pairs scored per step of the evaluation
       seed=0,
   ))
+  config.checkpoint = ml_collections.ConfigDict(dict(
+      every=4,  # epochs between checkpoints of a training cell; 0: none
+      keep=2,  # checkpoints kept per cell (deleted once it is recorded)
+  ))
   return config
 
 
@@ -72,6 +78,10 @@ def validate(config) -> None:
         "must be in [1, M] (pairs are distinct among M x M)")
   check(0 <= c.label_noise < c.trivial_rmse, "synthetic.label_noise",
         c.label_noise, f"must be in [0, trivial_rmse={c.trivial_rmse})")
+  check(config.checkpoint.every >= 0, "checkpoint.every",
+        config.checkpoint.every, "must be >= 0 (0: no checkpoints)")
+  check(config.checkpoint.keep >= 1, "checkpoint.keep",
+        config.checkpoint.keep, "must be >= 1")
 
 
 class Data(NamedTuple):
@@ -248,8 +258,14 @@ def stack_seeds(num_users, dim, c, num_seeds=None) -> Data:
   return Data(*(np.stack(arrays) for arrays in zip(*per_seed)))
 
 
-def train_cell(num_users, dim, multiplier, c, log_prefix=""):
-  """Trains and evaluates all seeds of a cell; returns its record."""
+def train_cell(num_users, dim, multiplier, c, log_prefix="", saver=None,
+               every=0):
+  """Trains and evaluates all seeds of a cell; returns its record.
+
+  saver (checkpoints.Checkpointer): the states are saved every `every`
+  epochs and after the last, and a cell killed midway resumes from the
+  latest, to the same record (bit-identical on CPU) but for timings.
+  """
   start = time.time()
   data = jax.device_put(stack_seeds(num_users, dim, c))
   generate_s = time.time() - start
@@ -259,14 +275,25 @@ def train_cell(num_users, dim, multiplier, c, log_prefix=""):
   keys = jax.random.split(jax.random.key(c.seed), seeds)
   states = jax.jit(jax.vmap(init))(keys)
   run_epoch = jax.jit(jax.vmap(epoch), donate_argnums=0)
-  train_start = time.time()
-  for done in range(1, c.epochs + 1):
+  first, train_s, loss = 1, 0.0, None
+  restored = saver and saver.restore_latest(states)
+  if restored:
+    states, meta = restored
+    first, train_s = meta["done"] + 1, meta["train_s"]
+    loss = np.array(meta["loss"], np.float32)
+    logging.info("%sresuming from the checkpoint at epoch %d", log_prefix,
+                 meta["done"])
+  train_start = time.time() - train_s
+  for done in range(first, c.epochs + 1):
     states, loss = run_epoch(states, data)
     loss = np.asarray(loss)
     if not np.all(np.isfinite(loss)):
       raise FloatingPointError(
           f"{log_prefix}training diverged at epoch {done}: loss per seed "
           f"{loss.tolist()}")
+    if saver and (done % every == 0 or done == c.epochs):
+      saver.save(done, states, {"done": done, "loss": loss.tolist(),
+                                "train_s": time.time() - train_start})
     per_epoch = (time.time() - train_start) / done
     logging.info("%sepoch %d/%d  train MSE %.4f  %.1f s/epoch  ETA %.0f s",
                  log_prefix, done, c.epochs, loss.mean(), per_epoch,
@@ -306,14 +333,25 @@ def run(config, workdir, overwrite=False) -> dict:
     if name in done:
       continue
     prefix = f"[{index + 1}/{len(cells)} {name}] "
+    saver = None
+    if config.checkpoint.every:
+      saver = checkpoints.Checkpointer(
+          workdir, f"synthetic_d{dim}_M{num_users}_x{multiplier}",
+          config.checkpoint.keep)
     try:
-      record = train_cell(num_users, dim, multiplier, c, prefix)
+      record = train_cell(num_users, dim, multiplier, c, prefix, saver,
+                          config.checkpoint.every)
     except FloatingPointError as e:  # this cell fails, the grid goes on
       logging.error("%s", e)
       record = {"d": dim, "num_users": num_users, "multiplier": multiplier,
                 "error": str(e)}
+    finally:
+      if saver:
+        saver.close()
     record["cell"] = name
     sweep.record_cell(workdir, record)
+    if saver:
+      shutil.rmtree(saver.directory)  # the recorded cell replaces them
     done[name] = record
     if "error" not in record:
       logging.info("%sRMSE test: MLP %.4f dot %.4f zero %.4f; fresh: MLP "
@@ -323,7 +361,8 @@ def run(config, workdir, overwrite=False) -> dict:
                    record["error_test"]["mean"],
                    record["error_fresh"]["mean"], record["samples_per_s"])
   records = [done[cell_name(*cell)] for cell in cells]
-  (workdir / "synthetic.md").write_text(markdown_table(records))
+  table = markdown_table(records)
+  results.write_atomically(workdir / "synthetic.md", lambda f: f.write(table))
   plot(records, workdir / "synthetic.png")
   final = {"experiment": "synthetic", "device": str(jax.devices()[0]),
            "cells": records,

@@ -15,7 +15,6 @@ from dot_vs_learned import sweep
 from dot_vs_learned import tuning
 import tuning_test
 from tuning_test import REPO
-from tuning_test import split_dirs  # pylint: disable=unused-import
 
 _PROCESS = """
 import json, pathlib, sys
@@ -29,6 +28,11 @@ out = tuning.run(config, {workdir!r})
 print(json.dumps(dict(index=jax.process_index(), devices=jax.device_count(),
                       out=out)))
 """
+
+
+@pytest.fixture(scope="module")
+def split_dirs(tmp_path_factory):
+  return tuning_test.make_split_dirs(tmp_path_factory.mktemp("tuning_data"))
 
 
 def _free_port() -> int:

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import results
 from dot_vs_learned import sweep
@@ -122,6 +123,50 @@ def test_grid_records_cells_and_resumes_without_recomputing(tmp_path,
   for a, b in zip(first["cells"], second["cells"]):
     assert a["mlp_test"]["per_seed"] == pytest.approx(b["mlp_test"]["per_seed"])
   assert len(sweep.done_cells(tmp_path)) == 2
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_a_cell_killed_midway_resumes_to_the_same_record(tmp_path,
+                                                         monkeypatch):
+  config = _config(epochs=5)
+  config.checkpoint.every = 2
+  whole = synthetic.run(config, tmp_path / "whole")["cells"][0]
+  saves, real_save = [], checkpoints.Checkpointer.save
+
+  def save_then_die(self, step, state, meta):
+    real_save(self, step, state, meta)
+    saves.append(step)
+    if step == 4:
+      raise _Killed
+
+  monkeypatch.setattr(checkpoints.Checkpointer, "save", save_then_die)
+  with pytest.raises(_Killed):
+    synthetic.run(config, tmp_path / "cut")
+  assert saves == [2, 4]
+  monkeypatch.setattr(checkpoints.Checkpointer, "save", real_save)
+  epochs = []
+  monkeypatch.setattr(checkpoints.Checkpointer, "save",
+                      lambda self, step, *a: epochs.append(step) or
+                      real_save(self, step, *a))
+  resumed = synthetic.run(config, tmp_path / "cut")["cells"][0]
+  assert epochs == [5]  # only epoch 5 trained again
+  timings = ("generate_s", "train_s", "samples_per_s")
+  assert {k: v for k, v in resumed.items() if k not in timings} == {
+      k: v for k, v in whole.items() if k not in timings}
+  assert not (tmp_path / "cut" / results.CHECKPOINTS).exists() or not list(
+      (tmp_path / "cut" / results.CHECKPOINTS).iterdir())
+
+
+@pytest.mark.parametrize("field,value", [("every", -1), ("keep", 0)])
+def test_bad_checkpoint_config_names_the_field(tmp_path, field, value):
+  config = _config()
+  config.checkpoint[field] = value
+  with pytest.raises(checks.ConfigError, match=f"checkpoint.{field}"):
+    synthetic.run(config, tmp_path / "grid")
+  assert not (tmp_path / "grid").exists()
 
 
 def test_grid_refuses_a_finished_grid_or_another_config(tmp_path):

@@ -23,8 +23,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def split_dirs(tmp_path_factory):
+  return make_split_dirs(tmp_path_factory.mktemp("tuning_data"))
+
+
+def make_split_dirs(root):
   """Generated NCF files ("toy") and their tuning split ("toy.holdout")."""
-  root = tmp_path_factory.mktemp("tuning_data")
   data.write_ncf(data.generate_default(150, 200, seed=5), root / "full",
                  "toy")
   splits.holdout_split(root / "full", "toy", root / "tune")
