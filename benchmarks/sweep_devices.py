@@ -12,8 +12,10 @@ XLA_FLAGS=--xla_force_host_platform_device_count=n (the devices then share
 the same cores: this measures what sharding costs or gains on one machine);
 on GPUs or TPUs the first n real devices. After one untimed call (compile and
 warm-up), --epochs epochs (one call, as the sweep runs between evaluations)
-are timed. Printed: point-examples/s and the ratio against 1 device of the
-same run; absolute rates are not comparable across runs.
+are timed. A last row trains the points one program each on 1 device
+(sweep.points_per_program=1, unvmapped), the other way to run a sweep on a
+CPU. Printed: point-examples/s and the ratio against 1 device of the same
+run; absolute rates are not comparable across runs.
 """
 
 import json
@@ -41,11 +43,16 @@ _DATA_DIR = flags.DEFINE_string(
 _DATA_NAME = flags.DEFINE_string("data_name", "ml-1m", "NCF file prefix.")
 _NUM_USERS = flags.DEFINE_integer("num_users", 6040, "generated data: users.")
 _NUM_ITEMS = flags.DEFINE_integer("num_items", 3706, "generated data: items.")
+_ONE_AT_A_TIME = flags.DEFINE_bool(
+    "one_at_a_time_baseline", True, "also time 1 device training the points "
+    "one program each (--config.sweep.points_per_program=1), the CPU "
+    "default's alternative.")
 _CHILD = flags.DEFINE_integer("child", 0, "internal: time n devices, print "
                               "one JSON line.")
+_CHILD_SINGLE = flags.DEFINE_bool("child_single", False, "internal.")
 
 
-def _time_devices(num_devices) -> dict:
+def _time_devices(num_devices, one_at_a_time=False) -> dict:
   """In this process: times the sweep program on the first n devices."""
   import jax  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import data as data_lib  # pylint: disable=g-import-not-at-top
@@ -70,28 +77,36 @@ def _time_devices(num_devices) -> dict:
   lrs = np.geomspace(0.001, 0.01, count).astype(np.float32)
   regs = np.tile(np.float32([0.0, 0.003]), count)[:count]
   keys = jax.random.split(jax.random.key(0), count)
-  hps = stream.Hparams(lrs, regs)
-  start = time.perf_counter()
-  states, metrics = jax.block_until_ready(run(init(keys), _EPOCHS.value, hps))
-  warmup = time.perf_counter() - start
-  start = time.perf_counter()
-  states, metrics = jax.block_until_ready(run(states, _EPOCHS.value, hps))
-  seconds = time.perf_counter() - start
-  loss = np.asarray(metrics["loss"])
+  # one_at_a_time: programs of one point each (sweep.points_per_program=1).
+  parts = [slice(j, j + 1) for j in range(count)] if one_at_a_time else [
+      slice(0, count)]
+  warmup = seconds = 0.0
+  hr, loss = [], []
+  for part in parts:
+    hps = stream.Hparams(lrs[part], regs[part])
+    start = time.perf_counter()
+    states, metrics = jax.block_until_ready(
+        run(init(keys[part]), _EPOCHS.value, hps))
+    warmup += time.perf_counter() - start
+    start = time.perf_counter()
+    states, metrics = jax.block_until_ready(run(states, _EPOCHS.value, hps))
+    seconds += time.perf_counter() - start
+    hr += np.asarray(metrics["hr"]).tolist()
+    loss += np.asarray(metrics["loss"]).tolist()
   if not np.all(np.isfinite(loss)):
     raise FloatingPointError(f"{num_devices} devices: loss {loss}")
   examples = (data.train_users.shape[0] * (1 + _NUM_NEGATIVES.value) *
               _EPOCHS.value * count)
-  return dict(devices=num_devices, kind=devices[0].device_kind,
-              seconds=seconds, warmup=warmup, rate=examples / seconds,
-              hr=np.asarray(metrics["hr"]).tolist())
+  return dict(devices=num_devices, one_at_a_time=one_at_a_time,
+              kind=devices[0].device_kind, seconds=seconds, warmup=warmup,
+              rate=examples / seconds, hr=hr)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _CHILD.value:
-    print(json.dumps(_time_devices(_CHILD.value)))
+    print(json.dumps(_time_devices(_CHILD.value, _CHILD_SINGLE.value)))
     return
   counts = [int(n) for n in _DEVICES.value]
   bad = [n for n in counts if n < 1 or _POINTS.value % n]
@@ -103,26 +118,32 @@ def main(argv):
         f"{_EPOCHS.value} timed epochs; data "
         f"{_DATA_DIR.value or 'generated'}", flush=True)
   rows = []
-  for n in counts:
+  runs = [(n, False) for n in counts]
+  if _ONE_AT_A_TIME.value:
+    runs.append((1, True))
+  for n, single in runs:
     env = dict(os.environ)
     if _FORCE.value:
       env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=(
           env.get("XLA_FLAGS", "") +
           f" --xla_force_host_platform_device_count={n}").strip())
     args = [a for a in sys.argv[1:] if not a.startswith("--child")]
-    out = subprocess.run([sys.executable, __file__, f"--child={n}", *args],
+    args += [f"--child={n}", f"--{'' if single else 'no'}child_single"]
+    out = subprocess.run([sys.executable, __file__, *args],
                          env=env, capture_output=True, text=True, check=False)
     if out.returncode:
       sys.exit(f"{n} devices failed:\n{out.stderr[-3000:]}")
     rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"  {n} devices: {rows[-1]['rate']:,.0f} point-examples/s",
-          flush=True)
+    print(f"  {n} devices{', one point per program' if single else ''}: "
+          f"{rows[-1]['rate']:,.0f} point-examples/s", flush=True)
   base = rows[0]
   same = all(np.allclose(r["hr"], base["hr"], atol=1e-6) for r in rows)
-  print("\n| devices | kind | point-examples/s | s per timed call | warm-up s "
-        f"| x {base['devices']} device(s) |\n|---|---|---|---|---|---|")
+  print("\n| devices | points per program | kind | point-examples/s | "
+        f"timed s | warm-up s | x {base['devices']} device(s) |\n"
+        "|---|---|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['devices']} | {r['kind']} | {r['rate']:,.0f} | "
+    per_program = 1 if r["one_at_a_time"] else _POINTS.value // r["devices"]
+    print(f"| {r['devices']} | {per_program} | {r['kind']} | {r['rate']:,.0f} | "
           f"{r['seconds']:.1f} | {r['warmup']:.1f} | "
           f"{r['rate'] / base['rate']:.2f} |")
   print(f"\nHR@10 of every point equal across device counts: {same}")
