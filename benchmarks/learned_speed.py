@@ -22,6 +22,7 @@ from absl import flags
 import jax
 
 from dot_vs_learned import data as data_lib
+from dot_vs_learned import datasets
 from dot_vs_learned import ncf
 import timing  # benchmarks/ is on sys.path when this script runs
 
@@ -73,8 +74,8 @@ def main(argv):
     data = data_lib.load_ncf(_DATA_DIR.value, _DATA_NAME.value)
     source = f"{_DATA_NAME.value} from {_DATA_DIR.value}"
   else:
-    data = data_lib.generate_default(_NUM_USERS.value, _NUM_ITEMS.value)
-    source = "generated (data.generate_default)"
+    data = datasets.generate_default(_NUM_USERS.value, _NUM_ITEMS.value)
+    source = "generated (datasets.generate_default)"
   m, seeds = _NUM_NEGATIVES.value, _NUM_SEEDS.value
   per_epoch = data.train_users.shape[0] * (1 + m)
   print(f"jax {jax.__version__}; devices {jax.devices()}; {os.cpu_count()} "

@@ -31,12 +31,13 @@ from absl import flags
 import numpy as np
 
 from dot_vs_learned import data as data_lib
+from dot_vs_learned import datasets
 import numpy_sgd  # benchmarks/ is on sys.path when this script runs
 import timing
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "", "folder with {data_name}.train.rating etc.; '' = the "
-    "embedded generated data (data.generate_default).")
+    "embedded generated data (datasets.generate_default).")
 _DATA_NAME = flags.DEFINE_string("data_name", "ml-1m", "NCF file prefix.")
 _DIMS = flags.DEFINE_list("dims", ["16", "64", "192"],
                           "embedding dimensions d (bias included, Eq. 2).")
@@ -77,7 +78,7 @@ def _peak_mib() -> float:
 def _load(spec) -> data_lib.NCFData:
   if spec["data_dir"]:
     return data_lib.load_ncf(spec["data_dir"], spec["data_name"])
-  return data_lib.generate_default()
+  return datasets.generate_default()
 
 
 def _init_numpy(rng, num_rows, dim, stddev) -> np.ndarray:
@@ -213,7 +214,7 @@ def main(argv):
   data = _load(base)
   per_epoch = data.train_users.shape[0] * (1 + base["num_negatives"])
   source = (f"{base['data_name']} from {base['data_dir']}" if base["data_dir"]
-            else "embedded generated data (data.generate_default())")
+            else "embedded generated data (datasets.generate_default())")
   print(f"jax {jax.__version__}; devices {jax.devices()}; "
         f"{os.cpu_count()} CPU cores ({len(os.sched_getaffinity(0))} usable)")
   print(f"data: {source}: {data.num_users} users, {data.num_items} items, "

@@ -15,7 +15,7 @@ import numpy as np
 
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
-from dot_vs_learned import data as data_lib
+from dot_vs_learned import datasets
 from dot_vs_learned import distributed
 from dot_vs_learned import models
 from dot_vs_learned import results
@@ -101,7 +101,7 @@ def run(config, workdir, overwrite=False) -> dict:
   validate(config)
   results.check_unfinished(workdir, overwrite)
   # Bad data or config values fail here, before anything is written.
-  data = data_lib.load_dataset(config.data)
+  data = datasets.load_dataset(config.data)
   validate(config, 1 + data.test_negatives.shape[1])
   workdir = results.prepare(workdir, config.to_dict(), overwrite)
   logging.info("dataset %s: %d users, %d items, %d training pairs, %d "

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from dot_vs_learned import data as data_lib
+from dot_vs_learned import datasets
 from dot_vs_learned import models
 from dot_vs_learned import results
 from dot_vs_learned import retrieval
@@ -44,7 +45,7 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   if not 0 <= seed_index < num_seeds:
     raise RecommendError(f"--seed_index={seed_index}: the run has "
                          f"{num_seeds} seeds (0 .. {num_seeds - 1})")
-  data = data_lib.load_dataset(config.data)
+  data = datasets.load_dataset(config.data)
   users = np.asarray(users, dtype=np.int64)
   bad = users[(users < 0) | (users >= data.num_users)]
   if bad.size:

@@ -17,6 +17,7 @@ from absl import logging
 import numpy as np
 
 from dot_vs_learned import data
+from dot_vs_learned import datasets
 
 _USER_NAMES = {"user", "userid", "uid"}
 _ITEM_NAMES = {"item", "itemid", "iid", "movie", "movieid"}
@@ -112,7 +113,7 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
   users, items = _first_appearance(users[keep]), _first_appearance(items[keep])
   times = np.arange(len(keep), dtype=float) if times is None else times
   rng = np.random.Generator(np.random.PCG64(seed))
-  split, train_times, test_times = data.ncf_split(
+  split, train_times, test_times = datasets.ncf_split(
       log_path, name, users, items, times[keep], users.max() + 1,
       items.max() + 1, num_negatives, rng)
   data.write_ncf(split, out_dir, name, train_timestamps=train_times,
@@ -164,7 +165,7 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   rank = rng.permutation(len(users)) if pick == "random" else None
   # Negatives come from the items of the training file: the ids that occur
   # only in the final test files are not known here.
-  split, train_times, test_times = data.ncf_split(
+  split, train_times, test_times = datasets.ncf_split(
       train_path, out_name, users, items, times, full.num_users,
       int(items.max()) + 1, full.test_negatives.shape[1], rng, rank)
   data.write_ncf(split, out_dir, out_name, train_timestamps=train_times,

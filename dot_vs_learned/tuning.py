@@ -29,7 +29,7 @@ import numpy as np
 
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
-from dot_vs_learned import data as data_lib
+from dot_vs_learned import datasets
 from dot_vs_learned import distributed
 from dot_vs_learned import ncf
 from dot_vs_learned import results
@@ -254,8 +254,8 @@ def run(config, workdir, overwrite=False) -> dict:
   """Runs (or resumes) both stages into `workdir`."""
   validate(config)
   # Bad data, tuning or final, fails here, before anything is written.
-  data = data_lib.load_dataset(config.data)
-  data_lib.load_dataset(config.final.data)
+  data = datasets.load_dataset(config.data)
+  datasets.load_dataset(config.final.data)
   workdir = sweep.open_grid(workdir, config.to_dict(), overwrite)
   done = sweep.done_cells(workdir)
   s = config.sweep

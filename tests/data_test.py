@@ -1,17 +1,14 @@
-"""Tests for dot_vs_learned.data: NCF files, downloads, splits, default data."""
+"""Tests of data.py: the NCF file format, its loader and writer."""
 
-import functools
 import hashlib
-import http.server
 import os
 import pathlib
-import threading
 
-import ml_collections
 import numpy as np
 import pytest
 
 from dot_vs_learned import data
+from dot_vs_learned import datasets
 
 REAL_ML1M = pathlib.Path(__file__).resolve().parents[2] / "shared/data/ml-1m"
 
@@ -61,7 +58,7 @@ def test_load_hand_made(tmp_path):
 
 
 def test_write_load_round_trip(tmp_path):
-  original = data.generate_default(num_users=60, num_items=300, seed=3)
+  original = datasets.generate_default(num_users=60, num_items=300, seed=3)
   data.write_ncf(original, tmp_path, "rt")
   files = sorted(os.listdir(tmp_path))  # no temp files left behind
   assert files == sorted(f"rt.{s}" for s in data.SUFFIXES)
@@ -155,155 +152,16 @@ def test_real_ml1m():
   assert (d.test_negatives == d.test_items[:, None]).any(axis=1).sum() == 156
   # Only the test files are the originals; the train file here is a rebuild.
   for suffix in ("test.rating", "test.negative"):
-    pins = data.CHECKSUMS["ml-1m"][suffix]
-    assert data._mismatch(REAL_ML1M / f"ml-1m.{suffix}", pins) == ""
+    pins = datasets.CHECKSUMS["ml-1m"][suffix]
+    assert datasets._mismatch(REAL_ML1M / f"ml-1m.{suffix}", pins) == ""
     content = (REAL_ML1M / f"ml-1m.{suffix}").read_bytes()
     assert hashlib.sha256(content).hexdigest() == pins["sha256"]
-
-
-# --------------------------------------------------------- generate_default ---
-
-
-def test_generate_default():
-  d = data.generate_default()
-  assert (d.name, d.num_users, d.num_items) == ("default", 2000, 1000)
-  assert d.test_items.shape == (2000,) and d.test_negatives.shape == (2000, 99)
-  _assert_same(d, data.generate_default())
-  other = data.generate_default(seed=1)
-  assert not np.array_equal(d.test_negatives, other.test_negatives)
-  items = _user_items(d)
-  counts = np.bincount(d.train_users, minlength=2000)
-  # 20 to 150 interactions, one of them held out.
-  assert counts.min() >= 19 and counts.max() <= 149
-  for u in range(d.num_users):
-    negatives = set(d.test_negatives[u].tolist())
-    assert len(negatives) == 99 and not items[u] & negatives
-  popularity = np.sort(np.bincount(d.train_items, minlength=1000))[::-1]
-  assert popularity[:100].sum() > 0.3 * popularity.sum()
-
-
-# ---------------------------------------------------------------- downloads ---
-
-
-def _git_blob(content):
-  """Returns the id `git hash-object` gives `content`."""
-  return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-
-
-@pytest.fixture
-def source(tmp_path):
-  """Returns a mirror directory of tiny NCF files and their pin table."""
-  _write(tmp_path / "mirror", name="tiny")
-  pins = {}
-  for suffix in data.SUFFIXES:
-    content = (tmp_path / "mirror" / f"tiny.{suffix}").read_bytes()
-    pins[suffix] = {"git_blob": _git_blob(content),
-                    "sha256": hashlib.sha256(content).hexdigest()}
-  return tmp_path / "mirror", {"tiny": pins}
-
-
-def test_download_file_url_then_cached(tmp_path, source):
-  mirror, pins = source
-  cache = data.download("tiny", tmp_path / "cache", mirror.as_uri(), pins)
-  assert cache == tmp_path / "cache"
-  assert sorted(os.listdir(cache)) == sorted(f"tiny.{s}" for s in data.SUFFIXES)
-  _assert_same(data.load_ncf(cache, "tiny"), data.load_ncf(mirror, "tiny"))
-  # Cached and verified: an unreachable mirror is never contacted.
-  data.download("tiny", cache, (tmp_path / "gone").as_uri(), pins)
-  # A corrupted cached file is fetched again.
-  (cache / "tiny.test.rating").write_text("garbage")
-  data.download("tiny", cache, mirror.as_uri(), pins)
-  assert (cache / "tiny.test.rating").read_text() == TEST
-
-
-def test_download_checksum_mismatch_leaves_nothing(tmp_path, source):
-  mirror, pins = source
-  (mirror / "tiny.test.negative").write_text(NEGATIVE.replace("3", "4"))
-  with pytest.raises(data.DataError) as error:
-    data.download("tiny", tmp_path / "cache", mirror.as_uri(), pins)
-  expected = pins["tiny"]["test.negative"]["git_blob"]
-  actual = _git_blob((mirror / "tiny.test.negative").read_bytes())
-  message = str(error.value)
-  for part in ("tiny.test.negative", expected, actual):
-    assert part in message
-  assert not (tmp_path / "cache/tiny.test.negative").exists()
-  assert not [f for f in os.listdir(tmp_path / "cache") if f.startswith(".")]
-
-
-def test_download_offline_message(tmp_path, source):
-  _, pins = source
-  base = (tmp_path / "nowhere").as_uri()
-  with pytest.raises(data.DataError) as error:
-    data.download("tiny", tmp_path / "cache", base, pins)
-  message = str(error.value)
-  for suffix in data.SUFFIXES:
-    assert f"{base}/tiny.{suffix}" in message
-  assert f"into {tmp_path / 'cache'}" in message
-  assert "--config.data.dir=DIR" in message
-  assert os.listdir(tmp_path / "cache") == []
-  with pytest.raises(data.DataError, match="no pinned checksums"):
-    data.download("unknown", tmp_path / "cache", base, pins)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-
-  def log_message(self, *args):
-    pass
-
-
-def test_download_over_http(tmp_path, source):
-  mirror, pins = source
-  handler = functools.partial(_QuietHandler, directory=str(mirror))
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
-  try:
-    base = f"http://127.0.0.1:{server.server_port}"
-    cache = data.download("tiny", tmp_path / "cache", base, pins)
-    _assert_same(data.load_ncf(cache, "tiny"), data.load_ncf(mirror, "tiny"))
-    with pytest.raises(data.DataError, match="HTTP Error 404"):
-      data.download("tiny", tmp_path / "cache2", base + "/missing", pins)
-  finally:
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
-
-
-# ------------------------------------------------------------- load_dataset ---
-
-
-def _config(**fields):
-  """Returns a data config with the given fields over the defaults."""
-  defaults = dict(name="default", dir="", cache_dir="", download=False, seed=0,
-                  num_users=100, num_items=300)
-  return ml_collections.ConfigDict(dict(defaults, **fields))
-
-
-def test_load_dataset(tmp_path, source, monkeypatch):
-  _assert_same(data.load_dataset(_config(seed=2)),
-               data.generate_default(num_users=100, num_items=300, seed=2))
-  mirror, pins = source
-  from_dir = data.load_dataset(_config(name="tiny", dir=str(mirror)))
-  _assert_same(from_dir, data.load_ncf(mirror, "tiny"))
-  with pytest.raises(data.DataError, match="data.name='tiny'"):
-    data.load_dataset(_config(name="tiny"))
-  # Known names come from the cache ($DOT_VS_LEARNED_CACHE unless cache_dir).
-  monkeypatch.setenv("DOT_VS_LEARNED_CACHE", str(tmp_path / "env"))
-  with pytest.raises(data.DataError, match="downloads are off") as error:
-    data.load_dataset(_config(name="ml-1m"))
-  assert str(tmp_path / "env") in str(error.value)
-  assert data.DEFAULT_BASE_URL + "/ml-1m.test.negative" in str(error.value)
-  monkeypatch.setitem(data.CHECKSUMS, "tiny", pins["tiny"])
-  data.download("tiny", tmp_path / "cache", mirror.as_uri())
-  cached = data.load_dataset(_config(  # verified in the cache, not refetched
-      name="tiny", cache_dir=str(tmp_path / "cache"), download=True))
-  _assert_same(cached, from_dir)
 
 
 def test_written_files_are_readable_by_others_as_umask_allows(tmp_path):
   old = os.umask(0o022)
   try:
-    data.write_ncf(data.generate_default(120, 200), tmp_path, "toy")
+    data.write_ncf(datasets.generate_default(120, 200), tmp_path, "toy")
   finally:
     os.umask(old)
   for path in tmp_path.iterdir():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dot_vs_learned import data
+from dot_vs_learned import datasets
 from dot_vs_learned import ncf
 from dot_vs_learned import results
 
@@ -136,7 +137,7 @@ def test_entry_point_end_to_end(tmp_path):
 def test_pinterest_config_runs_on_generated_files_of_that_name(tmp_path):
   # The real pinterest-20 files are not available here; the same code path
   # runs on generated data written in the NCF format under that name.
-  generated = data.generate_default(num_users=150, num_items=300, seed=5)
+  generated = datasets.generate_default(num_users=150, num_items=300, seed=5)
   data.write_ncf(generated, tmp_path / "data", "pinterest-20")
   spec = importlib.util.spec_from_file_location(
       "pinterest_config", REPO / "configs" / "pinterest.py")

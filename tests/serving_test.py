@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dot_vs_learned import checks
-from dot_vs_learned import data
+from dot_vs_learned import datasets
 from dot_vs_learned import models
 from dot_vs_learned import ncf
 from dot_vs_learned import recommend
@@ -115,7 +115,7 @@ def test_bad_config_names_the_field_and_writes_nothing(tmp_path, field, value):
 def test_recommend_ranks_unseen_items_by_the_model(mf_run):
   config, scores, ids = recommend.recommend_from_workdir(mf_run, [0, 7], 5,
                                                          seed_index=1)
-  d = data.load_dataset(config.data)
+  d = datasets.load_dataset(config.data)
   flat = results.load_params(mf_run)
   params = models.unflatten_params({k: v[1] for k, v in flat.items()})
   for user, row_ids, row_scores in zip([0, 7], ids, scores):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dot_vs_learned import data as data_lib
+from dot_vs_learned import datasets
 from dot_vs_learned import models
 from dot_vs_learned import ncf
 from dot_vs_learned import sgd
@@ -149,7 +149,7 @@ def small_config(optimizer="batched", num_seeds=1, epochs=2):
 
 @pytest.fixture(scope="module")
 def small_data():
-  return data_lib.generate_default(num_users=150, num_items=300, seed=1)
+  return datasets.generate_default(num_users=150, num_items=300, seed=1)
 
 
 def test_epoch_visits_every_positive_once(small_data):
@@ -182,7 +182,7 @@ def test_vmapped_seed_equals_single_run(small_data, optimizer):
 
 @pytest.mark.parametrize("optimizer", ["batched", "exact"])
 def test_mf_learns_generated_data_far_above_popularity(optimizer):
-  data = data_lib.generate_default(num_users=400, num_items=200, seed=3)
+  data = datasets.generate_default(num_users=400, num_items=200, seed=3)
   config = small_config(optimizer, epochs=12)
   config.model.dim = 16
   init, run = train.make_train(config, data)
@@ -204,7 +204,7 @@ def test_same_seed_gives_identical_results(small_data):
 
 @pytest.fixture(scope="module")
 def learnable_data():
-  return data_lib.generate_default(num_users=400, num_items=200, seed=3)
+  return datasets.generate_default(num_users=400, num_items=200, seed=3)
 
 
 @pytest.mark.parametrize("name, dim", [("mf", 16), ("gmf", 16), ("mlp", 16),

@@ -12,6 +12,7 @@ import pytest
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import data
+from dot_vs_learned import datasets
 from dot_vs_learned import ncf
 from dot_vs_learned import results
 from dot_vs_learned import splits
@@ -28,7 +29,7 @@ def split_dirs(tmp_path_factory):
 
 def make_split_dirs(root):
   """Generated NCF files ("toy") and their tuning split ("toy.holdout")."""
-  data.write_ncf(data.generate_default(150, 200, seed=5), root / "full",
+  data.write_ncf(datasets.generate_default(150, 200, seed=5), root / "full",
                  "toy")
   splits.holdout_split(root / "full", "toy", root / "tune")
   return root
@@ -161,11 +162,11 @@ def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
 _SHARDED = """
 import json, sys
 import jax
-from dot_vs_learned import data, tuning
+from dot_vs_learned import datasets, tuning
 sys.path.insert(0, {tests!r})
 import tuning_test
 config = tuning_test.tiny_config(__import__("pathlib").Path({root!r}))
-d = data.load_dataset(config.data)
+d = datasets.load_dataset(config.data)
 record = tuning.tune_shape(config, d, "mf", 4, 2)
 print(json.dumps(dict(devices=record["devices"], count=jax.device_count(),
                       curves=record["curves"])))
@@ -174,7 +175,7 @@ print(json.dumps(dict(devices=record["devices"], count=jax.device_count(),
 
 def test_sharded_over_four_host_devices_equals_one_device(split_dirs):
   config = tiny_config(split_dirs)
-  single = tuning.tune_shape(config, data.load_dataset(config.data), "mf", 4,
+  single = tuning.tune_shape(config, datasets.load_dataset(config.data), "mf", 4,
                              2)
   env = dict(os.environ,
              XLA_FLAGS="--xla_force_host_platform_device_count=4",
@@ -196,7 +197,7 @@ def test_sharded_over_four_host_devices_equals_one_device(split_dirs):
 
 def test_points_in_smaller_programs_give_the_same_record(split_dirs):
   config = tiny_config(split_dirs, regs=(0.0,))
-  d = data.load_dataset(config.data)
+  d = datasets.load_dataset(config.data)
   whole = tuning.tune_shape(config, d, "mf", 4, 1)
   config.sweep.points_per_program = 3  # 4 points: programs of 3 and 1
   parts = tuning.tune_shape(config, d, "mf", 4, 1)

@@ -1,0 +1,235 @@
+"""Where a dataset comes from: generated, downloaded with pinned checksums, or
+a folder of NCF files (data.py reads them); the NCF split's sampling.
+"""
+
+import hashlib
+import http.client
+import os
+import pathlib
+import shutil
+import urllib.request
+
+import numpy as np
+
+from dot_vs_learned import data
+from dot_vs_learned import results
+from dot_vs_learned.data import DataError
+from dot_vs_learned.data import NCFData
+
+DEFAULT_BASE_URL = (
+    "https://raw.githubusercontent.com/hexiangnan/"
+    "neural_collaborative_filtering/4aab159e81c44b062c091bdaed0ab54ac632371f/"
+    "Data")
+# Pins of the files at the commit above. `git_blob` is what `git hash-object`
+# prints: sha1 of b"blob <size>\0" + content.
+CHECKSUMS = {
+    "ml-1m": {
+        "train.rating": {
+            "git_blob": "31ba384fd58dac8fbd09d2dfc6616431f3563ab5"},
+        "test.rating": {
+            "git_blob": "1b79e03c96710c3b0c35deb19155ef74f7965a02",
+            "sha256": "231ae11eb060b643a8c58c063cd17ffc743b54f569afb073d1abb6cf126b88b5"},
+        "test.negative": {
+            "git_blob": "c82844fb99d021f94751a6f915a230a1e8b8da92",
+            "sha256": "127853228a76b7d21c0481e8ef8d00dd009cd5c88670dbdd9e9debfdb9f93de4"},
+    },
+    "pinterest-20": {
+        "train.rating": {
+            "git_blob": "99813f8ed7486c36fa0f405e3f400db5d6fed0be"},
+        "test.rating": {
+            "git_blob": "87fdbd13bced61c51f2842e2a667e83b9b0084e3"},
+        "test.negative": {
+            "git_blob": "b752ccdc14df423b9484771440ff4a73e4a4a304"},
+    },
+}
+
+
+# --------------------------------------------------------------- downloads ---
+
+
+def _mismatch(path, pins) -> str:
+  """Returns '' if the file matches every pin, else what differs."""
+  blob = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
+  sha = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      blob.update(chunk)
+      sha.update(chunk)
+  actual = {"git_blob": blob.hexdigest(), "sha256": sha.hexdigest()}
+  return "; ".join(f"{kind} expected {want}, got {actual[kind]}"
+                   for kind, want in pins.items() if actual[kind] != want)
+
+
+def _fetch(url, target, pins) -> None:
+  """Streams `url` to a temp file, verifies it, then renames it to `target`."""
+  fd, temp = results.make_temp(target.parent, f".{target.name}.", ".part")
+  try:
+    with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url,
+                                                          timeout=60) as r:
+      shutil.copyfileobj(r, f, 1 << 20)
+    problem = _mismatch(temp, pins)
+    if problem:
+      raise DataError(f"{target}: checksum mismatch for {url}: {problem}")
+    os.replace(temp, target)
+  finally:
+    if os.path.exists(temp):  # an interrupted or corrupt download
+      os.remove(temp)
+
+
+def _offline_message(name, cache, base_url, missing, reason) -> str:
+  """Explains how to provide dataset files that could not be downloaded."""
+  urls = "".join(f"\n  {base_url.rstrip('/')}/{f}" for f in missing)
+  return (f"{cache}: {reason}; missing {', '.join(missing)}. Fetch them "
+          f"from:{urls}\ninto {cache}, or use --config.data.dir=DIR to point "
+          f"at a directory holding existing NCF files {name}.*")
+
+
+def download(name, cache_dir, base_url=DEFAULT_BASE_URL,
+             checksums=None) -> pathlib.Path:
+  """Fetches `{base_url}/{name}.*` into `cache_dir` (returned), checking pins.
+
+  `checksums` (default CHECKSUMS) maps names to per-file pins. Cached files
+  with the right checksums are kept, others fetched again; nothing unverified
+  is ever left under a final file name.
+  """
+  table = CHECKSUMS if checksums is None else checksums
+  if name not in table:
+    raise DataError(f"{name}: no pinned checksums; downloadable: "
+                    f"{', '.join(table)}")
+  cache = pathlib.Path(cache_dir).expanduser()
+  cache.mkdir(parents=True, exist_ok=True)
+  pending = [s for s, pins in table[name].items()
+             if not (cache / f"{name}.{s}").is_file()
+             or _mismatch(cache / f"{name}.{s}", pins)]
+  for k, suffix in enumerate(pending):
+    url = f"{base_url.rstrip('/')}/{name}.{suffix}"
+    try:
+      _fetch(url, cache / f"{name}.{suffix}", table[name][suffix])
+    except (OSError, http.client.HTTPException) as e:  # URLError is an OSError
+      files = [f"{name}.{s}" for s in pending[k:]]
+      raise DataError(_offline_message(name, cache, base_url, files,
+                                       f"cannot download ({e})")) from e
+  return cache
+
+
+# ------------------------------------------- NCF protocol, generated data ---
+
+
+def sample_negatives(source, users, items, num_users, num_items,
+                      num_negatives, rng) -> np.ndarray:
+  """Samples distinct items each user never touched, uniformly (NCF 4.1)."""
+  if num_negatives < 1:
+    raise DataError(f"{source}: num_negatives={num_negatives} must be >= 1")
+  counts = np.bincount(users, minlength=num_users)
+  short = np.flatnonzero(num_items - counts < num_negatives)
+  if short.size:
+    raise DataError(f"{source}: user {short[0]} has {counts[short[0]]} of "
+                    f"{num_items} items, fewer than num_negatives="
+                    f"{num_negatives} left to sample")
+  order = np.argsort(users, kind="stable")
+  users, items = users[order], items[order]
+  bounds = np.searchsorted(users, np.arange(num_users + 1))
+  out = np.empty((num_users, num_negatives), np.int32)
+  chunk = max(1, (1 << 22) // num_items)  # ~32 MB of keys at a time
+  for lo in range(0, num_users, chunk):
+    hi = min(lo + chunk, num_users)
+    # The k smallest of iid uniform keys over allowed items are a uniform
+    # k-subset; sorting them by key gives a uniformly random order too.
+    keys = rng.random((hi - lo, num_items))
+    span = slice(bounds[lo], bounds[hi])
+    keys[users[span] - lo, items[span]] = np.inf
+    pick = np.argpartition(keys, num_negatives - 1, axis=1)[:, :num_negatives]
+    by_key = np.argsort(np.take_along_axis(keys, pick, axis=1), axis=1)
+    out[lo:hi] = np.take_along_axis(pick, by_key, axis=1)
+  return out
+
+
+def ncf_split(source, name, users, items, times, num_users, num_items,
+           num_negatives, rng, rank=None):
+  """Applies the NCF protocol to dense ids; returns NCFData and times.
+
+  Each user's pair with the largest `rank` (default: `times`; ties: the later
+  line) is held out.
+  """
+  pos = np.arange(len(users))
+  rank = times if rank is None else rank
+  # A repeated pair keeps its latest copy; equal times go to the later line.
+  order = np.lexsort((pos, rank, items, users))
+  u, i, t, r, p = (a[order] for a in (users, items, times, rank, pos))
+  last = np.append((u[1:] != u[:-1]) | (i[1:] != i[:-1]), True)
+  order = np.lexsort((p[last], r[last], u[last]))
+  u, i, t = u[last][order], i[last][order], t[last][order]
+  is_test = np.append(u[1:] != u[:-1], True)  # each user's latest pair
+  test_items = np.empty(num_users, np.int32)
+  test_items[u[is_test]] = i[is_test]
+  negatives = sample_negatives(source, u, i, num_users, num_items,
+                                num_negatives, rng)
+  data = NCFData(name, int(num_users), int(num_items),
+                 u[~is_test].astype(np.int32), i[~is_test].astype(np.int32),
+                 test_items, negatives)
+  return data, t[~is_test], t[is_test]
+
+
+def generate_default(num_users=2000, num_items=1000, seed=0, rank=8,
+                     affinity=3.0, zipf=1.0, num_negatives=99) -> NCFData:
+  """Generates the embedded default dataset: latent factors plus popularity.
+
+  User u picks 20 to 150 items (long tailed, mean ~45) without replacement,
+  with probabilities softmax(affinity * p_u . q_i + b_i), p, q ~ N(0, I /
+  sqrt(rank)), b_i = -zipf * log(1 + popularity rank of i), by the Gumbel
+  top-k trick. Its interactions come in random order; the latest is held out
+  and negatives are sampled as in build_split.
+  """
+  if num_items < num_negatives + 2:
+    raise DataError(f"generate_default: num_items={num_items} leaves no room "
+                    f"for 2 positives and {num_negatives} negatives")
+  rng = np.random.Generator(np.random.PCG64(seed))
+  user_UxR = rng.normal(size=(num_users, rank)) / rank**0.25
+  item_IxR = rng.normal(size=(num_items, rank)) / rank**0.25
+  bias_I = -zipf * np.log1p(rng.permutation(num_items))
+  logits_UxI = affinity * user_UxR @ item_IxR.T + bias_I
+  counts_U = np.minimum(20 + rng.exponential(25, num_users).astype(np.int64),
+                        min(150, num_items - num_negatives))
+  gumbel_UxI = rng.gumbel(size=logits_UxI.shape)
+  ranked_UxI = np.argsort(-(logits_UxI + gumbel_UxI), axis=1)
+  items = ranked_UxI[np.arange(num_items) < counts_U[:, None]]
+  users = np.repeat(np.arange(num_users), counts_U)
+  times = rng.permutation(len(items)).astype(float)
+  data, _, _ = ncf_split("generate_default", "default", users, items, times,
+                      num_users, num_items, num_negatives, rng)
+  return data
+
+
+def load_dataset(data_config) -> NCFData:
+  """Returns the dataset a `config.data` ConfigDict names.
+
+  "default" is generated in memory; with `dir` set, `{dir}/{name}.*` NCF files
+  are loaded and validated by content; "ml-1m" and "pinterest-20" otherwise
+  come from `cache_dir` (else $DOT_VS_LEARNED_CACHE, else
+  ~/.cache/dot_vs_learned), downloaded and checksummed if `download` is true.
+  """
+  name = data_config.get("name", "default")
+  if name == "default":
+    return generate_default(num_users=data_config.get("num_users", 2000),
+                            num_items=data_config.get("num_items", 1000),
+                            seed=data_config.get("seed", 0))
+  directory = data_config.get("dir", "")
+  if directory:
+    return data.load_ncf(pathlib.Path(directory).expanduser(), name)
+  if name not in CHECKSUMS:
+    raise DataError(
+        f"data.name={name!r} is neither 'default' nor downloadable "
+        f"({', '.join(CHECKSUMS)}); set --config.data.dir=DIR to a directory "
+        f"holding {name}.{{{','.join(data.SUFFIXES)}}}")
+  cache = pathlib.Path(data_config.get("cache_dir", "")
+                       or os.environ.get("DOT_VS_LEARNED_CACHE")
+                       or "~/.cache/dot_vs_learned").expanduser()
+  if data_config.get("download", False):
+    return data.load_ncf(download(name, cache), name)
+  missing = [f"{name}.{s}" for s in data.SUFFIXES
+             if not (cache / f"{name}.{s}").is_file()]
+  if missing:
+    raise DataError(_offline_message(
+        name, cache, DEFAULT_BASE_URL, missing,
+        "downloads are off (set --config.data.download=True to allow them)"))
+  return data.load_ncf(cache, name)
