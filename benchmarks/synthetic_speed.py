@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from dot_vs_learned import synthetic
+from dot_vs_learned import synthetic_data
 
 _DIMS = flags.DEFINE_list("dims", ["16", "64"], "d of parts 1 and 2.")
 _NUM_USERS = flags.DEFINE_integer("num_users", 4000, "M of parts 1 and 2.")
@@ -44,7 +45,7 @@ def _time_epochs(epoch, states, data, epochs):
 
 def trainer_rates(num_users, dim, multiplier, c, epochs, sequential=True):
   """(vmapped samples/s of all seeds, seed-by-seed samples/s or None)."""
-  data = jax.device_put(synthetic.stack_seeds(num_users, dim, c))
+  data = jax.device_put(synthetic_data.stack_seeds(num_users, dim, c))
   num_train = data.train.shape[1]
   init, epoch, _ = synthetic.make_cell_programs(dim, multiplier, num_train, c)
   keys = jax.random.split(jax.random.key(0), c.num_seeds)
@@ -73,7 +74,7 @@ def main(argv):
   print("\n| d | generate one seed s | x quoted 50 s |\n|---|---|---|")
   for dim in map(int, _DIMS.value):
     start = time.perf_counter()
-    synthetic.generate(m, dim, 0, c)
+    synthetic_data.generate(m, dim, 0, c)
     seconds = time.perf_counter() - start
     print(f"| {dim} | {seconds:.3f} | {50 / seconds:.0f} |", flush=True)
   print("\n| d | vmapped samples/s | seed by seed samples/s | vmapped / seed "

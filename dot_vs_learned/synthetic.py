@@ -1,11 +1,6 @@
 """Learning a dot product with an MLP (paper §4, Figure 3), as a resumable grid.
 
-Data of one cell (d, M) and seed: user and item embeddings P [M, d], Q [N =
-M, d] ~ N(0, s^2 I) with s^2 = sqrt((1.13^2 - 0.85^2) / d), so that the
-trivial model 0 has RMSE ~1.13 and the dot product, the truth, ~0.85;
-labels y = <p, q> + e, e ~ N(0, 0.85^2); `pairs_per_user` * M distinct
-(user, item) pairs drawn uniformly, 90% train and 10% test; and a fresh set
-of pairs whose embeddings are drawn anew.
+Data of one cell (d, M) and seed: synthetic_data.py.
 Model: an MLP on [p, q] with ReLU layers [4h, 2h, h] (h = multiplier * d / 2)
 and a linear output, MSE loss, Adam. The seeds of a cell (each with its own
 data and initialization) train as one jitted program, vmapped over seeds,
@@ -26,10 +21,11 @@ import optax
 
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
-from dot_vs_learned import plotting
+from dot_vs_learned import report
 from dot_vs_learned import results
 from dot_vs_learned import stream
 from dot_vs_learned import sweep
+from dot_vs_learned import synthetic_data
 
 
 def default_config():
@@ -82,74 +78,6 @@ def validate(config) -> None:
         config.checkpoint.every, "must be >= 0 (0: no checkpoints)")
   check(config.checkpoint.keep >= 1, "checkpoint.keep",
         config.checkpoint.keep, "must be >= 1")
-
-
-class Data(NamedTuple):
-  """One cell's data; fields carry a leading seed axis when stacked."""
-  user: np.ndarray  # [M, d]
-  item: np.ndarray  # [N, d]
-  train: np.ndarray  # [n_train, 2] int32 (user, item)
-  train_labels: np.ndarray  # [n_train]
-  test: np.ndarray  # [n_test, 2]
-  test_labels: np.ndarray  # [n_test]
-  fresh_user: np.ndarray  # [F, d]: embeddings seen nowhere else
-  fresh_item: np.ndarray  # [F, d]
-  fresh_labels: np.ndarray  # [F]
-
-
-def embedding_stddev(dim, label_noise=0.85, trivial_rmse=1.13) -> float:
-  """s with d s^4 = trivial_rmse^2 - label_noise^2 (Var <p, q> = d s^4)."""
-  return ((trivial_rmse**2 - label_noise**2) / dim) ** 0.25
-
-
-def sample_pairs(rng, num_rows, num_cols, count) -> np.ndarray:
-  """`count` distinct (row, col) pairs, uniform, in random order: [count, 2].
-
-  Draws with replacement, keeps the distinct ones and draws again until
-  enough; the set is uniform among sets of its size, so a random `count` of
-  it is a uniform sample without replacement.
-  """
-  total = num_rows * num_cols
-  if count > total:
-    raise ValueError(f"{count} distinct pairs asked of {total}")
-  if count > total // 4:  # dense: a permutation is cheap and exact
-    ids = rng.permutation(total)[:count]
-  else:
-    ids = np.empty(0, np.int64)
-    while ids.size < count:
-      more = rng.integers(0, total, int((count - ids.size) * 1.05) + 64)
-      ids = np.unique(np.concatenate([ids, more]))
-    ids = rng.permutation(ids)[:count]
-  return np.stack([ids // num_cols, ids % num_cols], axis=1).astype(np.int32)
-
-
-def _dot_labels(rng, user, item, pairs, noise, chunk=1 << 20) -> np.ndarray:
-  """<p_u, q_i> + e for each pair, in chunks (no [pairs, d] array at once)."""
-  out = np.empty(len(pairs), np.float32)
-  for start in range(0, len(pairs), chunk):
-    u, i = pairs[start:start + chunk].T
-    out[start:start + chunk] = np.einsum("nd,nd->n", user[u], item[i])
-  return out + noise * rng.standard_normal(len(pairs), dtype=np.float32)
-
-
-def generate(num_users, dim, seed, c) -> Data:
-  """The data of one seed of cell (d, M), deterministic in (seed, M, d)."""
-  rng = np.random.Generator(np.random.PCG64([seed, num_users, dim]))
-  s = embedding_stddev(dim, c.label_noise, c.trivial_rmse)
-  user = s * rng.standard_normal((num_users, dim), dtype=np.float32)
-  item = s * rng.standard_normal((num_users, dim), dtype=np.float32)
-  pairs = sample_pairs(rng, num_users, num_users,
-                       c.pairs_per_user * num_users)
-  labels = _dot_labels(rng, user, item, pairs, c.label_noise)
-  num_train = int(round(c.train_fraction * len(pairs)))
-  fresh_user = s * rng.standard_normal((c.num_fresh, dim), dtype=np.float32)
-  fresh_item = s * rng.standard_normal((c.num_fresh, dim), dtype=np.float32)
-  both = np.arange(c.num_fresh, dtype=np.int32)
-  fresh_labels = _dot_labels(rng, fresh_user, fresh_item,
-                             np.stack([both, both], 1), c.label_noise)
-  return Data(user, item, pairs[:num_train], labels[:num_train],
-              pairs[num_train:], labels[num_train:], fresh_user, fresh_item,
-              fresh_labels)
 
 
 class DotMLP(nn.Module):
@@ -251,13 +179,6 @@ def make_cell_programs(dim, multiplier, num_train, c):
   return init, epoch, evaluate
 
 
-def stack_seeds(num_users, dim, c, num_seeds=None) -> Data:
-  """The data of every seed of a cell, stacked on a leading axis."""
-  seeds = range(c.seed, c.seed + (num_seeds or c.num_seeds))
-  per_seed = [generate(num_users, dim, s, c) for s in seeds]
-  return Data(*(np.stack(arrays) for arrays in zip(*per_seed)))
-
-
 def train_cell(num_users, dim, multiplier, c, log_prefix="", saver=None,
                every=0):
   """Trains and evaluates all seeds of a cell; returns its record.
@@ -267,7 +188,7 @@ def train_cell(num_users, dim, multiplier, c, log_prefix="", saver=None,
   latest, to the same record (bit-identical on CPU) but for timings.
   """
   start = time.time()
-  data = jax.device_put(stack_seeds(num_users, dim, c))
+  data = jax.device_put(synthetic_data.stack_seeds(num_users, dim, c))
   generate_s = time.time() - start
   num_train = data.train.shape[1]
   init, epoch, evaluate = make_cell_programs(dim, multiplier, num_train, c)
@@ -361,64 +282,14 @@ def run(config, workdir, overwrite=False) -> dict:
                    record["error_test"]["mean"],
                    record["error_fresh"]["mean"], record["samples_per_s"])
   records = [done[cell_name(*cell)] for cell in cells]
-  table = markdown_table(records)
+  table = report.synthetic_table(records)
   results.write_atomically(workdir / "synthetic.md", lambda f: f.write(table))
-  plot(records, workdir / "synthetic.png")
+  report.figure3(records, workdir / "synthetic.png")
   final = {"experiment": "synthetic", "device": str(jax.devices()[0]),
            "cells": records,
            "failed": [r["cell"] for r in records if "error" in r]}
   results.write_json(workdir / results.RESULTS, final)
   return final
-
-
-def markdown_table(records) -> str:
-  lines = ["| d | M | multiplier | hidden | RMSE MLP test | RMSE MLP fresh | "
-           "RMSE dot test | RMSE zero test | error test | error fresh | "
-           "train s |", "|" + "---|" * 11]
-  for r in records:
-    head = f"| {r['d']} | {r['num_users']:,} | {r['multiplier']} |"
-    if "error" in r:
-      lines.append(f"{head} failed: {r['error']} |")
-      continue
-    cells = [f"{r[k]['mean']:.4f}" for k in ("mlp_test", "mlp_fresh",
-                                             "dot_test", "zero_test")]
-    cells += [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}"
-              for k in ("error_test", "error_fresh")]
-    lines.append(f"{head} {r['hidden']} | " + " | ".join(cells) +
-                 f" | {r['train_s']:.0f} |")
-  return "\n".join(lines) + "\n"
-
-
-def plot(records, path) -> None:
-  """Figure 3: error against M, a line per d, a panel per width."""
-  plt = plotting.pyplot(path)
-  if plt is None:
-    return
-  ok = [r for r in records if "error" not in r]
-  multipliers = sorted({r["multiplier"] for r in ok})
-  dims = sorted({r["d"] for r in ok})
-  if not ok:
-    return
-  fig, axes = plt.subplots(1, len(multipliers), sharey=True, squeeze=False,
-                           figsize=(4.5 * len(multipliers), 3.8))
-  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-  for ax, mult in zip(axes[0], multipliers):
-    for color, dim in zip(colors * 4, dims):
-      rows = sorted((r["num_users"], r) for r in ok
-                    if r["d"] == dim and r["multiplier"] == mult)
-      xs = [m for m, _ in rows]
-      for split, style in (("fresh", "-"), ("test", ":")):
-        ys = [r[f"error_{split}"]["mean"] for _, r in rows]
-        ax.plot(xs, ys, style, color=color, marker="o", markersize=3,
-                label=f"d={dim}" if split == "fresh" else None)
-    for level in (0.01, 0.001):
-      ax.axhline(level, color="gray", lw=0.8, ls="--")
-    ax.set(xscale="log", yscale="log", xlabel="users M (= items)",
-           title=f"first layer {mult}x (h = {mult}d/2)")
-    ax.grid(True, which="both", alpha=0.3)
-  axes[0][0].set_ylabel("RMSE(MLP) - RMSE(dot)")
-  axes[0][-1].legend(title="solid: fresh, dotted: test", fontsize=8)
-  plotting.save(fig, path)
 
 
 def full_grid_estimate(config, samples_per_s) -> float:
