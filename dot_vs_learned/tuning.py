@@ -239,7 +239,8 @@ def final_config(config, chosen, dim):
   """The NCF config of a final run with the selected hyperparameters."""
   final = _shape_config(config, chosen["model"], dim,
                         chosen["num_negatives"])
-  del final.sweep, final.final
+  with final.unlocked():  # config_flags hands over a locked config
+    del final.sweep, final.final
   final.experiment = "ncf"
   final.data = copy.deepcopy(config.final.data)
   final.train.update(learning_rate=chosen["learning_rate"],

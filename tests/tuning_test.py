@@ -51,7 +51,9 @@ def tiny_config(split_dirs, **sweep_overrides):
 
 def test_sweep_selects_on_the_tuning_split_and_runs_the_finals(
     split_dirs, tmp_path):
-  out = tuning.run(tiny_config(split_dirs), tmp_path)
+  config = tiny_config(split_dirs)
+  config.lock()  # as config_flags hands it over from the command line
+  out = tuning.run(config, tmp_path)
   cells = sweep.done_cells(tmp_path)
   assert sorted(cells) == ["tune model=mf d=4 m=1", "tune model=mf d=4 m=2"]
   record = cells["tune model=mf d=4 m=1"]
