@@ -247,7 +247,9 @@ def final_config(config, chosen, dim):
                      reg=chosen["reg"], init_stddev=chosen["init_stddev"],
                      epochs=chosen["epochs"],
                      num_seeds=config.final.num_seeds)
-  final.eval.every = chosen["epochs"]
+  # Evaluated (and checkpointed) as often as the sweep was; the reported
+  # result is the selected epoch count's, the last.
+  final.eval.every = min(config.eval.every, chosen["epochs"])
   return final
 
 
