@@ -163,7 +163,8 @@ def table1(rows) -> list[list[str]]:
     name = label if model == ("popularity",) else (
         f"{label}, d = {'/'.join(map(str, dims))}")
     cells = [name, "this suite: " + "; ".join(
-        f"{DATASETS[d]} {len(r['hr'])} seeds, epoch {r['epoch']}"
+        f"{DATASETS[d]} {len(r['hr'])} seed{'s' * (len(r['hr']) > 1)}, "
+        f"epoch {r['epoch']}"
         for d, r in found.items())]
     for dataset in datasets:
       r = found.get(dataset)
