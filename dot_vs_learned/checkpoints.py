@@ -9,10 +9,12 @@ save leaves the previous checkpoint as the latest.
 
 import logging
 import pathlib
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
 
+from dot_vs_learned import distributed
 from dot_vs_learned import results
 
 
@@ -20,8 +22,7 @@ class _QuietOrbax(logging.Filter):
   """Drops orbax's INFO lines (about ten per save) from the absl log."""
 
   def filter(self, record):
-    return (record.levelno >= logging.WARNING or
-            f"{ocp.__name__.split('.')[0]}" not in record.pathname)
+    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
 
 
 logging.getLogger("absl").addFilter(_QuietOrbax())
@@ -67,3 +68,12 @@ class Checkpointer:
 
   def close(self) -> None:
     self.manager.close()
+
+
+def remove(workdir, prefix) -> None:
+  """Deletes workdir/checkpoints/{prefix}*: those of a unit (a sweep shape, a
+  synthetic cell) whose record now replaces them. Process 0 only."""
+  if distributed.is_writer():
+    for folder in (pathlib.Path(workdir) / results.CHECKPOINTS).glob(
+        f"{prefix}*"):
+      shutil.rmtree(folder)

@@ -135,13 +135,15 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   order, which is biased where the file is not in time order (sorted by item
   id, it holds out each user's highest, i.e. newest and rarest, item): a
   warning says so. pick="random": a uniformly random interaction per user
-  (seeded), the unbiased choice when time is unknown. Its negatives, as many per user as the NCF test file
-  has, are sampled uniformly from items the user has no training interaction
-  with (among the item ids of the training file); the rest is the tuning
-  training set. Nothing of the final test items or negatives is used: their
+  (seeded), the unbiased choice when time is unknown. Its negatives, as many
+  per user as the NCF test file has, are sampled uniformly from items the
+  user has no training interaction with (among the item ids of the training
+  file); the rest is the tuning training set. Nothing of the final test items or negatives is used: their
   files give only the user count and the number of negatives. Written as
   NCF files `{out_dir}/{out_name}.*` (default name `{name}.holdout`).
   """
+  if pick not in PICKS:
+    raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
   full = data.load_ncf(ncf_dir, name)  # validates all three files
   train_path = pathlib.Path(ncf_dir) / f"{name}.train.rating"
   users, items, times = _read_log(train_path, "tsv")
@@ -152,8 +154,6 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
     raise data.DataError(
         f"{train_path}: user {user} has {counts[user]} training "
         "interactions; the tuning split needs >= 2 (one held out, one kept)")
-  if pick not in PICKS:
-    raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
   if pick == "latest" and np.all(times == times[0]):
     logging.warning(
         "%s: every timestamp is %s, so the 'latest' interaction is the last "

@@ -7,7 +7,6 @@ data and initialization) train as one jitted program, vmapped over seeds,
 one call per epoch.
 """
 
-import shutil
 import time
 from typing import NamedTuple, Sequence
 
@@ -255,10 +254,9 @@ def run(config, workdir, overwrite=False) -> dict:
       continue
     prefix = f"[{index + 1}/{len(cells)} {name}] "
     saver = None
+    folder = f"synthetic_d{dim}_M{num_users}_x{multiplier}"
     if config.checkpoint.every:
-      saver = checkpoints.Checkpointer(
-          workdir, f"synthetic_d{dim}_M{num_users}_x{multiplier}",
-          config.checkpoint.keep)
+      saver = checkpoints.Checkpointer(workdir, folder, config.checkpoint.keep)
     try:
       record = train_cell(num_users, dim, multiplier, c, prefix, saver,
                           config.checkpoint.every)
@@ -271,8 +269,7 @@ def run(config, workdir, overwrite=False) -> dict:
         saver.close()
     record["cell"] = name
     sweep.record_cell(workdir, record)
-    if saver:
-      shutil.rmtree(saver.directory)  # the recorded cell replaces them
+    checkpoints.remove(workdir, folder)  # the recorded cell replaces them
     done[name] = record
     if "error" not in record:
       logging.info("%sRMSE test: MLP %.4f dot %.4f zero %.4f; fresh: MLP "

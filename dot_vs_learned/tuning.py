@@ -19,7 +19,6 @@ The point axis (hyperparameters x seeds) is sharded over all devices
 import copy
 import itertools
 import json
-import shutil
 import time
 
 from absl import logging
@@ -172,15 +171,15 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
   size = config.sweep.points_per_program or len(grid)
   start, curves, failed, devices = time.time(), None, [], 1
   for first in range(0, len(grid), size):
+    span = f"{first + 1}-{min(first + size, len(grid))}"
     label = f"{name} d={dim} m={num_negatives}"
     if size < len(grid):
-      label += f" points {first + 1}-{min(first + size, len(grid))}"
+      label += f" points {span}"
     saver = None
     if workdir is not None and config.checkpoint.keep:
       saver = checkpoints.Checkpointer(
           workdir, f"{checkpoint_prefix(name, dim, num_negatives)}_points"
-          f"{first + 1}-{min(first + size, len(grid))}",
-          config.checkpoint.keep)
+          f"{span}", config.checkpoint.keep)
     try:
       part, part_failed, devices = _train_points(
           config, shape, data, grid[first:first + size], label, saver)
@@ -270,10 +269,7 @@ def run(config, workdir, overwrite=False) -> dict:
                         cell=cell)
       sweep.record_cell(workdir, done[cell])
     distributed.sync(f"recorded {cell}")
-    for folder in (workdir / results.CHECKPOINTS).glob(
-        f"{checkpoint_prefix(name, dim, m)}_points*"):
-      if distributed.is_writer():
-        shutil.rmtree(folder)  # the recorded cell replaces them
+    checkpoints.remove(workdir, f"{checkpoint_prefix(name, dim, m)}_points")
   records = [done[f"tune model={n} d={d} m={m}"] for n, d, m in shapes]
   chosen = select(records, config)
   results.write_json(workdir / SELECTION, chosen)
