@@ -7,7 +7,9 @@ For each d it measures training examples/s of (a) benchmarks/numpy_sgd.py, a
 Python loop over the examples as in the paper's reference code, on a prefix of
 one epoch's shuffled stream (building the stream is not timed), and (b, c) the
 `exact` and `batched` optimizers of dot_vs_learned.train over whole epochs
-after a warm-up epoch that includes compilation. Each measurement runs in its
+after a warm-up epoch that includes compilation, and (d) "floor": the same
+epochs with `batched`'s step cut down to its row gathers and scatter-adds,
+the least any XLA formulation of sparse SGD does. Each measurement runs in its
 own spawned process, which reports its peak resident memory (VmHWM): the
 interpreter, imports and dataset ("setup") plus the method's own work. JAX is
 imported only where it is used, so the numpy process does not pay for it.
@@ -41,8 +43,9 @@ _DATA_DIR = flags.DEFINE_string(
 _DATA_NAME = flags.DEFINE_string("data_name", "ml-1m", "NCF file prefix.")
 _DIMS = flags.DEFINE_list("dims", ["16", "64", "192"],
                           "embedding dimensions d (bias included, Eq. 2).")
-_METHODS = flags.DEFINE_list("methods", ["numpy", "exact", "batched"],
-                             "what to time.")
+_METHODS = flags.DEFINE_list(
+    "methods", ["numpy", "exact", "batched", "floor"],
+    "what to time; floor: `batched`'s row gathers and scatter-adds alone.")
 _NUMPY_EXAMPLES = flags.DEFINE_integer(
     "numpy_examples", 200_000, "examples of the stream the numpy loop runs.")
 _EPOCHS = flags.DEFINE_integer(
@@ -102,12 +105,28 @@ def _time_numpy(data, spec) -> dict:
   return {"examples": count, "seconds": time.perf_counter() - start}
 
 
+def _floor_step(params, batch, hp):
+  """The least work of a sparse SGD step: gather the batch's rows of both
+  tables and scatter-add an update made from them (no scores, no gradients).
+
+  Timed in place of sgd.train_step ("floor"), it bounds what any XLA
+  formulation of `batched` can reach on the device.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import models  # pylint: disable=g-import-not-at-top
+  decay = -hp.learning_rate * hp.reg
+  user = params.user.at[batch.users].add(decay * params.user[batch.users])
+  item = params.item.at[batch.items].add(decay * params.item[batch.items])
+  return models.MFParams(user, item, params.bias), jnp.sum(batch.weights)
+
+
 def _config(spec):
   """The NCF config of the measurement: App. A.2 values, flags applied."""
   from dot_vs_learned import ncf  # pylint: disable=g-import-not-at-top
   config = ncf.default_config()
   config.model.dim = spec["dim"]
-  config.train.optimizer = spec["method"]
+  config.train.optimizer = ("batched" if spec["method"] == "floor" else
+                            spec["method"])
   for field in ("batch_size", "window", "learning_rate", "reg",
                 "num_negatives", "init_stddev"):
     config.train[field] = spec[field]
@@ -123,6 +142,10 @@ def measure(spec) -> dict:
   setup = _peak_mib()
   if spec["method"] == "numpy":
     timed = _time_numpy(data, spec)
+  elif spec["method"] == "floor":
+    from dot_vs_learned import sgd  # pylint: disable=g-import-not-at-top
+    sgd.train_step = _floor_step  # this child process times nothing else
+    timed = timing.time_epochs(data, _config(spec), spec)
   else:
     timed = timing.time_epochs(data, _config(spec), spec)
   return dict(timed, setup_mib=setup, peak_mib=_peak_mib())
@@ -224,7 +247,7 @@ def main(argv):
         f"{base['batch_size']} window={base['window']} numpy_examples="
         f"{base['numpy_examples']} timed JAX epochs>={base['epochs']} and "
         f">={base['min_seconds']} s")
-  unknown = set(_METHODS.value) - {"numpy", "exact", "batched"}
+  unknown = set(_METHODS.value) - {"numpy", "exact", "batched", "floor"}
   if unknown:
     raise app.UsageError(f"--methods: unknown {sorted(unknown)}")
   dims = [int(d) for d in _DIMS.value]

@@ -28,9 +28,8 @@ def _example_row_updates(emb_u_BxD, emb_i_BxD, bias, batch, hp):
   logits_B = models.mf_logits(emb_u_BxD, emb_i_BxD, bias)
   g_B = (batch.labels - jax.nn.sigmoid(logits_B)) * batch.weights
   # d score / d p_u is [1, q_i,2..d]: the bias column sees a constant 1.
-  ones_B = jnp.ones_like(g_B)[:, None]
-  grad_u_BxD = jnp.concatenate([ones_B, emb_i_BxD[:, 1:]], axis=1)
-  grad_i_BxD = jnp.concatenate([ones_B, emb_u_BxD[:, 1:]], axis=1)
+  grad_u_BxD = models.with_unit_bias(emb_i_BxD)
+  grad_i_BxD = models.with_unit_bias(emb_u_BxD)
   w_Bx1 = batch.weights[:, None]
   eta = hp.learning_rate
   delta_u = eta * (g_B[:, None] * grad_u_BxD - hp.reg * emb_u_BxD * w_Bx1)

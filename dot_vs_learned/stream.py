@@ -58,7 +58,10 @@ def make_batch(train_users, train_items, num_items, num_negatives, positions,
   valid = positions < n
   example = permute(jnp.where(valid, positions, 0), round_keys, n)
   positive, slot = jnp.divmod(example, 1 + num_negatives)
-  negative_items = jax.random.randint(neg_key, positions.shape, 0, num_items)
+  # bits mod I is uniform up to a relative bias below I / 2^32 (1e-6 for
+  # ML-1M); on XLA:CPU it is 3x faster than jax.random.randint.
+  negative_items = (jax.random.bits(neg_key, positions.shape) %
+                    jnp.uint32(num_items)).astype(jnp.int32)
   items = jnp.where(slot == 0, train_items[positive], negative_items)
   return Batch(train_users[positive], items, (slot == 0).astype(jnp.float32),
                valid.astype(jnp.float32))

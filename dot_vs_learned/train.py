@@ -146,16 +146,22 @@ def make_epoch(config, num_items, num_train, score=models.mf_score):
     key, perm_key, neg_key = jax.random.split(state.key, 3)
     round_keys = jax.random.bits(perm_key, (4,), jnp.uint32)
 
-    def body(carry, step):
+    def batch_at(step):
       positions = step * size + jnp.arange(size, dtype=jnp.int32)
-      batch = stream.make_batch(train_users, train_items, num_items,
-                                num_negatives, positions, round_keys,
-                                jax.random.fold_in(neg_key, step))
-      params, opt_state, loss = step_fn(*carry, batch, hp)
-      return (params, opt_state), loss
+      return stream.make_batch(train_users, train_items, num_items,
+                               num_negatives, positions, round_keys,
+                               jax.random.fold_in(neg_key, step))
 
-    (params, opt_state), losses = jax.lax.scan(
-        body, (state.params, state.opt_state),
+    def body(carry, step):
+      # Step `step` trains on the batch made by the step before and makes
+      # the next one: the two are independent, so XLA:CPU can run them on
+      # different cores (the last batch made is past the end, all padding).
+      params, opt_state, batch = carry
+      params, opt_state, loss = step_fn(params, opt_state, batch, hp)
+      return (params, opt_state, batch_at(step + 1)), loss
+
+    (params, opt_state, _), losses = jax.lax.scan(
+        body, (state.params, state.opt_state, batch_at(0)),
         jnp.arange(num_steps, dtype=jnp.int32))
     return TrainState(params, opt_state, key, state.epoch + 1), (
         jnp.sum(losses) / n)

@@ -167,6 +167,58 @@ def test_epoch_visits_every_positive_once(small_data):
   del config
 
 
+def test_negatives_are_uniform_and_follow_their_positive(small_data):
+  users = small_data.train_users
+  n = users.shape[0] * 5
+  keys = jax.random.bits(jax.random.key(2), (4,), jnp.uint32)
+  batch = stream.make_batch(jnp.asarray(users),
+                            jnp.asarray(small_data.train_items), 300, 4,
+                            jnp.arange(n), keys, jax.random.key(3))
+  negatives = np.asarray(batch.labels) == 0
+  # m = 4 negatives per positive, each with the positive's user.
+  np.testing.assert_array_equal(
+      np.bincount(np.asarray(batch.users)[negatives], minlength=150),
+      4 * np.bincount(users, minlength=150))
+  counts = np.bincount(np.asarray(batch.items)[negatives], minlength=300)
+  assert counts.shape == (300,)  # no item id past the catalogue
+  expected = negatives.sum() / 300
+  chi2 = np.sum((counts - expected) ** 2 / expected)
+  assert chi2 < 380  # 299 degrees of freedom: p < 0.001 above 380
+
+
+@pytest.mark.parametrize("optimizer", ["batched", "exact"])
+def test_epoch_applies_its_batches_in_stream_order(small_data, optimizer):
+  config = small_config(optimizer)
+  users, items = (jnp.asarray(small_data.train_users),
+                  jnp.asarray(small_data.train_items))
+  epoch = train.make_epoch(config, 300, users.shape[0])
+  state = train.init_state(jax.random.key(4), config, 150, 300)
+  got, loss = jax.jit(epoch)(state, users, items, HP)
+  # The same epoch one step at a time, with the keys make_epoch derives.
+  _, perm_key, neg_key = jax.random.split(state.key, 3)
+  round_keys = jax.random.bits(perm_key, (4,), jnp.uint32)
+  size = 128 if optimizer == "batched" else 32
+  n = users.shape[0] * 5
+  sgd_step = sgd.train_step if optimizer == "batched" else sgd.exact_step
+
+  @jax.jit
+  def step(params, s):
+    batch = stream.make_batch(users, items, 300, 4,
+                              s * size + jnp.arange(size, dtype=jnp.int32),
+                              round_keys, jax.random.fold_in(neg_key, s))
+    return sgd_step(params, batch, HP)
+
+  params, losses = state.params, []
+  for s in range(-(-n // size)):
+    params, step_loss = step(params, s)
+    losses.append(step_loss)
+  total = float(np.sum(losses))
+  np.testing.assert_allclose(got.params.user, params.user, atol=1e-6)
+  np.testing.assert_allclose(got.params.item, params.item, atol=1e-6)
+  np.testing.assert_allclose(got.params.bias, params.bias, atol=1e-6)
+  np.testing.assert_allclose(loss, total / n, rtol=1e-5)
+
+
 @pytest.mark.parametrize("optimizer", ["batched", "exact"])
 def test_vmapped_seed_equals_single_run(small_data, optimizer):
   config = small_config(optimizer, num_seeds=3)
