@@ -47,9 +47,10 @@ def with_unit_bias(emb_BxD) -> jax.Array:
 def row_sums(x_BxD) -> jax.Array:
   """Sums over the last axis, as a product with a vector of ones.
 
-  XLA:CPU runs a reduction over the minor axis as a fusion about 3x slower
-  than this matrix-vector product (benchmarks/mf_speed.py, JAX 0.10.2);
-  HIGHEST keeps float32 on GPUs and TPUs, whose default matmul rounds inputs.
+  XLA:CPU (JAX 0.10.2) runs a reduction over the minor axis as a YNNPACK
+  fusion about 3x slower than this matrix-vector product (README,
+  Benchmarks); HIGHEST keeps float32 on GPUs and TPUs, whose default matmul
+  rounds its inputs.
   """
   x_BxD = jnp.asarray(x_BxD)
   ones_D = jnp.ones((x_BxD.shape[-1],), x_BxD.dtype)
