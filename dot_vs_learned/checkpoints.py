@@ -70,10 +70,10 @@ class Checkpointer:
     self.manager.close()
 
 
-def remove(workdir, prefix) -> None:
-  """Deletes workdir/checkpoints/{prefix}*: those of a unit (a sweep shape, a
-  synthetic cell) whose record now replaces them. Process 0 only."""
+def remove(workdir, pattern) -> None:
+  """Deletes the folders workdir/checkpoints/{pattern} (a glob): those of a
+  unit (a sweep shape, a synthetic cell) whose record now replaces them.
+  Process 0 only."""
   if distributed.is_writer():
-    for folder in (pathlib.Path(workdir) / results.CHECKPOINTS).glob(
-        f"{prefix}*"):
+    for folder in (pathlib.Path(workdir) / results.CHECKPOINTS).glob(pattern):
       shutil.rmtree(folder)

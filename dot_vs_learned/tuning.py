@@ -269,7 +269,7 @@ def run(config, workdir, overwrite=False) -> dict:
                         cell=cell)
       sweep.record_cell(workdir, done[cell])
     distributed.sync(f"recorded {cell}")
-    checkpoints.remove(workdir, f"{checkpoint_prefix(name, dim, m)}_points")
+    checkpoints.remove(workdir, f"{checkpoint_prefix(name, dim, m)}_points*")
   records = [done[f"tune model={n} d={d} m={m}"] for n, d, m in shapes]
   chosen = select(records, config)
   results.write_json(workdir / SELECTION, chosen)
