@@ -240,10 +240,10 @@ def figure3(records, path) -> None:
   if plt is None:
     return
   ok = [r for r in records if "error" not in r]
-  multipliers = sorted({r["multiplier"] for r in ok})
-  dims = sorted({r["d"] for r in ok})
   if not ok:
     return
+  multipliers = sorted({r["multiplier"] for r in ok})
+  dims = sorted({r["d"] for r in ok})
   fig, axes = plt.subplots(1, len(multipliers), sharey=True, squeeze=False,
                            figsize=(4.5 * len(multipliers), 3.8))
   colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -138,8 +138,9 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   (seeded), the unbiased choice when time is unknown. Its negatives, as many
   per user as the NCF test file has, are sampled uniformly from items the
   user has no training interaction with (among the item ids of the training
-  file); the rest is the tuning training set. Nothing of the final test items or negatives is used: their
-  files give only the user count and the number of negatives. Written as
+  file); the rest is the tuning training set. Nothing of the final test
+  items or negatives is used: their files give only the user count and the
+  number of negatives. Written as
   NCF files `{out_dir}/{out_name}.*` (default name `{name}.holdout`).
   """
   if pick not in PICKS:

@@ -178,8 +178,8 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
     saver = None
     if workdir is not None and config.checkpoint.keep:
       saver = checkpoints.Checkpointer(
-          workdir, f"{checkpoint_prefix(name, dim, num_negatives)}_points"
-          f"{span}", config.checkpoint.keep)
+          workdir, f"{checkpoint_prefix(name, dim, num_negatives)}_points{span}",
+          config.checkpoint.keep)
     try:
       part, part_failed, devices = _train_points(
           config, shape, data, grid[first:first + size], label, saver)
