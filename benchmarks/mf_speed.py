@@ -142,11 +142,10 @@ def measure(spec) -> dict:
   setup = _peak_mib()
   if spec["method"] == "numpy":
     timed = _time_numpy(data, spec)
-  elif spec["method"] == "floor":
-    from dot_vs_learned import sgd  # pylint: disable=g-import-not-at-top
-    sgd.train_step = _floor_step  # this child process times nothing else
-    timed = timing.time_epochs(data, _config(spec), spec)
   else:
+    if spec["method"] == "floor":
+      from dot_vs_learned import sgd  # pylint: disable=g-import-not-at-top
+      sgd.train_step = _floor_step  # this child process times nothing else
     timed = timing.time_epochs(data, _config(spec), spec)
   return dict(timed, setup_mib=setup, peak_mib=_peak_mib())
 
