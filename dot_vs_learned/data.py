@@ -16,7 +16,7 @@ from typing import NamedTuple
 from absl import logging
 import numpy as np
 
-from dot_vs_learned import results
+from dot_vs_learned import atomic
 
 SUFFIXES = ("train.rating", "test.rating", "test.negative")
 DOWNLOADABLE = ("ml-1m", "pinterest-20")  # pinned in datasets.CHECKSUMS
@@ -251,7 +251,7 @@ def write_ncf(data: NCFData, out_dir, name, *, train_timestamps=None,
   temps = []
   try:
     for suffix, text in zip(SUFFIXES, texts):
-      fd, temp = results.make_temp(out, f".{name}.{suffix}.")
+      fd, temp = atomic.make_temp(out, f".{name}.{suffix}.")
       temps.append(temp)
       with os.fdopen(fd, "w") as f:
         f.write(text)

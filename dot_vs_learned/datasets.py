@@ -11,8 +11,8 @@ import urllib.request
 
 import numpy as np
 
+from dot_vs_learned import atomic
 from dot_vs_learned import data
-from dot_vs_learned import results
 from dot_vs_learned.data import DataError
 from dot_vs_learned.data import NCFData
 
@@ -62,7 +62,7 @@ def _mismatch(path, pins) -> str:
 
 def _fetch(url, target, pins) -> None:
   """Streams `url` to a temp file, verifies it, then renames it to `target`."""
-  fd, temp = results.make_temp(target.parent, f".{target.name}.", ".part")
+  fd, temp = atomic.make_temp(target.parent, f".{target.name}.", ".part")
   try:
     with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url,
                                                           timeout=60) as r:

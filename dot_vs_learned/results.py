@@ -12,10 +12,10 @@ import json
 import os
 import pathlib
 import shutil
-import tempfile
 
 import numpy as np
 
+from dot_vs_learned import atomic
 from dot_vs_learned import distributed
 
 CONFIG = "config.json"
@@ -31,37 +31,16 @@ class WorkdirError(RuntimeError):
   lacks the finished run the caller needs."""
 
 
-def make_temp(directory, prefix, suffix=""):
-  """tempfile.mkstemp with the permissions of a plain new file (0666 less
-  the umask) instead of 0600, since it becomes a result by a rename."""
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.fchmod(fd, 0o666 & ~umask)
-  return fd, tmp
-
-
 def write_atomically(path, write, mode="w") -> None:
-  """Calls write(file) on a temporary file in the same folder, then renames."""
-  if not distributed.is_writer():
-    return
-  path = pathlib.Path(path)
-  fd, tmp = make_temp(path.parent, f".{path.name}.")
-  try:
-    with os.fdopen(fd, mode) as f:
-      write(f)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  """atomic.write on process 0: write(file) on a temporary file, renamed."""
+  if distributed.is_writer():
+    atomic.write(path, write, mode)
 
 
 def write_json(path, value) -> None:
-  """Writes JSON atomically: a killed writer never leaves a truncated file."""
-  def write(f):
-    json.dump(value, f, indent=2, sort_keys=True)
-    f.write("\n")
-  write_atomically(path, write)
+  """atomic.write_json on process 0: never a truncated file."""
+  if distributed.is_writer():
+    atomic.write_json(path, value)
 
 
 def check_unfinished(workdir, overwrite=False) -> None:
@@ -131,20 +110,9 @@ def summarize(per_seed) -> dict:
 
 
 def append_json_line(path, record) -> None:
-  """Appends `record` as one JSON line and flushes it to disk. A last line
-  cut short by a kill is ended first, so the record starts a line."""
-  if not distributed.is_writer():
-    return
-  path = pathlib.Path(path)
-  if path.exists() and path.stat().st_size:
-    with open(path, "rb+") as f:
-      f.seek(-1, 2)
-      if f.read(1) != b"\n":
-        f.write(b"\n")
-  with open(path, "a") as f:
-    f.write(json.dumps(record, sort_keys=True) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
+  """atomic.append_json_line on process 0."""
+  if distributed.is_writer():
+    atomic.append_json_line(path, record)
 
 
 def append_metrics(workdir, record) -> None:
