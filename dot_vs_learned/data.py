@@ -10,6 +10,7 @@ folder): datasets.py.
 import os
 import pathlib
 import re
+import stat
 import warnings
 from typing import NamedTuple
 
@@ -17,19 +18,22 @@ from absl import logging
 import numpy as np
 
 from dot_vs_learned import atomic
+from dot_vs_learned import data_checks
+from dot_vs_learned.data_checks import DataError  # data.DataError, as ever
 
 SUFFIXES = ("train.rating", "test.rating", "test.negative")
 DOWNLOADABLE = ("ml-1m", "pinterest-20")  # pinned in datasets.CHECKSUMS
 
+# A rating file has 4 columns, or 3 as published by other repositories
+# (no timestamp); every line of a file has as many as its first line.
 _RATING_COLUMNS = ("user", "item", "rating", "timestamp")
-_MAX_ID = 2**31 - 1  # ids are stored as int32
+_MAX_ID = 2**31 - 2  # ids are int32, and so is 1 + the largest id
 _BLANK = np.zeros(256, bool)
 _BLANK[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.split() splits on
 _HEADER = re.compile(rb"\((\d+),(\d+)\)")
-
-
-class DataError(ValueError):
-  """Malformed or inconsistent dataset input; names file, line and problem."""
+_KINDS = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO",
+          stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+          stat.S_ISSOCK: "a socket"}
 
 
 class NCFData(NamedTuple):
@@ -47,8 +51,24 @@ class NCFData(NamedTuple):
 
 
 def read_bytes(path) -> bytes:
-  """Returns a file's bytes, CRLF normalized and trailing whitespace cut."""
-  data = pathlib.Path(path).read_bytes().replace(b"\r\n", b"\n").rstrip()
+  """Returns a regular file's bytes: a UTF-8 BOM dropped, CR LF and CR made
+  LF, trailing whitespace cut. A FIFO or device is refused without blocking."""
+  try:  # O_NONBLOCK: opening a FIFO must not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+  except OSError as e:
+    raise DataError(f"{path}: cannot open: {e.strerror}") from None
+  mode = os.fstat(fd).st_mode
+  if not stat.S_ISREG(mode):
+    os.close(fd)
+    kind = next((k for test, k in _KINDS.items() if test(mode)), "special")
+    raise DataError(f"{path}: {kind}, not a regular file")
+  with os.fdopen(fd, "rb") as f:
+    try:
+      data = f.read()
+    except OSError as e:
+      raise DataError(f"{path}: cannot read: {e.strerror}") from None
+  data = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
+  data = data.replace(b"\r", b"\n").rstrip()  # old Mac line ends
   if not data:
     raise DataError(f"{path}: file is empty")
   return data
@@ -77,15 +97,34 @@ def convert_tokens(path, tokens, name, dtype, first_line=1) -> np.ndarray:
     return tokens.astype(dtype)
   except (ValueError, OverflowError):
     pass
-  for row, token in enumerate(tokens):  # error path only
+  chunk = 4096  # error path: find the failing chunk in bulk, then the token
+  for begin in range(0, len(tokens), chunk):
     try:
-      np.array([token]).astype(dtype)
+      tokens[begin:begin + chunk].astype(dtype)
+      continue
     except (ValueError, OverflowError):
-      kind = "an integer" if dtype == np.int64 else "a number"
-      text = token.decode(errors="replace")
-      raise DataError(f"{path}:{row + first_line}: {name} {text!r} is not "
-                      f"{kind}") from None
+      pass
+    for row in range(begin, min(begin + chunk, len(tokens))):
+      try:
+        tokens[row:row + 1].astype(dtype)
+      except (ValueError, OverflowError):
+        raise _not_a_number(path, row + first_line, name, tokens[row], dtype)
   raise AssertionError("a token failed in bulk but not alone")
+
+
+def _cut(token: bytes) -> str:
+  """A token's text, cut to 40 characters."""
+  text = token.decode(errors="replace")
+  return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _quote(token: bytes) -> str:
+  return repr(_cut(token))
+
+
+def _not_a_number(path, line, name, token, dtype) -> DataError:
+  kind = "an integer" if dtype == np.int64 else "a number"
+  return DataError(f"{path}:{line}: {name} {_quote(token)} is not {kind}")
 
 
 def _parse_table(path, data, names, num_ids, unit="columns") -> np.ndarray:
@@ -97,7 +136,14 @@ def _parse_table(path, data, names, num_ids, unit="columns") -> np.ndarray:
       table = np.fromstring(data, dtype=np.int64, sep=" ")
     ids = table.reshape(n, len(names))[:, :num_ids]
   except (ValueError, DeprecationWarning):
-    tokens = np.array(data.split()).reshape(n, len(names))
+    tokens = data.split()
+    # No number is 40 bytes long; one such token would widen every cell.
+    if max(map(len, tokens)) > 40:
+      long = next(i for i, t in enumerate(tokens) if len(t) > 40)
+      col = long % len(names)
+      raise _not_a_number(path, long // len(names) + 1, names[col],
+                          tokens[long], np.int64 if col < num_ids else float)
+    tokens = np.array(tokens).reshape(n, len(names))
     ids = np.stack([convert_tokens(path, tokens[:, c], names[c], np.int64)
                     for c in range(num_ids)], axis=1)
     for c in range(num_ids, len(names)):  # ratings may be floats like "4.5"
@@ -105,9 +151,26 @@ def _parse_table(path, data, names, num_ids, unit="columns") -> np.ndarray:
   bad = (ids < 0) | (ids > _MAX_ID)
   if bad.any():
     row, col = np.argwhere(bad)[0]
-    raise DataError(f"{path}:{row + 1}: {names[col]} {ids[row, col]} is not a "
+    # The fast path saturates at 2**63 - 1: quote the token as written.
+    token = _cut(data.split(b"\n")[row].split()[col])
+    raise DataError(f"{path}:{row + 1}: {names[col]} {token} is not a "
                     f"valid id (an integer in 0..{_MAX_ID})")
   return ids
+
+
+def _parse_ratings(path, data) -> np.ndarray:
+  """Parses a rating file of 4 or 3 columns; returns (user, item) [lines, 2]."""
+  ncols = len(data.split(b"\n", 1)[0].split())
+  if ncols not in (3, 4):
+    raise DataError(f"{path}:1: expected 4 columns (user item rating "
+                    f"timestamp) or 3 (user item rating), found {ncols}")
+  if ncols == 3:
+    logging.warning(
+        "%s: 3 columns (user item rating), no timestamp: timestamps are "
+        "unknown and taken as 0, so a tuning split of these files must pick "
+        "a random item per user (python -m dot_vs_learned.splits "
+        "--holdout_of=DIR --name=NAME --pick=random)", path)
+  return _parse_table(path, data, _RATING_COLUMNS[:ncols], 2)
 
 
 def _parse_negatives(path, data):
@@ -117,10 +180,14 @@ def _parse_negatives(path, data):
     fields = line.split(None, 1)
     match = _HEADER.fullmatch(fields[0]) if fields else None
     if match is None:
-      head = fields[0].decode(errors="replace") if fields else ""
-      raise DataError(f"{path}:{no}: malformed header {head!r}, expected "
+      head = _quote(fields[0] if fields else b"")
+      raise DataError(f"{path}:{no}: malformed header {head}, expected "
                       "'(user,item)'")
-    heads.append((int(match[1]), int(match[2])))
+    head = [int(g) if len(g) <= 10 else _MAX_ID + 1 for g in match.groups()]
+    if max(head) > _MAX_ID:
+      raise DataError(f"{path}:{no}: header {_quote(fields[0])} holds an id "
+                      f"beyond {_MAX_ID}")
+    heads.append(head)
     rests.append(fields[1] if len(fields) > 1 else b"")
   k = len(rests[0].split())
   if k == 0:
@@ -131,95 +198,56 @@ def _parse_negatives(path, data):
   return heads[:, 0], heads[:, 1], negatives
 
 
-def _check_one_per_user(path, users, num_users) -> None:
-  """Requires `users` to hold each of 0..num_users-1 exactly once."""
-  out = np.flatnonzero(users >= num_users)
-  if out.size:
-    raise DataError(f"{path}:{out[0] + 1}: user {users[out[0]]} out of range: "
-                    f"need one line for each user 0..{num_users - 1}")
-  _, first = np.unique(users, return_index=True)
-  if len(first) < len(users):
-    row = np.setdiff1d(np.arange(len(users)), first)[0]
-    raise DataError(f"{path}:{row + 1}: second line for user {users[row]}")
-  if len(users) < num_users:
-    missing = np.setdiff1d(np.arange(num_users), users)[:10].tolist()
-    raise DataError(f"{path}: no line for user(s) {missing}: need one line "
-                    f"for each user 0..{num_users - 1}")
-
-
 def load_ncf(directory, name) -> NCFData:
   """Loads and validates the three NCF files `{directory}/{name}.*`.
 
-  num_users and num_items are 1 + the largest id over the three files.
-  Negatives equal to the user's test item or to one of its training items are
-  kept as in the file (the published ML-1M file has 156 users whose test item
-  is among its own negatives); the evaluator masks them.
+  Rating files have 4 columns (user item rating timestamp) or 3 (no
+  timestamp, as other repositories publish them; a warning notes it).
+  num_users and num_items are 1 + the largest id over the three files; a
+  stray item id far beyond the distinct ones (data_checks.check_item_ids) and
+  a test pair that is also a training pair are refused. Negatives equal to the
+  user's test item or to one of its training items are kept as in the file
+  (the published ML-1M file has 156 users whose test item is among its own
+  negatives); the evaluator masks them.
   """
   paths = [pathlib.Path(directory) / f"{name}.{s}" for s in SUFFIXES]
-  missing = [p.name for p in paths if not p.is_file()]
+  missing = [p.name for p in paths if not p.exists()]
   if missing:
     hint = ("leave data.dir unset and set --config.data.download=True"
             if name in DOWNLOADABLE else "see the NCF repository's Data/")
     raise DataError(f"{directory}: missing {', '.join(missing)}; put "
                     f"{name}.{{{','.join(SUFFIXES)}}} there, or {hint}")
   train_path, test_path, neg_path = paths
-  train = _parse_table(train_path, read_bytes(train_path), _RATING_COLUMNS, 2)
-  test = _parse_table(test_path, read_bytes(test_path), _RATING_COLUMNS, 2)
+  train = _parse_ratings(train_path, read_bytes(train_path))
+  test = _parse_ratings(test_path, read_bytes(test_path))
   num_users = len(test)
-  _check_one_per_user(test_path, test[:, 0], num_users)
+  data_checks.check_one_per_user(test_path, test[:, 0], num_users)
   test_items = np.empty(num_users, np.int64)
   test_items[test[:, 0]] = test[:, 1]
   stray = np.flatnonzero(train[:, 0] >= num_users)
   if stray.size:
     raise DataError(f"{train_path}:{stray[0] + 1}: user {train[stray[0], 0]} "
                     f"has no line in {test_path} (users 0..{num_users - 1})")
-  neg_users, neg_items, negatives = _parse_negatives(neg_path, read_bytes(neg_path))
-  _check_one_per_user(neg_path, neg_users, num_users)
+  neg_users, neg_items, negatives = _parse_negatives(neg_path,
+                                                     read_bytes(neg_path))
+  data_checks.check_one_per_user(neg_path, neg_users, num_users)
   wrong = np.flatnonzero(test_items[neg_users] != neg_items)
   if wrong.size:
     row, user = wrong[0], neg_users[wrong[0]]
     raise DataError(f"{neg_path}:{row + 1}: header ({user},{neg_items[row]}) "
                     f"does not match {test_path}, which holds "
                     f"({user},{test_items[user]})")
+  num_items = data_checks.check_item_ids(
+      [(train_path, train[:, 1]), (test_path, test[:, 1]),
+       (neg_path, negatives)])
+  data_checks.check_no_leakage(test_path, train_path, test, train, num_items)
   test_negatives = np.empty_like(negatives)
   test_negatives[neg_users] = negatives
-  num_items = 1 + max(train[:, 1].max(), test_items.max(), negatives.max())
-  data = NCFData(name, num_users, int(num_items),
+  data = NCFData(name, num_users, num_items,
                  train[:, 0].astype(np.int32), train[:, 1].astype(np.int32),
                  test_items.astype(np.int32), test_negatives.astype(np.int32))
-  _warn_if_suspicious(data, paths, neg_users)
+  data_checks.warn_if_suspicious(data, paths, neg_users)
   return data
-
-
-def _warn_if_suspicious(data, paths, neg_users) -> None:
-  """Logs a warning for what the protocol tolerates but a user should know.
-
-  Users or test items without training interactions (their embeddings stay
-  at the initialization; the published ML-1M test file has 2 such items),
-  and sampled negatives that are training positives of the same user (they
-  are ranked as negatives, as NCF's evaluator does; none in ML-1M).
-  """
-  train_path, test_path, neg_path = paths
-  idle = np.setdiff1d(np.arange(data.num_users), data.train_users)
-  if idle.size:
-    logging.warning("%s: %d users have no training interaction (first: "
-                    "user %d)", train_path, idle.size, idle[0])
-  unseen = np.flatnonzero(~np.isin(data.test_items, data.train_items))
-  if unseen.size:
-    logging.warning("%s: %d test items never occur in %s (first: user %d, "
-                    "item %d)", test_path, unseen.size, train_path.name,
-                    unseen[0], data.test_items[unseen[0]])
-  width = np.int64(data.num_items)
-  positives = np.unique(data.train_users * width + data.train_items)
-  keys = np.arange(data.num_users)[:, None] * width + data.test_negatives
-  clash = np.isin(keys, positives)
-  if clash.any():
-    user = int(np.flatnonzero(clash.any(axis=1))[0])
-    line = int(np.flatnonzero(neg_users == user)[0]) + 1
-    logging.warning("%s: %d sampled negatives of %d users are training "
-                    "positives of that user (first: line %d, user %d); they "
-                    "are ranked as negatives", neg_path, clash.sum(),
-                    clash.any(axis=1).sum(), line, user)
 
 
 def _rating_lines(users, items, timestamps) -> str:

@@ -4,12 +4,17 @@ python -m dot_vs_learned.recommend --workdir=/tmp/dvl_default --users=0,5 --k=10
 
 Reads the run's config.json (model and dataset) and params.npz, ranks every
 item exactly (retrieval.py) for each user with the parameters of one seed,
-and prints item ids with their scores (logits), best first.
+and prints item ids with their scores (logits), best first. Flags are checked
+against the parameters (the user and item tables) before the dataset is
+reloaded for the items each user saw in training; a bad value exits with
+status 1 and one line `error: ...` naming the flag.
 """
 
 import json
 import pathlib
+import re
 import sys
+import zipfile
 
 from absl import app
 from absl import flags
@@ -29,30 +34,127 @@ _SEED_INDEX = flags.DEFINE_integer(
     "seed_index", 0, "which of the run's seeds (0 .. train.num_seeds - 1).")
 _CHUNK_SIZE = flags.DEFINE_integer("chunk_size", 65_536,
                                    "items scored per step.")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 class RecommendError(ValueError):
   """A flag value does not fit the run; the message names the flag."""
 
 
+def parse_users(values) -> list[int]:
+  """The --users strings as ints; RecommendError naming the flag otherwise."""
+  text = _cut(",".join(values))
+  if not values:
+    raise RecommendError("--users=: no user ids; give e.g. --users=0,5")
+  bad = [v for v in values if not _INTEGER.fullmatch(v.strip())]
+  if bad:
+    raise RecommendError(f"--users={text}: {[_cut(v) for v in bad[:5]]} "
+                         "not integers")
+  huge = [v for v in values if len(v) > 1000]  # int() refuses 4300 digits
+  if huge:
+    raise RecommendError(f"--users: [{_cut(huge[0].strip(), 20)}] out of "
+                         f"range ({len(huge[0].strip())} digits)")
+  return [int(v) for v in values]
+
+
+def _cut(text, width=40) -> str:
+  text = str(text)
+  return text if len(text) <= width else text[:width] + "..."
+
+
+def _failure_reason(path) -> str:
+  """The first line of failure.json's message, cut."""
+  try:
+    message = str(json.loads((path / results.FAILURE).read_text())["message"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return "its message is unreadable"
+  return _cut((message.splitlines() or [""])[0], 200)
+
+
+def load_run(workdir):
+  """(config, {name: [seeds, ...] array}) of a finished run with parameters."""
+  path = pathlib.Path(workdir)
+  flag = f"--workdir={workdir}"
+  if not path.exists():
+    raise RecommendError(f"{flag}: no such directory")
+  if not path.is_dir():
+    raise RecommendError(f"{flag}: a file, not a run's workdir")
+  if (path / results.FAILURE).exists():
+    raise RecommendError(f"{flag} holds no finished run: the run failed "
+                         f"({_failure_reason(path)}; {results.FAILURE})")
+  if not (path / results.RESULTS).exists():
+    what = ("an unfinished run (no results.json yet)" if
+            (path / results.CONFIG).exists() else "no run")
+    raise RecommendError(f"{flag} holds no finished run: {what}; train one "
+                         "with python -m dot_vs_learned.main")
+  try:
+    config = ml_collections.ConfigDict(
+        json.loads((path / results.CONFIG).read_text()))
+  except (OSError, ValueError, TypeError) as e:
+    raise RecommendError(f"{flag}: cannot read {results.CONFIG}: "
+                         f"{_cut(e, 200)}") from None
+  if config.get("experiment", "ncf") != "ncf":
+    raise RecommendError(f"{flag}: a {config.experiment!r} run; recommend "
+                         "serves NCF training runs (experiment 'ncf')")
+  if not (path / results.PARAMS).exists():
+    raise RecommendError(f"{flag}: the run saved no {results.PARAMS} (model "
+                         f"{config.get('model', {}).get('name')!r}); only "
+                         "trained models can recommend")
+  try:
+    with np.load(path / results.PARAMS) as arrays:
+      flat = {name: arrays[name] for name in arrays.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise RecommendError(f"{flag}: cannot read {results.PARAMS}: "
+                         f"{_cut(e, 200)}") from None
+  if not flat or any(value.ndim == 0 for value in flat.values()):
+    raise RecommendError(f"{flag}: {results.PARAMS} holds no per-seed "
+                         "parameters")
+  return config, flat
+
+
+def table_rows(flat, side) -> int:
+  """Rows of the `side` ("user" or "item") embedding tables in params.npz."""
+  rows = {value.shape[1] for name, value in flat.items() if value.ndim == 3
+          and (name == f"mf/{side}" or name.endswith(f"/{side}/embedding"))}
+  if len(rows) != 1:
+    raise RecommendError(f"--workdir: {results.PARAMS} holds "
+                         f"{'mismatched' if rows else 'no'} {side} tables")
+  return rows.pop()
+
+
 def recommend_from_workdir(workdir, users, k, seed_index=0,
                            chunk_size=65_536):
   """(config, scores, ids) of the top k unseen items of each user."""
-  flat = results.load_params(workdir)
-  with open(pathlib.Path(workdir) / results.CONFIG) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  if not users:
+    raise RecommendError("--users=: no user ids; give e.g. --users=0,5")
+  if any(not isinstance(u, (int, np.integer)) or isinstance(u, bool)
+         for u in users):
+    raise RecommendError(f"--users: {_cut(users)}: not integers")
+  if k < 1:
+    raise RecommendError(f"--k={_cut(k)}: must be >= 1")
+  if chunk_size < 1:
+    raise RecommendError(f"--chunk_size={_cut(chunk_size)}: must be >= 1")
+  config, flat = load_run(workdir)
   num_seeds = next(iter(flat.values())).shape[0]
   if not 0 <= seed_index < num_seeds:
-    raise RecommendError(f"--seed_index={seed_index}: the run has "
+    raise RecommendError(f"--seed_index={_cut(seed_index)}: the run has "
                          f"{num_seeds} seeds (0 .. {num_seeds - 1})")
+  # The model answers for the users and items its tables hold, whatever the
+  # dataset's files hold today.
+  num_users, num_items = table_rows(flat, "user"), table_rows(flat, "item")
+  bad = [_cut(u, 20) for u in users if not 0 <= u < num_users]
+  if bad:
+    raise RecommendError(f"--users: [{', '.join(bad[:5])}] out of range; the "
+                         f"model has users 0 .. {num_users - 1}")
+  if k > num_items:
+    raise RecommendError(f"--k={_cut(k)}: the model ranks {num_items} items")
   data = datasets.load_dataset(config.data)
+  if (data.num_users, data.num_items) != (num_users, num_items):
+    raise RecommendError(
+        f"--workdir={workdir}: the model has {num_users} users and "
+        f"{num_items} items, its dataset {data.name!r} now {data.num_users} "
+        f"and {data.num_items}: the data changed since training")
   users = np.asarray(users, dtype=np.int64)
-  bad = users[(users < 0) | (users >= data.num_users)]
-  if bad.size:
-    raise RecommendError(f"--users: {bad.tolist()} out of range; the run's "
-                         f"dataset has users 0 .. {data.num_users - 1}")
-  if k < 1:
-    raise RecommendError(f"--k={k}: must be >= 1")
   order = np.argsort(data.train_users, kind="stable")
   starts = np.searchsorted(data.train_users[order], [users, users + 1])
   seen = [data.train_items[order[a:b]] for a, b in zip(*starts)]
@@ -71,10 +173,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    users = [int(u) for u in _USERS.value]
-  except ValueError:
-    sys.exit(f"error: --users={','.join(_USERS.value)}: not integers")
-  try:
+    users = parse_users(_USERS.value)
     config, scores, ids = recommend_from_workdir(
         _WORKDIR.value, users, _K.value, _SEED_INDEX.value, _CHUNK_SIZE.value)
   except (RecommendError, results.WorkdirError, data_lib.DataError) as e:

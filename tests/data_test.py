@@ -3,6 +3,7 @@
 import hashlib
 import os
 import pathlib
+import threading
 
 import numpy as np
 import pytest
@@ -107,6 +108,38 @@ MALFORMED = [
     ("test.negative", 3, "(2,-5)\t0\t1", ":3: malformed header '(2,-5)'"),
     ("test.negative", 3, "(2,5)\t0\tz", ":3: negative 'z' is not an integer"),
     ("test.negative", 1, "(0,2)\t-3\t4", ":1: negative -3 is not a valid id"),
+    # Ids that training cannot use, however they are written.
+    ("test.negative", 2, "(1,4)\t-100000000\t0",
+     ":2: negative -100000000 is not a valid id"),
+    ("train.rating", 5, "2\t2147483647\t1\t14",
+     ":5: item 2147483647 is not a valid id (an integer in 0..2147483646)"),
+    ("train.rating", 3, "1\t" + "7" * 100 + "\t1\t12",
+     f":3: item {'7' * 40}... is not a valid id"),
+    ("test.negative", 2, f"({10**30},11)\t4\t0",
+     f":2: header '({10**30},11)' holds an id beyond 2147483646"),
+    ("test.negative", 2, f"({'9' * 5000},4)\t4\t0",
+     f":2: header '({'9' * 39}...' holds an id beyond"),
+    # A stray id: the catalogue would be 1 + the largest id.
+    ("train.rating", 5, "2\t10000000\t1\t14",
+     ":5: item 10000000 is far beyond the 7 distinct item ids"),
+    ("test.negative", 2, "(1,4)\t100000000\t0",
+     ":2: item 100000000 is far beyond the 7 distinct item ids"),
+    # 3 or 4 columns, as many on every line as on the first.
+    ("train.rating", 1, "0\t0\t1\t10\t5", ":1: expected 4 columns (user "
+     "item rating timestamp) or 3 (user item rating), found 5"),
+    ("test.rating", 1, "0\t2", ":1: expected 4 columns (user item rating "
+     "timestamp) or 3 (user item rating), found 2"),
+    ("train.rating", 1, "0\t0\t1", ":2: expected 3 columns, found 4"),
+    # Floats as ids, garbage, a huge token, one line without negatives.
+    ("train.rating", 5, "2\t3.0\t1\t14", ":5: item '3.0' is not an integer"),
+    ("train.rating", 5, "2\t1e3\t1\t14", ":5: item '1e3' is not an integer"),
+    ("test.negative", 2, "(1.0,4)\t4\t0", ":2: malformed header '(1.0,4)'"),
+    ("train.rating", 0, "\x00\x01\t\xff\t1\t2\n",
+     ":1: user '\\x00\\x01' is not an integer"),
+    ("train.rating", 3, "1\t" + "x" * 100_000 + "\t1\t12",
+     f":3: item '{'x' * 40}...' is not an integer"),
+    ("test.negative", 2, "(1,4)", ":2: expected 2 negatives (as on line 1), "
+     "found 0"),
 ]
 
 
@@ -186,3 +219,91 @@ def test_tolerated_oddities_are_logged_with_file_and_line(tmp_path, caplog):
     data.load_ncf(_write(tmp_path / "b", train=TRAIN.replace("1\t0\t1\t12\n",
                                                              "")), "t")
   assert "1 users have no training interaction (first: user 1)" in caplog.text
+
+
+# --------------------------------------------- what the loader now refuses ---
+
+
+def test_test_pair_in_training_is_refused(tmp_path):
+  # Users 1 and 2 also have their test items (4, 5) on train lines 6 and 7.
+  _write(tmp_path, train=TRAIN + "1\t4\t1\t15\n2\t5\t1\t16\n")
+  with pytest.raises(data.DataError) as error:
+    data.load_ncf(tmp_path, "t")
+  assert str(error.value) == (
+      f"{tmp_path}/t.test.rating:2: 2 users' test item is also in "
+      "t.train.rating (first: line 2, user 1, item 4, training line 6); a "
+      "held-out item must not be a training pair: rebuild the split with "
+      "python -m dot_vs_learned.splits")
+
+
+@pytest.mark.parametrize("item, ok", [(1013, True), (1014, False)])
+def test_catalogue_bound_is_twice_the_distinct_ids_plus_1000(tmp_path, item,
+                                                             ok):
+  # 7 distinct item ids with `item`: 1 + item may be at most 2 x 7 + 1000.
+  _write(tmp_path, train=TRAIN.replace("2\t3\t1\t14", f"2\t{item}\t1\t14"))
+  if ok:
+    assert data.load_ncf(tmp_path, "t").num_items == 1014
+  else:
+    with pytest.raises(data.DataError, match=r"t.train.rating:5: item 1014 "
+                       r"is far beyond .* ids >= 2 x 7 \+ 1000 = 1014"):
+      data.load_ncf(tmp_path, "t")
+
+
+def test_three_column_files_load_with_a_note(tmp_path, caplog):
+  # Published elsewhere as `user item rating`: the same data without times.
+  expected = data.load_ncf(_write(tmp_path / "four"), "t")
+  drop_time = lambda text: "".join(line.rsplit("\t", 1)[0] + "\n"
+                                   for line in text.splitlines())
+  _write(tmp_path / "three", train=drop_time(TRAIN), test=drop_time(TEST))
+  with caplog.at_level("WARNING"):
+    _assert_same(data.load_ncf(tmp_path / "three", "t"), expected)
+  for suffix in ("train.rating", "test.rating"):
+    assert (f"{tmp_path}/three/t.{suffix}: 3 columns (user item rating), no "
+            "timestamp: timestamps are unknown and taken as 0") in caplog.text
+  assert "--pick=random" in caplog.text
+
+
+def test_byte_order_mark_and_cr_line_ends_accepted(tmp_path):
+  expected = data.load_ncf(_write(tmp_path / "a"), "t")
+  cr = lambda text: text.replace("\n", "\r")
+  _write(tmp_path / "b", "\ufeff" + cr(TRAIN), cr(TEST), "\ufeff" + NEGATIVE)
+  _assert_same(data.load_ncf(tmp_path / "b", "t"), expected)
+
+
+def _load_in_thread(directory):
+  """load_ncf in a thread; its error, or a failure if it blocks for 20 s."""
+  outcome = []
+
+  def load():
+    try:
+      data.load_ncf(directory, "t")
+      outcome.append(None)
+    except data.DataError as e:
+      outcome.append(e)
+  thread = threading.Thread(target=load, daemon=True)
+  thread.start()
+  thread.join(20)
+  assert outcome, "load_ncf blocked"
+  return outcome[0]
+
+
+def test_fifo_or_directory_in_place_of_a_file_is_refused_at_once(tmp_path):
+  _write(tmp_path)
+  (tmp_path / "t.train.rating").unlink()
+  os.mkfifo(tmp_path / "t.train.rating")  # no writer: reading would block
+  assert str(_load_in_thread(tmp_path)) == (
+      f"{tmp_path}/t.train.rating: a FIFO, not a regular file")
+  (tmp_path / "t.train.rating").unlink()
+  (tmp_path / "t.train.rating").mkdir()
+  assert str(_load_in_thread(tmp_path)) == (
+      f"{tmp_path}/t.train.rating: a directory, not a regular file")
+
+
+def test_bad_last_line_of_a_long_file_is_named(tmp_path):
+  # 100,000 valid lines, then a bad rating: found past the first chunks.
+  lines = "".join(f"{u}\t{i}\t1\t0\n" for u in range(3)
+                  for i in range(6, 33_339))
+  _write(tmp_path, train=lines + "2\t3\t4.5\t0\n2\t3\tfive\t0\n")
+  with pytest.raises(data.DataError,
+                     match=r"t.train.rating:100001: rating 'five' is not a"):
+    data.load_ncf(tmp_path, "t")
