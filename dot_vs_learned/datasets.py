@@ -1,5 +1,5 @@
 """Where a dataset comes from: generated, downloaded with pinned checksums, or
-a folder of NCF files (data.py reads them); the NCF split's sampling.
+a folder of NCF files (data.py reads them). The NCF split itself: splits.py.
 """
 
 import hashlib
@@ -13,6 +13,7 @@ import numpy as np
 
 from dot_vs_learned import atomic
 from dot_vs_learned import data
+from dot_vs_learned import splits
 from dot_vs_learned.data import DataError
 from dot_vs_learned.data import NCFData
 
@@ -112,62 +113,7 @@ def download(name, cache_dir, base_url=DEFAULT_BASE_URL,
   return cache
 
 
-# ------------------------------------------- NCF protocol, generated data ---
-
-
-def sample_negatives(source, users, items, num_users, num_items,
-                      num_negatives, rng) -> np.ndarray:
-  """Samples distinct items each user never touched, uniformly (NCF 4.1)."""
-  if num_negatives < 1:
-    raise DataError(f"{source}: num_negatives={num_negatives} must be >= 1")
-  counts = np.bincount(users, minlength=num_users)
-  short = np.flatnonzero(num_items - counts < num_negatives)
-  if short.size:
-    raise DataError(f"{source}: user {short[0]} has {counts[short[0]]} of "
-                    f"{num_items} items, fewer than num_negatives="
-                    f"{num_negatives} left to sample")
-  order = np.argsort(users, kind="stable")
-  users, items = users[order], items[order]
-  bounds = np.searchsorted(users, np.arange(num_users + 1))
-  out = np.empty((num_users, num_negatives), np.int32)
-  chunk = max(1, (1 << 22) // num_items)  # ~32 MB of keys at a time
-  for lo in range(0, num_users, chunk):
-    hi = min(lo + chunk, num_users)
-    # The k smallest of iid uniform keys over allowed items are a uniform
-    # k-subset; sorting them by key gives a uniformly random order too.
-    keys = rng.random((hi - lo, num_items))
-    span = slice(bounds[lo], bounds[hi])
-    keys[users[span] - lo, items[span]] = np.inf
-    pick = np.argpartition(keys, num_negatives - 1, axis=1)[:, :num_negatives]
-    by_key = np.argsort(np.take_along_axis(keys, pick, axis=1), axis=1)
-    out[lo:hi] = np.take_along_axis(pick, by_key, axis=1)
-  return out
-
-
-def ncf_split(source, name, users, items, times, num_users, num_items,
-           num_negatives, rng, rank=None):
-  """Applies the NCF protocol to dense ids; returns NCFData and times.
-
-  Each user's pair with the largest `rank` (default: `times`; ties: the later
-  line) is held out.
-  """
-  pos = np.arange(len(users))
-  rank = times if rank is None else rank
-  # A repeated pair keeps its latest copy; equal times go to the later line.
-  order = np.lexsort((pos, rank, items, users))
-  u, i, t, r, p = (a[order] for a in (users, items, times, rank, pos))
-  last = np.append((u[1:] != u[:-1]) | (i[1:] != i[:-1]), True)
-  order = np.lexsort((p[last], r[last], u[last]))
-  u, i, t = u[last][order], i[last][order], t[last][order]
-  is_test = np.append(u[1:] != u[:-1], True)  # each user's latest pair
-  test_items = np.empty(num_users, np.int32)
-  test_items[u[is_test]] = i[is_test]
-  negatives = sample_negatives(source, u, i, num_users, num_items,
-                                num_negatives, rng)
-  data = NCFData(name, int(num_users), int(num_items),
-                 u[~is_test].astype(np.int32), i[~is_test].astype(np.int32),
-                 test_items, negatives)
-  return data, t[~is_test], t[is_test]
+# ---------------------------------------------------------- generated data ---
 
 
 def generate_default(num_users=2000, num_items=1000, seed=0, rank=8,
@@ -195,9 +141,10 @@ def generate_default(num_users=2000, num_items=1000, seed=0, rank=8,
   items = ranked_UxI[np.arange(num_items) < counts_U[:, None]]
   users = np.repeat(np.arange(num_users), counts_U)
   times = rng.permutation(len(items)).astype(float)
-  data, _, _ = ncf_split("generate_default", "default", users, items, times,
-                      num_users, num_items, num_negatives, rng)
-  return data
+  split, _, _ = splits.ncf_split("generate_default", "default", users, items,
+                                 times, num_users, num_items, num_negatives,
+                                 rng)
+  return split
 
 
 def load_dataset(data_config) -> NCFData:
@@ -233,3 +180,17 @@ def load_dataset(data_config) -> NCFData:
         name, cache, DEFAULT_BASE_URL, missing,
         "downloads are off (set --config.data.download=True to allow them)"))
   return data.load_ncf(cache, name)
+
+
+def input_paths(data_config) -> list[pathlib.Path]:
+  """The files `load_dataset(data_config)` reads (none for generated data),
+  for the workdir's fingerprint."""
+  name = data_config.get("name", "default")
+  if name == "default":
+    return []
+  directory = data_config.get("dir", "")
+  folder = (pathlib.Path(directory).expanduser() if directory else
+            pathlib.Path(data_config.get("cache_dir", "")
+                         or os.environ.get("DOT_VS_LEARNED_CACHE")
+                         or "~/.cache/dot_vs_learned").expanduser())
+  return [folder / f"{name}.{suffix}" for suffix in data.SUFFIXES]

@@ -7,23 +7,81 @@ The NCF protocol (He et al. 2017, §4.1): binarize, hold out each user's latest
 interaction, sample negatives uniformly from the items the user never touched.
 --holdout_of applies it to an NCF training file: the tuning split of App. A.2
 (DIR/ml-1m.holdout.*), for selecting hyperparameters without the test set.
+Reading the logs: logs.py.
 """
 
+import os
 import pathlib
+import sys
+import tempfile
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
+from dot_vs_learned import atomic
 from dot_vs_learned import data
-from dot_vs_learned import datasets
+from dot_vs_learned import logs
+from dot_vs_learned.data import DataError
+from dot_vs_learned.data import NCFData
 
-_USER_NAMES = {"user", "userid", "uid"}
-_ITEM_NAMES = {"item", "itemid", "iid", "movie", "movieid"}
-_TIME_NAMES = {"timestamp", "time", "ts"}
+MAPS = ("user_map.tsv", "item_map.tsv")  # `{name}.user_map.tsv` and so on
 
 
+def sample_negatives(source, users, items, num_users, num_items,
+                     num_negatives, rng) -> np.ndarray:
+  """Samples distinct items each user never touched, uniformly (NCF 4.1)."""
+  if num_negatives < 1:
+    raise DataError(f"{source}: num_negatives={num_negatives} must be >= 1")
+  counts = np.bincount(users, minlength=num_users)
+  short = np.flatnonzero(num_items - counts < num_negatives)
+  if short.size:
+    raise DataError(f"{source}: user {short[0]} has {counts[short[0]]} of "
+                    f"{num_items} items, fewer than num_negatives="
+                    f"{num_negatives} left to sample")
+  order = np.argsort(users, kind="stable")
+  users, items = users[order], items[order]
+  bounds = np.searchsorted(users, np.arange(num_users + 1))
+  out = np.empty((num_users, num_negatives), np.int32)
+  chunk = max(1, (1 << 22) // num_items)  # ~32 MB of keys at a time
+  for lo in range(0, num_users, chunk):
+    hi = min(lo + chunk, num_users)
+    # The k smallest of iid uniform keys over allowed items are a uniform
+    # k-subset; sorting them by key gives a uniformly random order too.
+    keys = rng.random((hi - lo, num_items))
+    span = slice(bounds[lo], bounds[hi])
+    keys[users[span] - lo, items[span]] = np.inf
+    pick = np.argpartition(keys, num_negatives - 1, axis=1)[:, :num_negatives]
+    by_key = np.argsort(np.take_along_axis(keys, pick, axis=1), axis=1)
+    out[lo:hi] = np.take_along_axis(pick, by_key, axis=1)
+  return out
+
+
+def ncf_split(source, name, users, items, times, num_users, num_items,
+              num_negatives, rng, rank=None):
+  """Applies the NCF protocol to dense ids; returns NCFData and times.
+
+  Each user's pair with the largest `rank` (default: `times`; ties: the later
+  line) is held out.
+  """
+  pos = np.arange(len(users))
+  rank = times if rank is None else rank
+  # A repeated pair keeps its latest copy; equal times go to the later line.
+  order = np.lexsort((pos, rank, items, users))
+  u, i, t, r, p = (a[order] for a in (users, items, times, rank, pos))
+  last = np.append((u[1:] != u[:-1]) | (i[1:] != i[:-1]), True)
+  order = np.lexsort((p[last], r[last], u[last]))
+  u, i, t = u[last][order], i[last][order], t[last][order]
+  is_test = np.append(u[1:] != u[:-1], True)  # each user's latest pair
+  test_items = np.empty(num_users, np.int32)
+  test_items[u[is_test]] = i[is_test]
+  negatives = sample_negatives(source, u, i, num_users, num_items,
+                               num_negatives, rng)
+  split = NCFData(name, int(num_users), int(num_items),
+                  u[~is_test].astype(np.int32), i[~is_test].astype(np.int32),
+                  test_items, negatives)
+  return split, t[~is_test], t[is_test]
 
 
 def _first_appearance(keys) -> np.ndarray:
@@ -34,49 +92,48 @@ def _first_appearance(keys) -> np.ndarray:
   return rank[inverse.ravel()]
 
 
-def _find_column(names, known):
-  """Returns the index of the first name in `known`, or None."""
-  return next((c for c, n in enumerate(names) if n in known), None)
+def _check_output(out_dir, name, seed) -> None:
+  """Refuses, before any reading, what would fail only when writing."""
+  if not isinstance(seed, (int, np.integer)) or seed < 0:
+    raise DataError(f"seed={seed!r}: must be an integer >= 0")
+  if not name or "/" in name or "\0" in name:
+    raise DataError(f"name={name!r}: must be a file name (not empty, no '/')")
+  out = pathlib.Path(out_dir)
+  if "\0" in str(out):
+    raise DataError(f"out_dir={str(out)!r}: holds a NUL character")
+  existing = next(p for p in (out, *out.parents) if os.path.exists(p))
+  if not existing.is_dir():
+    raise DataError(f"out_dir={out}: {existing} is not a directory")
+  try:  # a probe: permissions alone miss read-only mounts, /proc, root
+    fd, probe = tempfile.mkstemp(dir=existing, prefix=".splits-probe-")
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    raise DataError(f"out_dir={out}: cannot write in {existing}: "
+                    f"{e.strerror}") from None
+  for suffix in data.SUFFIXES + MAPS:
+    target = out / f"{name}.{suffix}"
+    if os.path.lexists(target) and not target.is_file():
+      raise DataError(f"out_dir={out}: {target.name} exists and is not a "
+                      "regular file")
 
 
-def _read_log(path, fmt):
-  """Parses an interaction log; returns raw user and item tokens, times."""
-  text = data.read_bytes(path)
-  first = text.split(b"\n", 1)[0]
-  if fmt == "auto":
-    fmt = "movielens" if b"::" in first else "csv" if b"," in first else "tsv"
-  separators = {"movielens": b"::", "csv": b",", "tsv": b"\t"}
-  if fmt not in separators:
-    raise data.DataError(f"{path}: unknown fmt {fmt!r}, expected auto, "
-                         f"{', '.join(separators)}")
-  # Ids and times hold no blanks, so every separator can become one.
-  text = text.replace(separators[fmt], b"\t")
-  names = [t.decode(errors="replace").lower().replace("_", "")
-           for t in text.split(b"\n", 1)[0].split()]
-  first_line, ncols = 1, len(names)
-  if _USER_NAMES & set(names):  # a header row names the columns
-    cols = [_find_column(names, known)
-            for known in (_USER_NAMES, _ITEM_NAMES, _TIME_NAMES)]
-    if cols[1] is None:
-      raise data.DataError(f"{path}:1: header has no item column "
-                           f"({', '.join(sorted(_ITEM_NAMES))})")
-    text, first_line = text.partition(b"\n")[2], 2
-    if not text.strip():
-      raise data.DataError(f"{path}: no interactions after the header")
-  elif 2 <= ncols <= 4:  # headerless: user item [rating] [timestamp]
-    cols = [0, 1, 3 if ncols == 4 else None]
-  else:
-    raise data.DataError(f"{path}:1: expected 2-4 columns (user item "
-                         f"[rating] [timestamp]) or a header, found {ncols}")
-  n = data.check_columns(path, text, ncols, first_line)
-  tokens = np.array(text.split()).reshape(n, ncols)
-  times = None if cols[2] is None else data.convert_tokens(
-      path, tokens[:, cols[2]], "timestamp", np.float64, first_line)
-  return tokens[:, cols[0]], tokens[:, cols[1]], times
+def _write(split, out_dir, name, train_times, test_times, id_maps=()):
+  """Writes the NCF files (and id maps); returns the files loaded back."""
+  try:
+    data.write_ncf(split, out_dir, name, train_timestamps=train_times,
+                   test_timestamps=test_times)
+    for suffix, ids in zip(MAPS, id_maps):
+      text = "".join(f"{raw}\t{new}\n" for new, raw in enumerate(ids))
+      atomic.write(pathlib.Path(out_dir) / f"{name}.{suffix}",
+                   lambda f, b=text.encode(): f.write(b), mode="wb")
+  except OSError as e:
+    raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
+  return data.load_ncf(out_dir, name)
 
 
 def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
-                min_interactions=1, fmt="auto") -> data.NCFData:
+                min_interactions=1, fmt="auto") -> NCFData:
   """Builds NCF files from a raw interaction log and returns them loaded.
 
   Rules: every (user, item) pair present is a positive (repeats collapse to
@@ -88,19 +145,23 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
   without timestamps file order decides. Negatives are sampled uniformly
   without replacement from items the user never interacted with.
 
+  Besides the NCF files, `{name}.user_map.tsv` and `{name}.item_map.tsv` give
+  each kept id as written in the log and its number in the split (line k+1:
+  `original<TAB>k`), numeric ids too. Bad input is refused before anything
+  is written.
+
   Args:
     log_path: MovieLens `ratings.dat` (`user::item::rating::timestamp`), CSV
-      with a header naming user, item and optionally timestamp columns, or
-      headerless `user item [rating] [timestamp]` separated by tabs, blanks or
-      commas. Ids may be any tokens; timestamps must be numbers.
-    out_dir, name: where the `{name}.*` NCF files are written.
+      or TSV with or without a header; see logs.read_log. Ids may be any
+      text; timestamps must be finite numbers.
+    out_dir, name: where the `{name}.*` files are written.
     num_negatives, seed: negatives per user (99 in NCF), sampling seed.
     min_interactions: minimum distinct items per kept user.
-    fmt: separator: "auto", "movielens", "csv" or "tsv"; a header row is
-      recognized in any of them.
+    fmt: "auto", "movielens", "csv" or "tsv" (logs.read_log).
   """
-  raw_users, raw_items, times = _read_log(log_path, fmt)
-  users, items = _first_appearance(raw_users), _first_appearance(raw_items)
+  _check_output(out_dir, name, seed)
+  log = logs.read_log(log_path, fmt)
+  users, items = log.users, log.items
   width = items.max() + 1
   counts = np.bincount(np.unique(users * width + items) // width)
   threshold = max(2, min_interactions)
@@ -108,24 +169,30 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
                log_path, (counts < threshold).sum(), len(counts), threshold)
   keep = counts[users] >= threshold
   if not keep.any():
-    raise data.DataError(
+    raise DataError(
         f"{log_path}: no user has >= {threshold} distinct items")
+  if log.times is None:
+    logging.warning("%s: no timestamps: each user's last line in the file is "
+                    "held out", log_path)
   users, items = _first_appearance(users[keep]), _first_appearance(items[keep])
-  times = np.arange(len(keep), dtype=float) if times is None else times
+  id_maps = []
+  for new, old, ids in ((users, log.users[keep], log.user_ids),
+                        (items, log.items[keep], log.item_ids)):
+    _, first = np.unique(new, return_index=True)
+    id_maps.append([ids[k] for k in old[first].tolist()])
+  times = np.arange(len(keep), dtype=float) if log.times is None else log.times
   rng = np.random.Generator(np.random.PCG64(seed))
-  split, train_times, test_times = datasets.ncf_split(
+  split, train_times, test_times = ncf_split(
       log_path, name, users, items, times[keep], users.max() + 1,
       items.max() + 1, num_negatives, rng)
-  data.write_ncf(split, out_dir, name, train_timestamps=train_times,
-                 test_timestamps=test_times)
-  return data.load_ncf(out_dir, name)
+  return _write(split, out_dir, name, train_times, test_times, id_maps)
 
 
 PICKS = ("latest", "random")
 
 
 def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
-                  pick="latest") -> data.NCFData:
+                  pick="latest") -> NCFData:
   """The tuning split of paper App. A.2, built from an NCF training file only.
 
   pick="latest": each user's latest training interaction (by the timestamp
@@ -145,14 +212,19 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   """
   if pick not in PICKS:
     raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
+  out_name = out_name or f"{name}.holdout"
+  _check_output(out_dir, out_name, seed)
   full = data.load_ncf(ncf_dir, name)  # validates all three files
   train_path = pathlib.Path(ncf_dir) / f"{name}.train.rating"
-  users, items, times = _read_log(train_path, "tsv")
-  users, items = users.astype(np.int64), items.astype(np.int64)
+  log = logs.read_log(train_path, "blank")
+  users = np.array([int(u) for u in log.user_ids], np.int64)[log.users]
+  items = np.array([int(i) for i in log.item_ids], np.int64)[log.items]
+  # 3-column files (no timestamp) are read by data.py with timestamps 0.
+  times = np.zeros(len(users), np.int64) if log.times is None else log.times
   counts = np.bincount(users, minlength=full.num_users)
   if (counts < 2).any():
     user = int(np.argmin(counts))
-    raise data.DataError(
+    raise DataError(
         f"{train_path}: user {user} has {counts[user]} training "
         "interactions; the tuning split needs >= 2 (one held out, one kept)")
   if pick == "latest" and np.all(times == times[0]):
@@ -161,17 +233,14 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
         "line in file order; if the file is not in time order this biases the "
         "tuning test set (use pick='random', CLI --pick=random)", train_path,
         times[0])
-  out_name = out_name or f"{name}.holdout"
   rng = np.random.Generator(np.random.PCG64(seed))
   rank = rng.permutation(len(users)) if pick == "random" else None
   # Negatives come from the items of the training file: the ids that occur
   # only in the final test files are not known here.
-  split, train_times, test_times = datasets.ncf_split(
+  split, train_times, test_times = ncf_split(
       train_path, out_name, users, items, times, full.num_users,
       int(items.max()) + 1, full.test_negatives.shape[1], rng, rank)
-  data.write_ncf(split, out_dir, out_name, train_timestamps=train_times,
-                 test_timestamps=test_times)
-  return data.load_ncf(out_dir, out_name)
+  return _write(split, out_dir, out_name, train_times, test_times)
 
 
 def main(argv):
@@ -181,13 +250,16 @@ def main(argv):
     raise app.UsageError("give exactly one of --log (a raw log to split) and "
                          "--holdout_of (an NCF folder to make a tuning split "
                          "of)")
-  if _LOG.value:
-    split = build_split(_LOG.value, _OUT_DIR.value, _NAME.value,
-                        _NUM_NEGATIVES.value, _SEED.value,
-                        _MIN_INTERACTIONS.value, _FMT.value)
-  else:
-    split = holdout_split(_HOLDOUT_OF.value, _NAME.value, _OUT_DIR.value,
-                          _OUT_NAME.value or None, _SEED.value, _PICK.value)
+  try:
+    if _LOG.value:
+      split = build_split(_LOG.value, _OUT_DIR.value, _NAME.value,
+                          _NUM_NEGATIVES.value, _SEED.value,
+                          _MIN_INTERACTIONS.value, _FMT.value)
+    else:
+      split = holdout_split(_HOLDOUT_OF.value, _NAME.value, _OUT_DIR.value,
+                            _OUT_NAME.value or None, _SEED.value, _PICK.value)
+  except DataError as e:  # input problems: one line, no traceback
+    sys.exit(f"error: {e}")
   print(f"{_OUT_DIR.value}/{split.name}.*: {split.num_users} users, "
         f"{split.num_items} items, {split.train_users.shape[0]} training "
         f"pairs, {split.test_negatives.shape[1]} negatives per user")
@@ -212,7 +284,6 @@ if __name__ == "__main__":
   _SEED = flags.DEFINE_integer("seed", 0, "Negative sampling seed.")
   _MIN_INTERACTIONS = flags.DEFINE_integer(
       "min_interactions", 1, "Minimum distinct items of a kept user (>= 2).")
-  _FMT = flags.DEFINE_enum("fmt", "auto", ["auto", "movielens", "csv", "tsv"],
-                           "Log format.")
+  _FMT = flags.DEFINE_enum("fmt", "auto", list(logs.FORMATS), "Log format.")
   flags.mark_flags_as_required(["out_dir", "name"])
   app.run(main)

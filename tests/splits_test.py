@@ -1,5 +1,11 @@
 """Tests of building NCF-protocol splits from raw interaction logs."""
 
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -152,11 +158,12 @@ def test_holdout_uses_nothing_from_the_final_test_files(tmp_path):
            for i in rng.choice(np.arange(1, 60), 8, replace=False)]
   _ncf_files(tmp_path, lines, 30, num_negatives=5)
   first = splits.holdout_split(tmp_path, "toy", tmp_path / "a", seed=1)
-  # Other final test items and negatives (same count): the same tuning split.
+  # Other final test items (none a training pair) and negatives (same
+  # count): the same tuning split.
   (tmp_path / "toy.test.rating").write_text(
-      "".join(f"{u}\t{59 - u}\t1\t0\n" for u in range(30)))
+      "".join(f"{u}\t{60 + u}\t1\t0\n" for u in range(30)))
   (tmp_path / "toy.test.negative").write_text(
-      "".join(f"({u},{59 - u})\t61\t62\t63\t64\t65\n" for u in range(30)))
+      "".join(f"({u},{60 + u})\t91\t92\t93\t94\t95\n" for u in range(30)))
   second = splits.holdout_split(tmp_path, "toy", tmp_path / "b", seed=1)
   for a, b in zip(first[2:], second[2:]):
     np.testing.assert_array_equal(a, b)
@@ -201,4 +208,152 @@ def test_holdout_needs_two_training_interactions_per_user(tmp_path):
   _ncf_files(tmp_path, [(0, 3, 1), (0, 4, 2), (1, 5, 1)], 2)
   with pytest.raises(data.DataError, match="user 1 has 1 training"):
     splits.holdout_split(tmp_path, "toy", tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------- id maps, shapes of real logs ---
+
+
+def _map(path):
+  """Reads an id map: original id -> number in the split."""
+  return dict(line.split("\t") for line in path.read_text().splitlines())
+
+
+def test_id_maps_beside_the_split_numeric_and_string_ids(tmp_path):
+  log = tmp_path / "ratings.dat"
+  log.write_text(RATINGS_DAT)
+  splits.build_split(log, tmp_path / "a", "ml", num_negatives=1)
+  # User 40 was dropped; numbers are by first appearance among kept lines.
+  assert (tmp_path / "a/ml.user_map.tsv").read_text() == "20\t0\n10\t1\n30\t2\n"
+  assert _map(tmp_path / "a/ml.item_map.tsv") == {
+      "7": "0", "5": "1", "8": "2", "6": "3", "9": "4"}
+  # String ids (the ratings as `u20,i7,...`) give the same split.
+  rows = [f"u{u},i{i},{r},{t}" for u, i, r, t in _log_rows()]
+  log = tmp_path / "strings.csv"
+  log.write_text("\n".join(rows))
+  d = splits.build_split(log, tmp_path / "b", "s", num_negatives=1)
+  _check_ratings_split(d)
+  assert _map(tmp_path / "b/s.user_map.tsv") == {"u20": "0", "u10": "1",
+                                                 "u30": "2"}
+  assert _map(tmp_path / "b/s.item_map.tsv")["i9"] == "4"
+
+
+@pytest.mark.parametrize("text", [
+    # The issue's header: read as an interaction, its ts column as ratings.
+    "customer_id,product_id,ts\n" + "\n".join(
+        f"{u},{i},{t}" for u, i, _, t in _log_rows()),
+    # A BOM before a headerless log dropped its first rating.
+    "\ufeff" + RATINGS_DAT,
+    "\ufeffuserId,movieId,rating,timestamp\r\n" + "\r\n".join(
+        ",".join(row) for row in _log_rows()),
+])
+def test_common_log_shapes_give_the_reference_split(tmp_path, text):
+  log = tmp_path / "log.csv"
+  log.write_bytes(text.encode())
+  _check_ratings_split(splits.build_split(log, tmp_path, "x", num_negatives=1))
+
+
+def _prepare_out(tmp_path, kind):
+  """Returns an out_dir of the given kind under tmp_path."""
+  if kind == "file":
+    (tmp_path / "taken").write_text("not a folder")
+    return tmp_path / "taken"
+  if kind == "under_file":
+    (tmp_path / "taken").write_text("not a folder")
+    return tmp_path / "taken/out"
+  if kind == "target_is_dir":
+    (tmp_path / "out/x.test.rating").mkdir(parents=True)
+  return tmp_path / "out"
+
+
+# (log text, build_split keywords, out_dir kind, expected message part).
+REFUSED = [
+    (RATINGS_DAT.replace("::100", "::nan"), {}, "new",
+     "log.txt:1: timestamp 'nan' is not a finite number"),
+    (RATINGS_DAT.replace("10::5::3::50", "10::5::3::inf"), {}, "new",
+     "log.txt:2: timestamp 'inf' is not a finite number"),
+    ("1,2,5,100\n1,,5,101\n", {}, "new", "log.txt:2: item id is empty"),
+    ("1::2\n2::3\n3::2\n", {}, "new", "log.txt: no user has >= 2 distinct"),
+    (RATINGS_DAT, {"seed": -1}, "new", "seed=-1: must be an integer >= 0"),
+    (RATINGS_DAT, {"name": "a/b"}, "new", "name='a/b': must be a file name"),
+    (RATINGS_DAT, {"num_negatives": 0}, "new", "num_negatives=0 must be >= 1"),
+    (RATINGS_DAT, {}, "file", "taken is not a directory"),
+    (RATINGS_DAT, {}, "under_file", "taken is not a directory"),
+    (RATINGS_DAT, {}, "target_is_dir",
+     "x.test.rating exists and is not a regular file"),
+]
+
+
+@pytest.mark.parametrize("text, kwargs, out_kind, message", REFUSED)
+def test_bad_input_refused_before_anything_is_written(tmp_path, text, kwargs,
+                                                      out_kind, message):
+  log = tmp_path / "log.txt"
+  log.write_text(text)
+  out = _prepare_out(tmp_path, out_kind)
+  before = sorted(tmp_path.rglob("*"))
+  with pytest.raises(data.DataError, match=re.escape(message)):
+    splits.build_split(log, out, kwargs.pop("name", "x"), **dict(
+        dict(num_negatives=1), **kwargs))
+  assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_out_dir_refused(tmp_path):
+  (tmp_path / "log.txt").write_text(RATINGS_DAT)
+  (tmp_path / "ro").mkdir(mode=0o555)
+  with pytest.raises(data.DataError, match="cannot write in .*ro"):
+    splits.build_split(tmp_path / "log.txt", tmp_path / "ro/out", "x")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
+def test_out_dir_in_proc_refused(tmp_path):
+  (tmp_path / "log.txt").write_text(RATINGS_DAT)
+  with pytest.raises(data.DataError, match="out_dir=/proc/x: cannot write"):
+    splits.build_split(tmp_path / "log.txt", "/proc/x", "x")
+
+
+def test_holdout_refuses_bad_files_before_writing(tmp_path):
+  _ncf_files(tmp_path, [(0, 3, 5), (0, 4, "nan"), (1, 5, 1), (1, 6, 2)], 2)
+  with pytest.raises(data.DataError, match=r"toy.train.rating:2: timestamp "
+                     "'nan' is not a finite number"):
+    splits.holdout_split(tmp_path, "toy", tmp_path / "out")
+  _ncf_files(tmp_path, [(0, 3, 5), (0, "x", 1), (1, 5, 1), (1, 6, 2)], 2)
+  with pytest.raises(data.DataError, match=r"toy.train.rating:2: item 'x'"):
+    splits.holdout_split(tmp_path, "toy", tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
+def test_holdout_of_files_without_timestamps(tmp_path):
+  # 3-column rating files (user item rating): every timestamp is taken as 0.
+  _ncf_files(tmp_path, [(u, i, 0) for u in range(3) for i in (3, 4, 5)], 3)
+  for suffix in ("train.rating", "test.rating"):
+    path = tmp_path / f"toy.{suffix}"
+    path.write_text("".join(line.rsplit("\t", 1)[0] + "\n"
+                            for line in path.read_text().splitlines()))
+  tuning = splits.holdout_split(tmp_path, "toy", tmp_path / "out")
+  np.testing.assert_array_equal(tuning.test_items, [5, 5, 5])  # file order
+  assert (tmp_path / "out/toy.holdout.test.rating").read_text() == (
+      "0\t5\t1\t0\n1\t5\t1\t0\n2\t5\t1\t0\n")
+
+
+def _cli(tmp_path, *flags):
+  """Runs the splits CLI; returns (exit status, stderr lines)."""
+  done = subprocess.run(
+      [sys.executable, "-m", "dot_vs_learned.splits", *flags,
+       f"--out_dir={tmp_path / 'out'}", "--name=x"], capture_output=True,
+      text=True, timeout=120, cwd=pathlib.Path(__file__).parents[1],
+      check=False)
+  return done.returncode, done.stderr.strip().splitlines()
+
+
+def test_cli_errors_are_one_line_and_a_fifo_does_not_block(tmp_path):
+  os.mkfifo(tmp_path / "fifo")
+  status, lines = _cli(tmp_path, f"--log={tmp_path / 'fifo'}")
+  assert (status, lines) == (1, [f"error: {tmp_path / 'fifo'}: a FIFO, not "
+                                 "a regular file"])
+  (tmp_path / "log.dat").write_text(RATINGS_DAT.replace("::300", "::NaN"))
+  status, lines = _cli(tmp_path, f"--log={tmp_path / 'log.dat'}",
+                       "--num_negatives=1")
+  assert (status, lines) == (1, [f"error: {tmp_path / 'log.dat'}:3: "
+                                 "timestamp 'NaN' is not a finite number"])
   assert not (tmp_path / "out").exists()
