@@ -23,7 +23,7 @@ import jax
 
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
-from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 import timing  # benchmarks/ is on sys.path when this script runs
 
 _DATA_DIR = flags.DEFINE_string(
@@ -53,13 +53,13 @@ ROWS = {"mf-sgd": ("mf", "batched"), "mf-adam": ("mf", "adam"),
 def model_config(row, dim, num_negatives, batch_size):
   """The NCF config of one row: the model's recipe at the shared settings."""
   name, optimizer = ROWS[row]
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   if name != "mf":
-    ncf.use_ncf_recipe(config, name)
+    ncf_config.use_ncf_recipe(config, name)
   config.model.dim = 3 * round(dim / 3) if name == "neumf" else dim
   config.train.update(optimizer=optimizer, num_negatives=num_negatives,
                       batch_size=batch_size)
-  ncf.validate(config)
+  ncf_config.validate(config)
   return config
 
 

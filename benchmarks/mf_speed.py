@@ -34,6 +34,7 @@ import numpy as np
 
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
+from dot_vs_learned import ncf_config
 import numpy_sgd  # benchmarks/ is on sys.path when this script runs
 import timing
 
@@ -122,8 +123,7 @@ def _floor_step(params, batch, hp):
 
 def _config(spec):
   """The NCF config of the measurement: App. A.2 values, flags applied."""
-  from dot_vs_learned import ncf  # pylint: disable=g-import-not-at-top
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.model.dim = spec["dim"]
   config.train.optimizer = ("batched" if spec["method"] == "floor" else
                             spec["method"])
@@ -164,6 +164,7 @@ def verify_exact_step(data, spec) -> None:
   from dot_vs_learned import models  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import sgd  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import stream as stream_lib  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import train as train_lib  # pylint: disable=g-import-not-at-top
   step = jax.jit(sgd.exact_step)
 
   def compare(what, user, item, windows, eta, reg):
@@ -171,7 +172,7 @@ def verify_exact_step(data, spec) -> None:
     np_user, np_item, np_bias = user.copy(), item.copy(), np.float32(0.0)
     params = models.MFParams(jnp.asarray(user), jnp.asarray(item),
                              jnp.float32(0.0))
-    hp = stream_lib.Hparams(jnp.float32(eta), jnp.float32(reg))
+    hp = train_lib.Hparams(jnp.float32(eta), jnp.float32(reg))
     for users, items, labels in windows:
       np_bias = numpy_sgd.sgd_epoch(np_user, np_item, np_bias, users, items,
                                     labels, eta, reg)
@@ -221,8 +222,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   import jax  # pylint: disable=g-import-not-at-top
-  from dot_vs_learned import ncf  # pylint: disable=g-import-not-at-top
-  train_config = ncf.default_config().train
+  train_config = ncf_config.default_config().train
   base = dict(
       data_dir=_DATA_DIR.value, data_name=_DATA_NAME.value,
       numpy_examples=_NUMPY_EXAMPLES.value, epochs=_EPOCHS.value,

@@ -57,7 +57,6 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import data as data_lib  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import datasets  # pylint: disable=g-import-not-at-top
-  from dot_vs_learned import stream  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import tuning  # pylint: disable=g-import-not-at-top
   if _DATA_DIR.value:
@@ -84,7 +83,7 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
   warmup = seconds = 0.0
   hr, loss = [], []
   for part in parts:
-    hps = stream.Hparams(lrs[part], regs[part])
+    hps = train.Hparams(lrs[part], regs[part])
     start = time.perf_counter()
     states, metrics = jax.block_until_ready(
         run(init(keys[part]), _EPOCHS.value, hps))

@@ -13,12 +13,12 @@ def time_epochs(data, config, spec) -> dict:
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from dot_vs_learned import stream as stream_lib  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import models  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
   num_train = data.train_users.shape[0]
-  score = train.make_model(config, data.num_users, data.num_items)[1]
+  score = models.make_model(config, data.num_users, data.num_items)[1]
   epoch = train.make_epoch(config, data.num_items, num_train, score)
-  hp = stream_lib.Hparams(jnp.float32(config.train.learning_rate),
+  hp = train.Hparams(jnp.float32(config.train.learning_rate),
                      jnp.float32(config.train.reg))
 
   def init(key):

@@ -3,11 +3,11 @@
 python -m dot_vs_learned.main --config=configs/default.py --workdir=/tmp/dvl_default
 """
 
-from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 
 
 def get_config():
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.data.name = "default"
   config.model.dim = 32
   config.train.learning_rate = 0.01  # The small data needs fewer, larger steps.

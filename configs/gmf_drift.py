@@ -9,13 +9,13 @@ grows. metrics.jsonl records the mean embedding row norms and |w| every
 Runs on the embedded data in about a minute on a 2-core CPU.
 """
 
-from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 
 
 def get_config():
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.data.name = "default"
-  ncf.use_ncf_recipe(config, "gmf")
+  ncf_config.use_ncf_recipe(config, "gmf")
   config.model.dim = 32
   config.train.reg = 0.01  # on the embedding rows of each example
   config.train.l2_weights = 0.0  # none on w

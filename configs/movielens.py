@@ -6,11 +6,11 @@ neumf_pretrained).
 Local NCF files: add --config.data.dir=/path/to/folder/with/ml-1m.*
 """
 
-from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 
 
 def get_config(model="mf"):
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.data.name = "ml-1m"
   config.model.dim = 64
   # App. A.2, final hyperparameters for MovieLens.
@@ -19,5 +19,5 @@ def get_config(model="mf"):
   config.train.num_negatives = 8
   config.train.epochs = 256
   if model != "mf":  # gmf, mlp, neumf: NCF's own recipe.
-    ncf.use_ncf_recipe(config, model)
+    ncf_config.use_ncf_recipe(config, model)
   return config

@@ -3,11 +3,11 @@
 python -m dot_vs_learned.main --config=configs/test.py --workdir=/tmp/dvl_test
 """
 
-from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 
 
 def get_config():
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.data.name = "default"
   config.data.num_users = 200
   config.data.num_items = 150

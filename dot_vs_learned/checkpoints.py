@@ -11,6 +11,7 @@ import logging
 import pathlib
 import shutil
 
+from absl import logging as absl_logging
 import jax
 import orbax.checkpoint as ocp
 
@@ -56,15 +57,37 @@ class Checkpointer:
     self.manager.wait_until_finished()
 
   def restore_latest(self, template):
-    """(state, meta) of the latest checkpoint, or None. `template`: a state
-    of the same structure, shapes and shardings (e.g. a fresh init)."""
-    step = self.manager.latest_step()
-    if step is None:
-      return None
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(_saveable(template)),
-        meta=ocp.args.JsonRestore()))
-    return _typed(restored.state, template), restored.meta
+    """(state, meta) of the latest readable checkpoint, or None.
+
+    `template`: a state of the same structure, shapes and shardings (e.g. a
+    fresh init). A checkpoint that cannot be read (truncated, bad JSON, a
+    missing item) is logged and moved aside to checkpoints/NAME.unreadable/,
+    never deleted, and the one before it is tried.
+    """
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_saveable(template)),
+            meta=ocp.args.JsonRestore()))
+        if not isinstance(restored.meta, dict):
+          raise ValueError(f"metadata {restored.meta!r} is not a JSON object")
+        return _typed(restored.state, template), restored.meta
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(step, e)
+    return None
+
+  def _set_aside(self, step, error) -> None:
+    aside = self.directory.with_name(self.directory.name + ".unreadable")
+    message = str(error).splitlines()[0] if str(error) else ""
+    absl_logging.warning(
+        "checkpoint %s/%d cannot be read (%s: %s); moved to %s, trying the "
+        "one before it", self.directory, step, type(error).__name__,
+        message[:200], aside)
+    if distributed.is_writer():
+      aside.mkdir(parents=True, exist_ok=True)
+      shutil.move(str(self.directory / str(step)), str(aside / str(step)))
+    distributed.sync(f"set aside {self.directory}/{step}")
+    self.manager.reload()
 
   def close(self) -> None:
     self.manager.close()

@@ -64,3 +64,18 @@ def fetch(tree):
   if jax.process_count() == 1:
     return jax.device_get(tree)
   return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def point_mesh(count):
+  """A 1-D mesh ("points") over the most devices that divide `count` points;
+  None if that is one device (then nothing is sharded). Over several
+  processes that do not all get points: every device, axis "replicas"."""
+  devices = jax.devices()
+  used = max(n for n in range(1, len(devices) + 1) if count % n == 0)
+  if jax.process_count() > 1 and used < len(devices):
+    # Processes share a mesh only if it spans them all: every device then
+    # computes every point (axis "replicas": nothing is split).
+    return jax.sharding.Mesh(np.array(devices), ("replicas",))
+  if used == 1:
+    return None
+  return jax.sharding.Mesh(np.array(devices[:used]), ("points",))

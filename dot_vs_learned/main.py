@@ -1,5 +1,7 @@
 """Entry point: `python -m dot_vs_learned.main --config=configs/X.py --workdir=DIR`."""
 
+import logging
+import re
 import sys
 
 from absl import app
@@ -34,14 +36,56 @@ EXPERIMENTS = {"ncf": ncf.run, "retrieval": serving.run,
                "synthetic": synthetic.run, "tuning": tuning.run}
 
 
+class _NoTpuProbe(logging.Filter):
+  """Drops JAX's INFO line about a missing TPU library on machines without
+  one ("Unable to initialize backend 'tpu'")."""
+
+  def filter(self, record):
+    return not (record.levelno < logging.WARNING and
+                "Unable to initialize backend" in record.getMessage())
+
+
+def parse_flags(argv):
+  """absl's flag parsing, with a bad --config.* override (an unknown field,
+  a value of the wrong type) or config file as one line, and --help exiting
+  with status 0."""
+  try:
+    return flags.FLAGS(argv)
+  except SystemExit as e:
+    if e.code and {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(
+        argv):
+      sys.exit(0)
+    raise
+  except (KeyError, AttributeError) as e:  # an unknown --config.* field
+    text = " ".join(str(e.args[0] if e.args else e).replace(
+        "\\n", " ").replace("\\'", "'").split())
+    field = re.match(r"\W*(\w+)", text)
+    given = [a.split("=")[0] for a in argv[1:] if field and a.startswith(
+        "--config.") and a.split("=")[0].endswith(f".{field[1]}")]
+    hint = re.search(r"Did you mean [^?]*\?", text)
+    sys.exit(f"error: {given[0] if given else '--config'}: no such config "
+             f"field{'; ' + hint[0] if hint else ''}")
+  except flags.Error as e:
+    sys.exit(f"error: {str(e).splitlines()[0]}")
+  except SyntaxError as e:  # in the config file
+    sys.exit(f"error: --config: {e.filename}:{e.lineno}: {e.msg}")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _DISTRIBUTED.value:
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
                            _PROCESS_ID.value)
-  config = _CONFIG.value
-  if config.experiment not in EXPERIMENTS:
+  try:
+    config = _CONFIG.value
+    experiment = config.experiment
+  except Exception as e:  # pylint: disable=broad-except
+    # config_flags reports a config file it could not load only when read.
+    reason = [line.strip() for line in str(e).splitlines() if line.strip()]
+    sys.exit(f"error: --config={flags.FLAGS['config'].serialize()[9:]}: "
+             f"cannot load it ({reason[-1] if reason else type(e).__name__})")
+  if experiment not in EXPERIMENTS:
     raise app.UsageError(f"config field experiment={config.experiment!r}: "
                          f"must be one of {tuple(EXPERIMENTS)}")
   try:
@@ -53,4 +97,5 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  logging.getLogger("jax._src.xla_bridge").addFilter(_NoTpuProbe())
+  app.run(main, flags_parser=parse_flags)

@@ -197,3 +197,41 @@ def unflatten_params(flat):
                        for name, value in flat.items()})
   return flax.traverse_util.unflatten_dict(
       {name: jnp.asarray(value) for name, value in flat.items()}, sep="/")
+
+
+def ncf_hidden(model_config) -> tuple[int, ...]:
+  """The MLP tower's layer sizes: model.hidden, or NCF's rule (App. A.3).
+
+  The 3-layer tower halves each layer: [2d, d, d/2] for the MLP of
+  embedding d = 2k, and [4k, 2k, k] for NeuMF's MLP part of d = 3k.
+  """
+  if model_config.hidden:
+    return tuple(model_config.hidden)
+  dim = model_config.dim
+  if model_config.name == "mlp":
+    return (2 * dim, dim, dim // 2)
+  k = dim // 3
+  return (4 * k, 2 * k, k)
+
+
+def make_model(config, num_users, num_items):
+  """Returns init(key, stddev=None) -> params and score(params, users, items).
+
+  `stddev` (MF only; may be traced, e.g. swept) overrides
+  config.train.init_stddev; the flax models start from N(0, 0.01^2) (NCF).
+  """
+  name, dim = config.model.name, config.model.dim
+  if name == "mf":
+    def init(key, stddev=None):
+      return init_mf(key, num_users, num_items, dim,
+                     config.train.init_stddev if stddev is None else stddev)
+    return init, mf_score
+  if name == "gmf":
+    module = GMF(num_users, num_items, dim)
+  elif name == "mlp":
+    module = MLP(num_users, num_items, dim, ncf_hidden(config.model))
+  else:  # "neumf": GMF on d/3, the MLP on 2d/3 (NCF's split, d = 3k).
+    k = dim // 3
+    module = NeuMF(num_users, num_items, k, 2 * k, ncf_hidden(config.model))
+  ids = jnp.zeros((1,), jnp.int32)
+  return (lambda key, stddev=None: module.init(key, ids, ids)), module.apply

@@ -11,7 +11,6 @@ multi-host run (distributed.py) only process 0 writes.
 import json
 import os
 import pathlib
-import shutil
 
 import numpy as np
 
@@ -41,51 +40,6 @@ def write_json(path, value) -> None:
   """atomic.write_json on process 0: never a truncated file."""
   if distributed.is_writer():
     atomic.write_json(path, value)
-
-
-def check_unfinished(workdir, overwrite=False) -> None:
-  """Raises WorkdirError if `workdir` holds a finished run to keep."""
-  path = pathlib.Path(workdir) / RESULTS
-  if path.exists() and not overwrite:
-    raise WorkdirError(
-        f"{workdir} holds a finished run ({RESULTS} exists); pass "
-        "--overwrite to replace it or choose another --workdir.")
-
-
-def prepare(workdir, config_dict, overwrite=False) -> pathlib.Path:
-  """Creates the workdir, refusing to replace a finished run unless told to.
-
-  An unfinished run of the same config (config.json equal, no failure.json)
-  resumes: its metrics and checkpoints are kept, and training continues
-  from the latest checkpoint. Any other unfinished run, and every run with
-  `overwrite`, starts afresh: its files are removed.
-  """
-  workdir = pathlib.Path(workdir)
-  check_unfinished(workdir, overwrite)
-  distributed.sync(f"checked {workdir}")  # all have read before any change
-  if distributed.is_writer():
-    workdir.mkdir(parents=True, exist_ok=True)
-    if overwrite or not _same_unfailed_run(workdir, config_dict):
-      for name in (RESULTS, METRICS, METRICS + ".failed", FAILURE, PARAMS):
-        (workdir / name).unlink(missing_ok=True)
-      shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
-    write_json(workdir / CONFIG, config_dict)
-  distributed.sync(f"prepared {workdir}")
-  return workdir
-
-
-def same_config(workdir, config_dict) -> bool:
-  """Whether the workdir's config.json holds `config_dict` (as JSON)."""
-  path = pathlib.Path(workdir) / CONFIG
-  if not path.exists():
-    return False
-  with open(path) as f:
-    return json.load(f) == json.loads(json.dumps(config_dict))
-
-
-def _same_unfailed_run(workdir, config_dict) -> bool:
-  return (not (workdir / FAILURE).exists() and
-          same_config(workdir, config_dict))
 
 
 def mark_failed(workdir, error) -> None:
@@ -120,25 +74,25 @@ def append_metrics(workdir, record) -> None:
   append_json_line(pathlib.Path(workdir) / METRICS, record)
 
 
-def drop_metrics_after(workdir, stage, epoch) -> None:
-  """Removes the evaluations of `stage` ("" for a one-stage run) after
-  `epoch`: those a killed run wrote after its last checkpoint, and a last
-  line the kill cut short."""
+def replace_metrics(workdir, stage, records) -> None:
+  """Makes `records` the evaluations of `stage` ("" for a one-stage run) in
+  metrics.jsonl, after those of the other stages: the lines of a restored
+  checkpoint replace what a killed run wrote after it, a line the kill cut
+  short, or a deleted file."""
   path = pathlib.Path(workdir) / METRICS
-  if not path.exists():
-    return
-  with open(path) as f:
-    lines = [line for line in f if line.strip()]
-  keep = []
-  for line in lines:
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError:
-      continue
-    if not (record.get("stage", "") == stage and record["epoch"] > epoch):
-      keep.append(line if line.endswith("\n") else line + "\n")
-  if keep != lines:
-    write_atomically(path, lambda f: f.writelines(keep))
+  kept = []
+  if path.exists():
+    with open(path) as f:
+      for line in f:
+        try:
+          record = json.loads(line)
+        except json.JSONDecodeError:
+          continue
+        if record.get("stage", "") != stage:
+          kept.append(record)
+  lines = [json.dumps(r, sort_keys=True) + "\n" for r in kept + records]
+  if lines or path.exists():
+    write_atomically(path, lambda f: f.writelines(lines))
 
 
 def read_metrics(workdir) -> list[dict]:

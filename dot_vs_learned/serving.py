@@ -29,6 +29,7 @@ from dot_vs_learned import models
 from dot_vs_learned import plotting
 from dot_vs_learned import results
 from dot_vs_learned import retrieval
+from dot_vs_learned import workdir as workdir_lib
 
 METHODS = ("dot", "ann", "mlp")
 
@@ -200,23 +201,24 @@ def run(config, workdir, overwrite=False) -> dict:
   """Runs the benchmark of `config` into `workdir`; returns results.json."""
   validate(config)
   r = config.retrieval
-  results.check_unfinished(workdir, overwrite)
+  workdir_lib.check_path(workdir)
   trained = (_trained_embeddings(r.embeddings_from) if r.embeddings_from
              else None)
   if trained is not None:
     checks.check(r.k <= len(trained[0]), "retrieval.k", r.k,
                  f"must be <= the run's {len(trained[0])} items")
-  workdir = results.prepare(workdir, config.to_dict(), overwrite)
-  try:
-    rows = _run(r, workdir, trained)
-  except Exception as e:
-    results.mark_failed(workdir, e)
-    raise
-  final = {"experiment": "retrieval", "device": str(jax.devices()[0]),
-           "rows": rows}
-  (workdir / "retrieval.md").write_text(markdown_table(rows))
-  _plot(rows, workdir / "retrieval.png")
-  results.write_json(workdir / results.RESULTS, final)
+  inputs = ([pathlib.Path(r.embeddings_from) / results.PARAMS]
+            if r.embeddings_from else [])
+  with workdir_lib.use(workdir, config.to_dict(), overwrite, inputs,
+                       outputs=("retrieval.md", "retrieval.png")) as path:
+    results.replace_metrics(path, "", [])  # rows are measured afresh
+    rows = _run(r, path, trained)
+    final = {"experiment": "retrieval", "device": str(jax.devices()[0]),
+             "rows": rows}
+    results.write_atomically(path / "retrieval.md",
+                             lambda f: f.write(markdown_table(rows)))
+    _plot(rows, path / "retrieval.png")
+    results.write_json(path / results.RESULTS, final)
   return final
 
 

@@ -14,11 +14,6 @@ import jax
 import jax.numpy as jnp
 
 
-class Hparams(NamedTuple):
-  learning_rate: jax.Array  # eta.
-  reg: jax.Array  # lambda: L2 on the embedding rows an example uses.
-
-
 class Batch(NamedTuple):
   users: jax.Array  # [B] int32
   items: jax.Array  # [B] int32

@@ -20,11 +20,13 @@ import optax
 
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
+from dot_vs_learned import loop
 from dot_vs_learned import report
 from dot_vs_learned import results
 from dot_vs_learned import stream
 from dot_vs_learned import sweep
 from dot_vs_learned import synthetic_data
+from dot_vs_learned import workdir as workdir_lib
 
 
 def default_config():
@@ -193,33 +195,21 @@ def train_cell(num_users, dim, multiplier, c, log_prefix="", saver=None,
   init, epoch, evaluate = make_cell_programs(dim, multiplier, num_train, c)
   seeds = data.user.shape[0]
   keys = jax.random.split(jax.random.key(c.seed), seeds)
-  states = jax.jit(jax.vmap(init))(keys)
   run_epoch = jax.jit(jax.vmap(epoch), donate_argnums=0)
-  first, train_s, loss = 1, 0.0, None
-  restored = saver and saver.restore_latest(states)
-  if restored:
-    states, meta = restored
-    first, train_s = meta["done"] + 1, meta["train_s"]
-    loss = np.array(meta["loss"], np.float32)
-    logging.info("%sresuming from the checkpoint at epoch %d", log_prefix,
-                 meta["done"])
-  train_start = time.time() - train_s
-  for done in range(first, c.epochs + 1):
-    states, loss = run_epoch(states, data)
-    loss = np.asarray(loss)
-    if not np.all(np.isfinite(loss)):
-      raise FloatingPointError(
-          f"{log_prefix}training diverged at epoch {done}: loss per seed "
-          f"{loss.tolist()}")
-    if saver and (done % every == 0 or done == c.epochs):
-      saver.save(done, states, {"done": done, "loss": loss.tolist(),
-                                "train_s": time.time() - train_start})
-    per_epoch = (time.time() - train_start) / done
-    logging.info("%sepoch %d/%d  train MSE %.4f  %.1f s/epoch  ETA %.0f s",
-                 log_prefix, done, c.epochs, loss.mean(), per_epoch,
-                 per_epoch * (c.epochs - done))
-  train_s = time.time() - train_start
-  metrics = jax.device_get(jax.jit(jax.vmap(evaluate))(states.params, data))
+
+  def advance(states, num_epochs):
+    for _ in range(num_epochs):
+      states, loss = run_epoch(states, data)
+    return states, {"loss": loss}
+
+  outcome = loop.train(
+      jax.jit(jax.vmap(init))(keys), advance, epochs=c.epochs, every=1,
+      record=lambda done, m, _: {"epoch": done,
+                                 "loss": np.asarray(m["loss"]).tolist()},
+      label=log_prefix, saver=saver, save_every=every or None,
+      describe=lambda r, _: f"train MSE {np.mean(r['loss']):.4f}")
+  metrics = jax.device_get(jax.jit(jax.vmap(evaluate))(outcome.states.params,
+                                                       data))
   summary = {name: results.summarize(values)
              for name, values in metrics.items()}
   for split in ("test", "fresh"):
@@ -228,10 +218,9 @@ def train_cell(num_users, dim, multiplier, c, log_prefix="", saver=None,
   return {"d": dim, "num_users": num_users, "multiplier": multiplier,
           "hidden": list(hidden_sizes(dim, multiplier)), "seeds": seeds,
           "epochs": c.epochs, "num_train": int(num_train),
-          "train_mse": results.summarize(loss), **summary,
-          "generate_s": generate_s, "train_s": train_s,
-          "samples_per_s": seeds * num_train * c.epochs / train_s}
-
+          "train_mse": results.summarize(outcome.history[-1]["loss"]),
+          **summary, "generate_s": generate_s, "train_s": outcome.seconds,
+          "samples_per_s": seeds * num_train * c.epochs / outcome.seconds}
 
 
 def cell_name(dim, num_users, multiplier) -> str:
@@ -241,8 +230,15 @@ def cell_name(dim, num_users, multiplier) -> str:
 def run(config, workdir, overwrite=False) -> dict:
   """Runs (or resumes) the grid of `config` in `workdir`."""
   validate(config)
+  with workdir_lib.use(
+      workdir, config.to_dict(), overwrite,
+      outputs=(sweep.CELLS, "synthetic.md", "synthetic.png")) as path:
+    return _run(config, path)
+
+
+def _run(config, workdir) -> dict:
+  """Trains the cells not yet recorded, then writes the table and Figure 3."""
   c = config.synthetic
-  workdir = sweep.open_grid(workdir, config.to_dict(), overwrite)
   done = sweep.done_cells(workdir)
   cells = [(d, m, mult) for mult in c.multipliers for d in c.dims
            for m in c.nums_users]

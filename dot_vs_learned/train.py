@@ -27,38 +27,17 @@ from dot_vs_learned import sgd
 from dot_vs_learned import stream
 
 
+class Hparams(NamedTuple):
+  """The scalar hyperparameters a sweep vmaps over (one per point)."""
+  learning_rate: jax.Array  # eta.
+  reg: jax.Array  # lambda: L2 on the embedding rows an example uses.
+
+
 class TrainState(NamedTuple):
   params: Any  # models.MFParams or a flax parameter dict.
   opt_state: Any  # Adam's moments; () for SGD.
   key: jax.Array  # typed PRNG key; one split per epoch.
   epoch: jax.Array  # epochs done.
-
-
-def make_model(config, num_users, num_items):
-  """Returns init(key, stddev=None) -> params and score(params, users, items).
-
-  `stddev` (MF only; may be traced, e.g. swept) overrides
-  config.train.init_stddev; the flax models start from N(0, 0.01^2) (NCF).
-  """
-  name, dim = config.model.name, config.model.dim
-  if name == "mf":
-    def init_mf(key, stddev=None):
-      return models.init_mf(key, num_users, num_items, dim,
-                            config.train.init_stddev if stddev is None
-                            else stddev)
-    return init_mf, models.mf_score
-  hidden = tuple(config.model.hidden)
-  if name == "gmf":
-    module = models.GMF(num_users, num_items, dim)
-  elif name == "mlp":
-    module = models.MLP(num_users, num_items, dim,
-                        hidden or (2 * dim, dim, dim // 2))
-  else:  # "neumf": GMF on d/3, the MLP on 2d/3 (NCF's split, d = 3k).
-    k = dim // 3
-    module = models.NeuMF(num_users, num_items, k, 2 * k,
-                          hidden or (4 * k, 2 * k, k))
-  ids = jnp.zeros((1,), jnp.int32)
-  return (lambda key, stddev=None: module.init(key, ids, ids)), module.apply
 
 
 def _tables(params, suffix):
@@ -172,35 +151,20 @@ def make_epoch(config, num_items, num_train, score=models.mf_score):
 def init_state(key, config, num_users, num_items, params=None,
                stddev=None) -> TrainState:
   """Initial state of one seed; `params` replaces the random initialization,
-  `stddev` the configured init scale (make_model)."""
+  `stddev` the configured init scale (models.make_model)."""
   init_key, train_key = jax.random.split(key)
-  init, score = make_model(config, num_users, num_items)
+  init, score = models.make_model(config, num_users, num_items)
   params = init(init_key, stddev) if params is None else params
   opt_state = (make_gradient_step(score, config)[0](params)
                if config.train.optimizer in ("adam", "sgd") else ())
   return TrainState(params, opt_state, train_key, jnp.zeros((), jnp.int32))
 
 
-def config_hparams(config, count) -> stream.Hparams:
+def config_hparams(config, count) -> Hparams:
   """The config's learning rate and lambda, repeated for `count` points."""
-  return stream.Hparams(
+  return Hparams(
       jnp.full((count,), config.train.learning_rate, jnp.float32),
       jnp.full((count,), config.train.reg, jnp.float32))
-
-
-def point_mesh(count):
-  """A 1-D mesh ("points") over the most devices that divide `count` points;
-  None if that is one device (then nothing is sharded). Over several
-  processes that do not all get points: every device, axis "replicas"."""
-  devices = jax.devices()
-  used = max(n for n in range(1, len(devices) + 1) if count % n == 0)
-  if jax.process_count() > 1 and used < len(devices):
-    # Processes share a mesh only if it spans them all: every device then
-    # computes every point (axis "replicas": nothing is split).
-    return jax.sharding.Mesh(np.array(devices), ("replicas",))
-  if used == 1:
-    return None
-  return jax.sharding.Mesh(np.array(devices[:used]), ("points",))
 
 
 def make_train(config, data, mesh=None):
@@ -212,8 +176,8 @@ def make_train(config, data, mesh=None):
     num_epochs epochs then evaluates. Both work over a leading axis of
     points: seeds, or (hyperparameter, seed) pairs of a sweep, vmapped.
     params: per-point initial parameters (e.g. pretrained); stddevs: per-point
-    init scales (MF); hps: per-point stream.Hparams (default: the config's).
-    mesh: a 1-D jax.sharding.Mesh (point_mesh); with axis "points" the
+    init scales (MF); hps: per-point Hparams (default: the config's).
+    mesh: a 1-D jax.sharding.Mesh (distributed.point_mesh); with axis "points" the
     point axis is sharded over its devices (its length must be a multiple
     of their number), with axis "replicas" every device computes every
     point; the data is replicated.
@@ -233,7 +197,7 @@ def make_train(config, data, mesh=None):
     split = jax.sharding.NamedSharding(mesh, points)
     arrays = distributed.to_global(arrays, replicated)
     place = lambda tree: distributed.to_global(tree, split)
-  _, score = make_model(config, data.num_users, data.num_items)
+  _, score = models.make_model(config, data.num_users, data.num_items)
   epoch = make_epoch(config, data.num_items, data.train_users.shape[0], score)
   k = config.eval.k
 

@@ -30,18 +30,20 @@ from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import datasets
 from dot_vs_learned import distributed
+from dot_vs_learned import loop
 from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 from dot_vs_learned import results
-from dot_vs_learned import stream
 from dot_vs_learned import sweep
 from dot_vs_learned import train
+from dot_vs_learned import workdir as workdir_lib
 
 SELECTION = "selection.json"
 
 
 def default_config():
   """ML-1M's coarse pass of App. A.2 (lambda searched together with lr, m)."""
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.experiment = "tuning"
   config.data.name = "ml-1m.holdout"  # made by splits --holdout_of
   config.model.dim = 64
@@ -89,16 +91,16 @@ def validate(config) -> None:
         "sweep.init_stddevs", s.init_stddevs,
         "only MF has a sweepable init scale (NCF models: N(0, 0.01^2))")
   for name, dim, m in itertools.product(s.models, s.dims, s.num_negatives):
-    ncf.validate(_shape_config(config, name, dim, m))
+    ncf_config.validate(_shape_config(config, name, dim, m))
   for dim in config.final.dims:
-    ncf.validate(_shape_config(config, s.models[0], dim, s.num_negatives[0]))
+    ncf_config.validate(_shape_config(config, s.models[0], dim, s.num_negatives[0]))
 
 
 def _shape_config(config, name, dim, num_negatives):
   shape = copy.deepcopy(config)
   shape.model.update(name=name, dim=dim)
   shape.train.num_negatives = num_negatives
-  if name != "mf" and shape.train.optimizer not in ncf.GRADIENT_OPTIMIZERS:
+  if name != "mf" and shape.train.optimizer not in ncf_config.GRADIENT_OPTIMIZERS:
     shape.train.optimizer = "adam"
   return shape
 
@@ -118,42 +120,31 @@ def _train_points(config, shape, data, grid, label, saver=None):
   saved at every evaluation, and a program killed midway resumes from the
   latest."""
   lrs, regs, stddevs, seeds = (np.array(v) for v in zip(*grid))
-  mesh = train.point_mesh(len(grid))
+  mesh = distributed.point_mesh(len(grid))
   num_devices = 1 if mesh is None else mesh.devices.size
   init, run = train.make_train(shape, data, mesh)
   root = jax.random.key(config.train.seed)
   keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(seeds)
   states = init(keys, stddevs=stddevs.astype(np.float32))
-  hps = stream.Hparams(lrs.astype(np.float32), regs.astype(np.float32))
-  k, epochs = config.eval.k, shape.train.epochs
-  curves, failed_at, done = [], np.zeros(len(grid), np.int64), 0
-  restored = saver and saver.restore_latest(states)
-  if restored:
-    states, meta = restored
-    curves, done = meta["curves"], meta["done"]
-    failed_at = np.array(meta["failed_at"], np.int64)
-    logging.info("[%s] resuming from the checkpoint at epoch %d", label, done)
-  start, done_at_start = time.time(), done
-  while done < epochs:
-    chunk = min(config.eval.every, epochs - done)
-    states, metrics = run(states, chunk, hps)
-    metrics = distributed.fetch(metrics)
-    done += chunk
-    loss = np.asarray(metrics["loss"])
-    failed_at[~np.isfinite(loss) & (failed_at == 0)] = done
-    curves.append({"epoch": done, "hr": np.asarray(metrics["hr"]).tolist(),
-                   "ndcg": np.asarray(metrics["ndcg"]).tolist(),
-                   "loss": loss.tolist()})
-    if saver:
-      saver.save(done, states, {"done": done, "curves": curves,
-                                "failed_at": failed_at.tolist()})
-    alive = np.asarray(metrics["hr"])[failed_at == 0]
-    logging.info("[%s] epoch %d/%d: best HR@%d %s; %d of %d points failed; "
-                 "%.1f s/epoch on %d devices", label, done, epochs, k,
-                 f"{alive.max():.4f}" if alive.size else "-",
-                 (failed_at > 0).sum(), len(grid),
-                 (time.time() - start) / (done - done_at_start), num_devices)
-  return curves, failed_at, num_devices
+  hps = train.Hparams(lrs.astype(np.float32), regs.astype(np.float32))
+  k = config.eval.k
+
+  def record(done, metrics, _):
+    return {"epoch": done, "hr": np.asarray(metrics["hr"]).tolist(),
+            "ndcg": np.asarray(metrics["ndcg"]).tolist(),
+            "loss": np.asarray(metrics["loss"]).tolist()}
+
+  def describe(r, failed_at):
+    alive = np.asarray(r["hr"])[failed_at == 0]
+    best = f"{alive.max():.4f}" if alive.size else "-"
+    return (f"best HR@{k} {best}; {(failed_at > 0).sum()} of {len(grid)} "
+            f"points failed; {num_devices} devices")
+
+  outcome = loop.train(states, lambda s, n: run(s, n, hps),
+                       epochs=shape.train.epochs, every=config.eval.every,
+                       record=record, label=f"[{label}] ", saver=saver,
+                       describe=describe, nan="mark")
+  return outcome.history, outcome.failed_at, num_devices
 
 
 def tune_shape(config, data, name, dim, num_negatives, workdir=None):
@@ -255,10 +246,20 @@ def final_config(config, chosen, dim):
 def run(config, workdir, overwrite=False) -> dict:
   """Runs (or resumes) both stages into `workdir`."""
   validate(config)
+  workdir_lib.check_path(workdir)
   # Bad data, tuning or final, fails here, before anything is written.
   data = datasets.load_dataset(config.data)
   datasets.load_dataset(config.final.data)
-  workdir = sweep.open_grid(workdir, config.to_dict(), overwrite)
+  with workdir_lib.use(
+      workdir, config.to_dict(), overwrite,
+      datasets.input_paths(config.data) +
+      datasets.input_paths(config.final.data),
+      outputs=(sweep.CELLS, SELECTION, "final_d*")) as path:
+    return _run(config, data, path)
+
+
+def _run(config, data, workdir) -> dict:
+  """Stage 1 (recorded shapes are skipped), selection, stage 2."""
   done = sweep.done_cells(workdir)
   s = config.sweep
   shapes = list(itertools.product(s.models, s.dims, s.num_negatives))

@@ -15,13 +15,14 @@ import pytest
 from dot_vs_learned import data
 from dot_vs_learned import datasets
 from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 from dot_vs_learned import results
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def tiny_config():
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.data.update(num_users=120, num_items=200)
   config.model.dim = 4
   config.train.update(epochs=3, batch_size=256, num_seeds=2, learning_rate=0.05)
@@ -47,7 +48,7 @@ def test_validate_names_the_field(field, value, message):
   group, name = field.split(".")
   config[group][name] = value
   with pytest.raises(ValueError, match=re.escape(message)):
-    ncf.validate(config)
+    ncf_config.validate(config)
 
 
 @pytest.mark.parametrize("name, dim, optimizer, message", [
@@ -60,7 +61,7 @@ def test_validate_learned_models(name, dim, optimizer, message):
   config.model.update(name=name, dim=dim)
   config.train.optimizer = optimizer
   with pytest.raises(ValueError, match=re.escape(message)):
-    ncf.validate(config)
+    ncf_config.validate(config)
 
 
 def test_k_beyond_candidates_is_refused_before_training(tmp_path):
@@ -114,8 +115,11 @@ def test_divergence_stops_with_a_clear_error(tmp_path):
   failure = json.loads((tmp_path / results.FAILURE).read_text())
   assert failure["error"] == "FloatingPointError"
   assert "diverged by epoch 2" in failure["message"]
-  config.train.learning_rate = 0.05  # a rerun starts afresh
-  ncf.run(config, tmp_path)
+  config.train.learning_rate = 0.05  # another config: refused, says what
+  with pytest.raises(results.WorkdirError,
+                     match=r"train\.learning_rate: 1e\+30 -> 0\.05"):
+    ncf.run(config, tmp_path)
+  ncf.run(config, tmp_path, overwrite=True)  # starts afresh
   assert not (tmp_path / results.FAILURE).exists()
   assert (tmp_path / results.RESULTS).exists()
 
@@ -167,7 +171,7 @@ def test_entry_point_reports_bad_input_without_traceback(tmp_path):
 
 def test_pretrained_neumf_trains_gmf_and_mlp_then_fine_tunes(tmp_path):
   config = tiny_config()
-  ncf.use_ncf_recipe(config, "neumf_pretrained")
+  ncf_config.use_ncf_recipe(config, "neumf_pretrained")
   config.data.update(num_users=150, num_items=300)
   config.model.dim = 12  # GMF k = 4, MLP 2k = 8
   config.train.update(epochs=2, num_seeds=2, learning_rate=0.01)
@@ -226,10 +230,16 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
   assert epochs == list(range(1, 31))
 
 
-def test_changed_config_or_overwrite_starts_afresh(tmp_path):
+def test_changed_config_is_refused_and_overwrite_starts_afresh(tmp_path):
   _kill_after(_cli(tmp_path), tmp_path, 3)
-  out = subprocess.run(_cli(tmp_path, "--config.train.learning_rate=0.02"),
-                       cwd=REPO, check=True, capture_output=True, text=True)
+  changed = _cli(tmp_path, "--config.train.learning_rate=0.02")
+  out = subprocess.run(changed, cwd=REPO, capture_output=True, text=True)
+  assert out.returncode == 1
+  assert out.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "train.learning_rate: 0.01 -> 0.02" in out.stderr
+  assert "Traceback" not in out.stderr
+  out = subprocess.run(changed + ["--overwrite"], cwd=REPO, check=True,
+                       capture_output=True, text=True)
   assert "resuming" not in out.stderr
   assert [r["epoch"] for r in results.read_metrics(tmp_path)] == list(
       range(1, 31))
@@ -255,10 +265,126 @@ def test_pretrained_neumf_killed_in_its_second_stage_resumes(tmp_path):
                     for e in range(1, 7)]
 
 
-def test_dropping_metrics_skips_a_line_cut_by_a_kill(tmp_path):
-  for epoch in (1, 2, 3):
-    results.append_metrics(tmp_path, {"epoch": epoch})
+def test_replacing_metrics_keeps_other_stages_and_skips_a_cut_line(
+    tmp_path):
+  for stage, epoch in (("gmf", 1), ("gmf", 2), ("mlp", 1), ("mlp", 2)):
+    results.append_metrics(tmp_path, {"stage": stage, "epoch": epoch})
   with open(tmp_path / results.METRICS, "a") as f:
-    f.write('{"epoch": 4, "hr')  # the kill came mid-line
-  results.drop_metrics_after(tmp_path, "", 2)
-  assert [r["epoch"] for r in results.read_metrics(tmp_path)] == [1, 2]
+    f.write('{"epoch": 3, "stage": "ml')  # the kill came mid-line
+  results.replace_metrics(tmp_path, "mlp", [{"stage": "mlp", "epoch": 1}])
+  assert [(r["stage"], r["epoch"]) for r in results.read_metrics(tmp_path)] == [
+      ("gmf", 1), ("gmf", 2), ("mlp", 1)]
+
+
+def test_a_second_process_on_the_workdir_fails_at_once(tmp_path):
+  first = subprocess.Popen(_cli(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (tmp_path / results.METRICS).exists() and time.time() < deadline:
+    time.sleep(0.05)
+  second = subprocess.run(_cli(tmp_path), cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+  assert first.wait(timeout=300) == 0
+  assert second.returncode == 1
+  assert second.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path} is in use by process {first.pid} (it holds "
+      f"{tmp_path}/.lock); wait for it to end or choose another --workdir")
+  epochs = [r["epoch"] for r in results.read_metrics(tmp_path)]
+  assert epochs == list(range(1, 31))
+  assert json.loads((tmp_path / results.RESULTS).read_text())[
+      "final"]["epoch"] == 30
+
+
+def _unfinish(workdir):
+  """Leaves a finished run as a run killed after its last checkpoint."""
+  for name in (results.RESULTS, results.PARAMS):
+    (workdir / name).unlink()
+
+
+@pytest.mark.parametrize("damage", ["newest_checkpoint", "metrics_file"])
+def test_resume_survives_a_damaged_checkpoint_or_a_deleted_metrics_file(
+    tmp_path, damage):
+  config = tiny_config()
+  config.train.epochs, config.eval.every = 4, 1
+  want = ncf.run(config, tmp_path / "whole")
+  run = tmp_path / "damaged"
+  ncf.run(config, run)
+  _unfinish(run)
+  if damage == "newest_checkpoint":
+    (run / "checkpoints" / "train" / "4" / "meta" / "metadata").write_text("{")
+  else:
+    (run / results.METRICS).unlink()
+  got = ncf.run(config, run)
+  for name in ("hr@10", "ndcg@10", "loss", "user_norm"):
+    assert got["final"][name]["per_seed"] == want["final"][name]["per_seed"]
+  untimed = lambda path: [{k: v for k, v in r.items() if k != "seconds"}
+                          for r in results.read_metrics(path)]
+  assert untimed(run) == untimed(tmp_path / "whole")
+
+
+def test_resume_after_the_data_files_changed_is_refused(tmp_path):
+  generated = datasets.generate_default(num_users=120, num_items=200, seed=3)
+  data.write_ncf(generated, tmp_path / "data", "mine")
+  config = tiny_config()
+  config.data.update(name="mine", dir=str(tmp_path / "data"))
+  ncf.run(config, tmp_path / "run")
+  _unfinish(tmp_path / "run")
+  train_file = tmp_path / "data" / "mine.train.rating"
+  train_file.write_text(train_file.read_text().replace("\t1\t0\n", "\t1\t7\n"))
+  with pytest.raises(results.WorkdirError,
+                     match="input files changed.*mine.train.rating"):
+    ncf.run(config, tmp_path / "run")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("train.learning_rate", float("inf"), "must be finite"),
+    ("train.reg", float("nan"), "must be finite"),
+    ("train.init_stddev", float("inf"), "must be finite"),
+    ("train.seed", 2**40, r"must be in \[0, 2147483647\]"),
+    ("train.epochs", 10**9, "must be <= 100000"),
+])
+def test_values_out_of_range_name_their_field(tmp_path, field, value, message):
+  config = tiny_config()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ncf_config.ConfigError, match=f"{field}=.*{message}"):
+    ncf.run(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model.dim", 10**8, "GiB"),
+    ("train.batch_size", 10**9, "GiB"),
+    ("train.num_negatives", 10**8, "int32 stream positions"),
+])
+def test_sizes_beyond_the_machine_are_refused(tmp_path, field, value, message):
+  config = tiny_config()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ncf_config.ConfigError, match=f"{field}.*{message}"):
+    ncf.run(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+
+
+def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
+  bad_file = tmp_path / "bad.py"
+  bad_file.write_text("def get_config(:\n")
+  for flags, message in (
+      (["--config=configs/test.py", "--config.train.epoch=3"],
+       'error: --config.train.epoch: no such config field; Did you mean '
+       '"epochs" instead of "epoch"?'),
+      (["--config=configs/missing.py"], "error: --config=configs/missing.py: "
+       "cannot load it ([Errno 2] No such file or directory: "
+       "'configs/missing.py')"),
+      ([f"--config={bad_file}"], f"error: --config: {bad_file}:1: "
+       "invalid syntax")):
+    out = subprocess.run([sys.executable, "-m", "dot_vs_learned.main",
+                          f"--workdir={tmp_path / 'run'}", *flags], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip().splitlines() == [message]
+  assert not (tmp_path / "run").exists()
+  help_out = subprocess.run([sys.executable, "-m", "dot_vs_learned.main",
+                             "--help"], cwd=REPO, capture_output=True,
+                            timeout=120)
+  assert help_out.returncode == 0

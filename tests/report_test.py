@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 from dot_vs_learned import report
 
 
@@ -97,7 +98,7 @@ def test_missing_runs_are_refused(runs, tmp_path):
 
 
 def test_report_cli_on_a_real_run(tmp_path):
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.data.update(num_users=120, num_items=200)
   config.model.dim = 4
   config.train.update(epochs=2, num_seeds=2, batch_size=256)

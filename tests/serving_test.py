@@ -12,13 +12,14 @@ from dot_vs_learned import checks
 from dot_vs_learned import datasets
 from dot_vs_learned import models
 from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 from dot_vs_learned import recommend
 from dot_vs_learned import results
 from dot_vs_learned import serving
 
 
 def _tiny_ncf(name="mf", dim=4):
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.data.update(num_users=120, num_items=200)
   config.model.update(name=name, dim=dim)
   config.train.update(epochs=2, batch_size=256, num_seeds=2,

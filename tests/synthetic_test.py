@@ -132,7 +132,8 @@ def test_grid_refuses_a_finished_grid_or_another_config(tmp_path):
   with pytest.raises(results.WorkdirError, match="finished run"):
     synthetic.run(_config(), tmp_path)
   (tmp_path / results.RESULTS).unlink()
-  with pytest.raises(results.WorkdirError, match="grid of another config"):
+  with pytest.raises(results.WorkdirError,
+                     match=r"another config \(synthetic\.epochs: \d+ -> 2\)"):
     synthetic.run(_config(epochs=2), tmp_path)
   out = synthetic.run(_config(epochs=2), tmp_path, overwrite=True)
   assert out["cells"][0]["epochs"] == 2

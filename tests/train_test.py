@@ -7,12 +7,12 @@ import pytest
 
 from dot_vs_learned import datasets
 from dot_vs_learned import models
-from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
 from dot_vs_learned import sgd
 from dot_vs_learned import stream
 from dot_vs_learned import train
 
-HP = stream.Hparams(jnp.float32(0.1), jnp.float32(0.05))
+HP = train.Hparams(jnp.float32(0.1), jnp.float32(0.05))
 
 
 def sigmoid(x):
@@ -139,7 +139,7 @@ def test_padding_examples_change_nothing():
 
 
 def small_config(optimizer="batched", num_seeds=1, epochs=2):
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.model.dim = 8
   config.train.update(optimizer=optimizer, learning_rate=0.05, epochs=epochs,
                       batch_size=128, window=32, num_seeds=num_seeds,
@@ -262,11 +262,11 @@ def learnable_data():
 @pytest.mark.parametrize("name, dim", [("mf", 16), ("gmf", 16), ("mlp", 16),
                                        ("neumf", 18)])
 def test_every_model_learns_with_adam(learnable_data, name, dim):
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.model.update(name=name, dim=dim)
   config.train.update(optimizer="adam", learning_rate=0.01, reg=0.0,
                       batch_size=256, num_negatives=4)
-  ncf.validate(config)
+  ncf_config.validate(config)
   init, run = train.make_train(config, learnable_data)
   _, metrics = run(init(jax.random.split(jax.random.key(0), 1)), 10)
   popularity = train.popularity_metrics(learnable_data, 10)["hr"]
@@ -274,13 +274,13 @@ def test_every_model_learns_with_adam(learnable_data, name, dim):
 
 
 def test_adam_loss_adds_l2_on_used_rows_and_kernels():
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.model.update(name="gmf", dim=3)
   config.train.update(optimizer="adam", l2_weights=0.5)
-  _, score = train.make_model(config, 4, 5)
+  _, score = models.make_model(config, 4, 5)
   params = train.init_state(jax.random.key(0), config, 4, 5).params
   batch = make([1, 1, 3], [0, 4, 4], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0])
-  hp = stream.Hparams(jnp.float32(0.1), jnp.float32(0.2))
+  hp = train.Hparams(jnp.float32(0.1), jnp.float32(0.2))
   loss, loss_sum = train.minibatch_loss(score, config, params, batch, hp)
   p = jax.tree.map(np.asarray, params["params"])
   logits = np.asarray(score(params, batch.users, batch.items))
@@ -295,7 +295,7 @@ def test_adam_loss_adds_l2_on_used_rows_and_kernels():
 
 
 def test_init_takes_given_parameters_per_seed(small_data):
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.model.update(name="gmf", dim=4)
   config.train.optimizer = "sgd"
   init, _ = train.make_train(config, small_data)
@@ -310,10 +310,10 @@ def test_init_takes_given_parameters_per_seed(small_data):
 def test_gmf_loss_invariance_of_section_3_3_3():
   # L(P, Q, w, lambda) = L(P / a, Q / a, a^2 w, a^2 lambda): L2 on P and Q
   # alone does not regularize GMF (paper §3.3.3).
-  config = ncf.default_config()
+  config = ncf_config.default_config()
   config.model.update(name="gmf", dim=5)
   config.train.update(optimizer="adam", l2_weights=0.0)
-  _, score = train.make_model(config, 6, 7)
+  _, score = models.make_model(config, 6, 7)
   params = train.init_state(jax.random.key(0), config, 6, 7).params
   params = jax.tree.map(lambda x: 30.0 * x, params)  # away from tiny init
   batch = make([0, 2, 5, 2], [6, 1, 1, 3], [1.0, 0.0, 1.0, 0.0])
@@ -325,13 +325,13 @@ def test_gmf_loss_invariance_of_section_3_3_3():
       "embedding"] / a
   scaled["params"]["out"]["kernel"] = params["params"]["out"]["kernel"] * a**2
   loss = train.minibatch_loss(score, config, params, batch,
-                              stream.Hparams(jnp.float32(0.1), lam))[0]
+                              train.Hparams(jnp.float32(0.1), lam))[0]
   loss_scaled = train.minibatch_loss(score, config, scaled, batch,
-                                     stream.Hparams(jnp.float32(0.1),
+                                     train.Hparams(jnp.float32(0.1),
                                                     lam * a**2))[0]
   np.testing.assert_allclose(loss_scaled, loss, rtol=1e-5)
   rows = train.minibatch_loss(score, config, params, batch,
-                              stream.Hparams(jnp.float32(0.1), 0.0))[0]
+                              train.Hparams(jnp.float32(0.1), 0.0))[0]
   assert float(loss) > float(rows) + 1e-3  # the L2 term is not negligible
 
 
