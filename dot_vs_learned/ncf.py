@@ -19,6 +19,7 @@ from dot_vs_learned import loop
 from dot_vs_learned import models
 from dot_vs_learned import ncf_config
 from dot_vs_learned import results
+from dot_vs_learned import summary as summary_lib
 from dot_vs_learned import train
 from dot_vs_learned import workdir as workdir_lib
 
@@ -65,14 +66,19 @@ def _run(config, data, workdir) -> dict:
            "dim": config.model.dim, "num_seeds": config.train.num_seeds,
            "ncf_predictive_factor": ncf_config.predictive_factor(config.model),
            "final": summary, "seconds": time.time() - start,
-           "best_on_test_set_not_for_reporting": best}
-  results.write_json(workdir / results.RESULTS, final)
+           "best_on_test_set_not_for_reporting": best,
+           "environment": summary_lib.environment()}
+  written = summary_lib.write(workdir, config, final)
+  results.write_json(workdir / results.RESULTS, final)  # last: marks done
   factor = final["ncf_predictive_factor"]
   logging.info("final (epoch %d) %s d=%d%s: %s", summary["epoch"],
                config.model.name, config.model.dim,
                "" if factor is None else f" (NCF predictive factor {factor})",
                {name: round(value["mean"], 4)
                 for name, value in summary.items() if isinstance(value, dict)})
+  logging.info("wrote %s: %s", workdir, ", ".join(sorted(
+      [results.CONFIG, results.METRICS, results.RESULTS, *written] +
+      ([results.PARAMS] if (workdir / results.PARAMS).exists() else []))))
   return final
 
 

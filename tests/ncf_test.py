@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -92,6 +93,16 @@ def test_run_writes_metrics_and_final_results(tmp_path):
   saved = json.loads((tmp_path / results.RESULTS).read_text())
   assert saved["final"]["hr@10"] == final["final"]["hr@10"]
   assert json.loads((tmp_path / results.CONFIG).read_text())["model"]["dim"] == 4
+  env = saved["environment"]
+  assert env["backend"] == "cpu" and env["jax"] == jax.__version__
+  assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|\d+\.\d+\.\d+",
+                      env["code_version"])
+  summary = (tmp_path / "summary.md").read_text()
+  hr = final["final"]["hr@10"]
+  assert (f"| hr@10 | {hr['mean']:.4f} ± {hr['std']:.4f} | "
+          f"{hr['per_seed'][0]:.4f} / {hr['per_seed'][1]:.4f} |") in summary
+  assert "| train.learning_rate | 0.05 |" in summary
+  assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   with pytest.raises(results.WorkdirError, match="finished run"):
     ncf.run(tiny_config(), tmp_path)
   assert json.loads((tmp_path / results.RESULTS).read_text()) == saved
