@@ -41,6 +41,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_run_the_sweep_as_one_process_does(split_dirs,
                                                          tmp_path):
   config = tuning_test.tiny_config(split_dirs)

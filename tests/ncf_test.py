@@ -222,6 +222,7 @@ def _kill_after(cmd, workdir, evaluations):
   assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_results(tmp_path):
   whole, killed = tmp_path / "whole", tmp_path / "killed"
   subprocess.run(_cli(whole), cwd=REPO, check=True, capture_output=True)
@@ -241,6 +242,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
   assert epochs == list(range(1, 31))
 
 
+@pytest.mark.slow
 def test_changed_config_is_refused_and_overwrite_starts_afresh(tmp_path):
   _kill_after(_cli(tmp_path), tmp_path, 3)
   changed = _cli(tmp_path, "--config.train.learning_rate=0.02")
@@ -256,6 +258,7 @@ def test_changed_config_is_refused_and_overwrite_starts_afresh(tmp_path):
       range(1, 31))
 
 
+@pytest.mark.slow
 def test_pretrained_neumf_killed_in_its_second_stage_resumes(tmp_path):
   flags = ("--config.model.name=neumf_pretrained", "--config.model.dim=6",
            "--config.train.optimizer=adam", "--config.train.epochs=6",
@@ -287,6 +290,7 @@ def test_replacing_metrics_keeps_other_stages_and_skips_a_cut_line(
       ("gmf", 1), ("gmf", 2), ("mlp", 1)]
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_workdir_fails_at_once(tmp_path):
   first = subprocess.Popen(_cli(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)

@@ -87,6 +87,7 @@ class _Killed(Exception):
   pass
 
 
+@pytest.mark.slow
 def test_a_cell_killed_midway_resumes_to_the_same_record(tmp_path,
                                                          monkeypatch):
   config = _config(epochs=5)

@@ -98,6 +98,7 @@ class _Killed(Exception):
   pass
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_from_checkpoints_to_the_same_record(
     split_dirs, tmp_path, monkeypatch):
   config = tiny_config(split_dirs, num_negatives=(1,), points_per_program=4)
@@ -175,6 +176,7 @@ print(json.dumps(dict(devices=record["devices"], count=jax.device_count(),
 """
 
 
+@pytest.mark.slow
 def test_sharded_over_four_host_devices_equals_one_device(split_dirs):
   config = tiny_config(split_dirs)
   single = tuning.tune_shape(config, datasets.load_dataset(config.data), "mf", 4,
