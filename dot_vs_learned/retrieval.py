@@ -108,10 +108,10 @@ def select_users(model: ServingModel, users) -> Query:
 
 def score(query: Query, items: Items, tail: Tail) -> jax.Array:
   """Scores (logits) [Q, C] of Q queries against C items."""
-  return query.offset[:, None] + _ranking_scores(query, items, tail)
+  return query.offset[:, None] + ranking_scores(query, items, tail)
 
 
-def _ranking_scores(query: Query, items: Items, tail: Tail) -> jax.Array:
+def ranking_scores(query: Query, items: Items, tail: Tail) -> jax.Array:
   """score() without the per-query offset, which cannot change a ranking.
 
   Leaving the offset out also keeps XLA:CPU from fusing the add into the
@@ -157,7 +157,7 @@ def top_k(query: Query, catalog: Catalog, tail: Tail, k: int):
 
   def body(best, xs):
     items, ids = xs
-    scores = jnp.where(ids[None, :] >= 0, _ranking_scores(query, items, tail),
+    scores = jnp.where(ids[None, :] >= 0, ranking_scores(query, items, tail),
                        -jnp.inf)
     chunk_scores, positions = jax.lax.top_k(scores, min(k, chunk))
     merged_scores = jnp.concatenate([best[0], chunk_scores], axis=1)

@@ -1,0 +1,293 @@
+"""Full-ranking evaluation: each test item against the whole catalogue.
+
+Krichene and Rendle (KDD 2020) show that the NCF protocol's sampled metrics
+can order models unlike the full ranking. Here each test item t of user u is
+ranked against every item u has no training interaction with, ties counted
+pessimistically (an item scoring equal to t ranks above it):
+  position(t) = #{j not in train(u), j != t: s_uj >= s_ut}, 0-based; u's other
+      test items count (they fill places of the top-K list, as in the Gowalla
+      protocol of NGCF/LightGCN); this is the rank of hr, recall and ndcg;
+  filtered(t) = the same without u's other test items (no test item is a
+      negative); this is the rank of mrr.
+With T_u test items (one per user under NCF, all metrics agree then):
+  recall@K = #{t: position(t) < K} / T_u;   hr@K = [any position(t) < K];
+  ndcg@K   = sum_{t: position(t) < K} 1 / log2(position(t) + 2)
+             / sum_{i < min(K, T_u)} 1 / log2(i + 2);
+  mrr      = mean_t 1 / (filtered(t) + 1);
+each averaged over the users that have at least one test item.
+
+Cost: the scores of every (user, item) pair, never held together. Users are
+packed into chunks of `user_chunk` (balanced by test items); for each chunk a
+scan over `item_chunk` items of the serving form (retrieval.py: one dot
+product per item for MF and GMF, the MLP's item half W1_q q computed once)
+counts, for every test pair, the items scoring at least as high. A user's
+training and test items are excluded by a per-step scatter of their ids
+(a CSR-like list per user chunk, no users x items mask). Memory per step:
+O(user_chunk x item_chunk (x the MLP's width) + pairs_per_chunk^2); time:
+O(users x items x score cost + test pairs x items comparisons).
+A test item's own score is computed per pair, the catalogue's by a matrix
+product; both in float32 at full precision on every backend. They can differ
+in the last bit, which can only swap items within ~1e-7 (relative) of the
+test item's score; exact scores (popularity counts, the tests' integers)
+tie exactly.
+"""
+
+import functools
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dot_vs_learned import models
+from dot_vs_learned import retrieval
+
+_PAD_ITEM = 2**30  # an excluded-item id outside every item chunk
+
+
+class Layout(NamedTuple):
+  """Test pairs and excluded items, grouped into G user chunks of B users."""
+  users: jax.Array  # [G, B] user ids; 0 on padding
+  num_tests: jax.Array  # [G, B] float: test items of the user; 0 on padding
+  ideal_dcg: jax.Array  # [G, B, len(ks)]: sum_{i < min(K, T_u)} 1/log2(i+2)
+  pair_slot: jax.Array  # [G, P] user's place in its chunk (0..B-1)
+  pair_item: jax.Array  # [G, P] test item; 0 on padding
+  pair_valid: jax.Array  # [G, P] bool
+  excluded_slot: jax.Array  # [G, X] user's place in its chunk
+  excluded_item: jax.Array  # [G, X] training or test item; _PAD_ITEM on padding
+
+
+class Spec(NamedTuple):
+  """The static part of an evaluation (hashable: a jit static argument)."""
+  num_items: int
+  ks: tuple
+  item_chunk: int
+  num_users: int  # the model must have at least this many users
+  mesh: Optional[jax.sharding.Mesh] = None  # 1-D; users sharded over it
+
+
+def popularity_model(counts_I, num_users: int) -> retrieval.ServingModel:
+  """Popularity as a serving form: every user scores item i by its count."""
+  counts_I = jnp.asarray(counts_I, jnp.float32)
+  return retrieval.ServingModel(
+      retrieval.Query(offset=jnp.zeros((num_users,)),
+                      dot=jnp.ones((num_users, 1))),
+      retrieval.Items(dot=counts_I[:, None]), retrieval.Tail())
+
+
+def _ids(name, values, upper):
+  values = np.asarray(values)
+  if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+    raise ValueError(f"full_ranking: {name} must be a 1-D integer array")
+  if values.size and (values.min() < 0 or values.max() >= upper):
+    raise ValueError(f"full_ranking: {name} must be in 0..{upper - 1}")
+  return values.astype(np.int64)
+
+
+def _grid(chunk, values, num_chunks, fill) -> jax.Array:
+  """[num_chunks, most per chunk]: the values of each chunk in a row, padded
+  with `fill`; `chunk` (sorted) gives each value's chunk."""
+  start = np.searchsorted(chunk, np.arange(num_chunks))
+  width = np.bincount(chunk, minlength=num_chunks).max()
+  out = np.full((num_chunks, width), fill, values.dtype)
+  out[chunk, np.arange(len(chunk)) - start[chunk]] = values
+  return jnp.asarray(out)
+
+
+def make_layout(num_items, train_users, train_items, test_users, test_items,
+                ks=(10,), user_chunk=256, num_shards=1) -> Layout:
+  """Groups the test pairs of the users that have one into user chunks.
+
+  Test pairs are deduplicated; a test pair that is also a training pair is
+  an error. The number of chunks is a multiple of num_shards.
+  """
+  if not ks or any(int(k) != k or k < 1 for k in ks):
+    raise ValueError(f"full_ranking: ks must be cut-offs >= 1, got {ks!r}")
+  if user_chunk < 1 or num_shards < 1:
+    raise ValueError("full_ranking: user_chunk and num_shards must be >= 1")
+  train_users, test_users = (_ids(name, v, 2**31) for name, v in (
+      ("train_users", train_users), ("test_users", test_users)))
+  train_items, test_items = (_ids(name, v, num_items) for name, v in (
+      ("train_items", train_items), ("test_items", test_items)))
+  if (len(train_users) != len(train_items)
+      or len(test_users) != len(test_items)):
+    raise ValueError("full_ranking: users and items of a split must have the "
+                     "same length")
+  tests = np.unique(test_users * num_items + test_items)
+  trains = np.unique(train_users * num_items + train_items)
+  both = np.intersect1d(tests, trains)
+  if both.size:
+    raise ValueError(f"full_ranking: test pair (user {both[0] // num_items}, "
+                     f"item {both[0] % num_items}) is also a training pair")
+  if not tests.size:
+    raise ValueError("full_ranking: no test pairs")
+  users, counts = np.unique(tests // num_items, return_counts=True)
+  num_chunks = -(-len(users) // user_chunk)
+  num_chunks = -(-num_chunks // num_shards) * num_shards
+  # Users by decreasing test count dealt to chunks back and forth (a snake):
+  # every chunk gets about the same number of test pairs.
+  order = np.argsort(-counts, kind="stable")
+  turn, seat = np.divmod(np.arange(len(users)), num_chunks)
+  chunk_of, slot_of = np.empty_like(order), np.empty_like(order)
+  chunk_of[order] = np.where(turn % 2 == 0, seat, num_chunks - 1 - seat)
+  slot_of[order] = turn  # a chunk's slots are 0, 1, ..
+
+  def entries(index, values, fill):
+    """Grids of the slots and values of users users[index], by chunk."""
+    order = np.lexsort((slot_of[index], chunk_of[index]))
+    chunk = chunk_of[index][order]
+    return (_grid(chunk, slot_of[index][order].astype(np.int32), num_chunks,
+                  0), _grid(chunk, values[order], num_chunks, fill))
+
+  _, user_grid = entries(np.arange(len(users)), users.astype(np.int32), 0)
+  _, count_grid = entries(np.arange(len(users)), counts.astype(np.float32), 0)
+  discounts = np.cumsum(1.0 / np.log2(np.arange(max(ks)) + 2.0))
+  ideal = np.stack([discounts[np.maximum(np.minimum(count_grid, k), 1)
+                              .astype(int) - 1] for k in ks], axis=-1)
+  pair_slot, pair_item = entries(np.searchsorted(users, tests // num_items),
+                                 (tests % num_items).astype(np.int32), -1)
+  excluded = np.union1d(tests, trains)
+  index = np.searchsorted(users, excluded // num_items)
+  ours = users[np.minimum(index, len(users) - 1)] == excluded // num_items
+  excluded_slot, excluded_item = entries(
+      index[ours], (excluded[ours] % num_items).astype(np.int32), _PAD_ITEM)
+  return Layout(user_grid, count_grid, jnp.asarray(ideal, jnp.float32),
+                pair_slot, jnp.maximum(pair_item, 0), pair_item >= 0,
+                excluded_slot, excluded_item)
+
+
+def _pair_scores(query: retrieval.Query, items: retrieval.Items,
+                 tail: retrieval.Tail) -> jax.Array:
+  """Scores [P] of P (query, item) pairs, without the query offset."""
+  scores = 0.0
+  if query.dot is not None:
+    scores = models.row_sums(query.dot * items.dot)
+  if query.mlp is not None:
+    x = jax.nn.relu(query.mlp + items.mlp)
+    for kernel, bias in tail.layers:
+      x = jax.nn.relu(x @ kernel + bias)
+    scores = scores + x @ tail.out
+  return scores
+
+
+def _chunk_sums(model, catalog, chunk: Layout, spec: Spec) -> jax.Array:
+  """Sums over the users of one chunk of each metric, in _names(spec) order."""
+  query = retrieval.select_users(model, chunk.users)
+  num_users, num_pairs = chunk.users.shape[0], chunk.pair_item.shape[0]
+  pair_query = jax.tree.map(lambda x: x[chunk.pair_slot], query)
+  pair_items = jax.tree.map(lambda x: x[chunk.pair_item], model.items)
+  test_P = _pair_scores(pair_query, pair_items, model.tail)
+  width = catalog.ids.shape[1]
+
+  def count(above_P, xs):
+    items, ids, start = xs
+    # NaN marks what is not a candidate: the user's training and test items
+    # and the padding; NaN >= s is False.
+    local = chunk.excluded_item - start
+    local = jnp.where((local >= 0) & (local < width), local, width)
+    skip_BxC = jnp.broadcast_to(ids < 0, (num_users, width)).at[
+        chunk.excluded_slot, local].set(True, mode="drop")
+    scores_BxC = jnp.where(skip_BxC, jnp.nan,
+                           retrieval.ranking_scores(query, items, model.tail))
+    above_PxC = scores_BxC[chunk.pair_slot] >= test_P[:, None]
+    return above_P + jnp.sum(above_PxC, axis=1, dtype=jnp.int32), None
+
+  starts = jnp.arange(catalog.ids.shape[0], dtype=jnp.int32) * width
+  # zeros_like: under shard_map the carry varies over devices, as the pairs.
+  filtered_P, _ = jax.lax.scan(count, jnp.zeros_like(chunk.pair_item),
+                               (catalog.items, catalog.ids, starts))
+  # The user's other test items at least as high take places in the list.
+  same_PxP = ((chunk.pair_slot[:, None] == chunk.pair_slot[None, :])
+              & chunk.pair_valid[None, :] & ~jnp.eye(num_pairs, dtype=bool))
+  others_P = jnp.sum(same_PxP & (test_P[None, :] >= test_P[:, None]), axis=1,
+                     dtype=jnp.int32)
+  # A NaN test score (a diverged model) ranks last.
+  worst = jnp.int32(spec.num_items)
+  filtered_P = jnp.where(jnp.isnan(test_P), worst, filtered_P)
+  position_P = jnp.where(jnp.isnan(test_P), worst, filtered_P + others_P)
+  valid_P = chunk.pair_valid.astype(jnp.float32)
+
+  def per_user(values_P):
+    return jax.ops.segment_sum(values_P * valid_P, chunk.pair_slot,
+                               num_segments=num_users)
+
+  tests_B = chunk.num_tests
+  has_B = (tests_B > 0).astype(jnp.float32)
+  sums = []
+  for i, k in enumerate(spec.ks):
+    hit_P = (position_P < k).astype(jnp.float32)
+    hits_B = per_user(hit_P)
+    dcg_B = per_user(hit_P / jnp.log2(position_P + 2.0))
+    sums += [jnp.sum(hits_B / jnp.maximum(tests_B, 1.0)),
+             jnp.sum(has_B * (hits_B > 0)),
+             jnp.sum(dcg_B / chunk.ideal_dcg[:, i])]
+  reciprocal_B = per_user(1.0 / (filtered_P + 1.0))
+  sums.append(jnp.sum(reciprocal_B / jnp.maximum(tests_B, 1.0)))
+  return jnp.stack(sums)
+
+
+def _names(ks) -> list[str]:
+  return [f"{name}@{k}" for k in ks for name in ("recall", "hr", "ndcg")] + [
+      "mrr"]
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def evaluate(layout: Layout, model, spec: Spec) -> dict[str, jax.Array]:
+  """Full-ranking metrics of one model; vmap over a leading seed axis.
+
+  Args:
+    layout: make_layout(...) (its chunk axis sharded over spec.mesh, if any).
+    model: a retrieval.ServingModel, or parameters serving_model accepts
+      (models.MFParams, GMF/MLP/NeuMF flax parameters); popularity_model()
+      for popularity.
+    spec: num_items, ks, item_chunk, num_users and the optional mesh.
+
+  Returns:
+    {"recall@K", "hr@K", "ndcg@K" for K in spec.ks, "mrr"}: means over users.
+  """
+  if not isinstance(model, retrieval.ServingModel):
+    model = retrieval.serving_model(model)
+  if model.queries.offset.shape[0] < spec.num_users:
+    raise ValueError(f"full_ranking: the model has "
+                     f"{model.queries.offset.shape[0]} users, the test pairs "
+                     f"need {spec.num_users}")
+
+  def local(layout, model):
+    # Exact float32 products on every backend: GPU and TPU matmuls round
+    # their inputs by default, which would reorder near-ties.
+    with jax.default_matmul_precision("highest"):
+      catalog = retrieval.make_catalog(model.items, spec.item_chunk)
+      return jax.lax.map(lambda chunk: _chunk_sums(model, catalog, chunk,
+                                                   spec), layout)
+
+  if spec.mesh is None:
+    sums = local(layout, model)
+  else:
+    users = jax.sharding.PartitionSpec(spec.mesh.axis_names[0])
+    sums = jax.shard_map(local, mesh=spec.mesh,
+                         in_specs=(users, jax.sharding.PartitionSpec()),
+                         out_specs=users)(layout, model)
+  total = jnp.sum(sums, axis=0) / jnp.sum(layout.num_tests > 0)
+  return dict(zip(_names(spec.ks), total))
+
+
+def make_evaluator(num_items, train_users, train_items, test_users,
+                   test_items, ks=(10,), item_chunk=4096, user_chunk=256,
+                   mesh=None):
+  """Returns evaluate(model) -> metrics for these splits (see evaluate).
+
+  Jitted; vmappable over a leading seed axis of the model
+  (jax.vmap(evaluator)(params)). `mesh`: a 1-D jax.sharding.Mesh over which
+  the user chunks are sharded (the model is replicated); None: one device.
+  """
+  if item_chunk < 1:
+    raise ValueError("full_ranking: item_chunk must be >= 1")
+  shards = 1 if mesh is None else mesh.devices.size
+  layout = make_layout(num_items, train_users, train_items, test_users,
+                       test_items, ks, user_chunk, shards)
+  if mesh is not None:
+    layout = jax.device_put(layout, jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec(mesh.axis_names[0])))
+  spec = Spec(int(num_items), tuple(int(k) for k in ks), int(item_chunk),
+              int(np.max(test_users)) + 1, mesh)
+  return functools.partial(evaluate, layout, spec=spec)
