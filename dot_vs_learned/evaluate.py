@@ -55,7 +55,8 @@ def sampled_metrics(score_fn, params, test_items_U, negatives_UxN, mask_UxN,
     k: the cut-off K.
 
   Returns:
-    {"hr": HR@k, "ndcg": NDCG@k}, means over users.
+    {"hr": HR@k, "ndcg": NDCG@k}, means over users, and "rank": each user's
+    0-based sampled rank (for the corrected metrics: ncf_eval.py).
   """
   num_users = test_items_U.shape[0]
   items_UxC = jnp.concatenate([test_items_U[:, None], negatives_UxN], axis=1)
@@ -63,4 +64,5 @@ def sampled_metrics(score_fn, params, test_items_U, negatives_UxN, mask_UxN,
   scores_UxC = score_fn(params, users_UxC, items_UxC)
   rank_U = rank_of_positive(scores_UxC[:, 0], scores_UxC[:, 1:], mask_UxN)
   hit_U, ndcg_U = hit_and_ndcg(rank_U, k)
-  return {"hr": jnp.mean(hit_U), "ndcg": jnp.mean(ndcg_U)}
+  return {"hr": jnp.mean(hit_U), "ndcg": jnp.mean(ndcg_U),
+          "rank": rank_U.astype(jnp.int32)}

@@ -18,6 +18,7 @@ from dot_vs_learned import distributed
 from dot_vs_learned import loop
 from dot_vs_learned import models
 from dot_vs_learned import ncf_config
+from dot_vs_learned import ncf_eval
 from dot_vs_learned import results
 from dot_vs_learned import summary as summary_lib
 from dot_vs_learned import train
@@ -50,8 +51,11 @@ def _run(config, data, workdir) -> dict:
   start = time.time()
   if config.model.name == "popularity":
     metrics = train.popularity_metrics(data, k)
+    ranks = metrics.pop("rank")[None]
     summary = {"epoch": 0, **{f"{name}@{k}": results.summarize([value])
-                              for name, value in metrics.items()}}
+                              for name, value in metrics.items()},
+               **_extra_metrics(ranks, ncf_eval.popularity_full_ranking(
+                   config, data), config, data)}
     results.replace_metrics(workdir, "", [summary])
     best = None
   else:
@@ -80,6 +84,13 @@ def _run(config, data, workdir) -> dict:
       [results.CONFIG, results.METRICS, results.RESULTS, *written] +
       ([results.PARAMS] if (workdir / results.PARAMS).exists() else []))))
   return final
+
+
+def _extra_metrics(ranks_PxU, full_metrics, config, data) -> dict:
+  """The corrected sampled metrics and the full-ranking ones (ncf_eval.py),
+  summarized over seeds."""
+  extra = dict(ncf_eval.corrected(ranks_PxU, config, data), **full_metrics)
+  return {name: results.summarize(value) for name, value in extra.items()}
 
 
 def _stage_configs(config):
@@ -127,14 +138,23 @@ def _train(config, data, workdir, stage="", init_params=None):
     saver = checkpoints.Checkpointer(workdir, stage or "train",
                                      config.checkpoint.keep)
 
+  full = ncf_eval.make_full_ranking(config, data)
+
+  def advance(states, num_epochs):
+    states, metrics = run_epochs(states, num_epochs)
+    return states, dict(metrics, **(full(states.params) if full else {}))
+
   def record(done, metrics, seconds):
+    full_metrics = {name: value for name, value in metrics.items()
+                    if name.startswith("full/")}
     return {"epoch": done, "seconds": seconds,
             **({"stage": stage} if stage else {}),
             "loss": results.summarize(metrics["loss"]),
             f"hr@{k}": results.summarize(metrics["hr"]),
             f"ndcg@{k}": results.summarize(metrics["ndcg"]),
             **{name: results.summarize(metrics[name])
-               for name in ("user_norm", "item_norm", "kernel_norm")}}
+               for name in ("user_norm", "item_norm", "kernel_norm")},
+            **_extra_metrics(metrics["rank"], full_metrics, config, data)}
 
   def describe(r, _):
     hr, ndcg = r[f"hr@{k}"], r[f"ndcg@{k}"]
@@ -144,7 +164,7 @@ def _train(config, data, workdir, stage="", init_params=None):
 
   try:
     outcome = loop.train(
-        states, run_epochs, epochs=t.epochs, every=config.eval.every,
+        states, advance, epochs=t.epochs, every=config.eval.every,
         record=record, label=f"[{stage}] " if stage else "", saver=saver,
         on_restore=lambda h: results.replace_metrics(workdir, stage, h),
         on_record=lambda r: results.append_metrics(workdir, r),

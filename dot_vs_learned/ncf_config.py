@@ -75,6 +75,10 @@ def validate(config, num_candidates=None) -> None:
   _check(config.checkpoint.keep >= 0, "checkpoint.keep",
          config.checkpoint.keep, "must be >= 0")
   _check(e.k >= 1, "eval.k", e.k, "must be >= 1")
+  _check(len(e.full_ranking_ks) > 0 and all(k >= 1 for k in
+                                            e.full_ranking_ks),
+         "eval.full_ranking_ks", e.full_ranking_ks, "needs values >= 1")
+  _check(0 < e.gamma <= 1, "eval.gamma", e.gamma, "must be in (0, 1]")
   if num_candidates is not None:
     _check(e.k <= num_candidates, "eval.k", e.k,
            f"must be <= the {num_candidates} ranked candidates per user")
@@ -182,6 +186,9 @@ def default_config():
   config.eval = ml_collections.ConfigDict(dict(
       every=16,  # evaluate every N epochs (the last epoch always).
       k=10,  # cut-off of HR@K and NDCG@K; NCF §4.1: 10.
+      full_ranking=True,  # also rank against every untrained item (ncf_eval)
+      full_ranking_ks=(10,),  # cut-offs K of the full ranking
+      gamma=0.1,  # the bias-variance correction's gamma (Krichene-Rendle)
   ))
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=2,  # checkpoints kept, one per evaluation; 0: none (no resume)

@@ -12,7 +12,10 @@ Writes into --out:
   figure2.csv  our points: dataset, model, d, seeds, means, stds;
   table1.md, table1.csv  Popularity, NeuMF (without and with pretraining)
                and MF from our runs (each at its largest d) beside the rows
-               quoted in the paper's Table 1, labelled with their sources.
+               quoted in the paper's Table 1, labelled with their sources;
+  rankings.md  sampled, corrected and full-ranking HR@10 / NDCG@10 of every
+               run, and whether each estimator orders the models as the
+               full ranking does (report_ranking.py).
 Figure 3 and its table (synthetic_table, figure3) are written by the §4 grid
 itself (synthetic.py) into its workdir.
 """
@@ -29,6 +32,7 @@ import numpy as np
 
 from dot_vs_learned import plotting
 from dot_vs_learned import quoted
+from dot_vs_learned import report_ranking
 from dot_vs_learned import results
 
 NAMES = {"mf": "MF (dot product)", "gmf": "GMF", "mlp": "MLP",
@@ -79,7 +83,9 @@ def collect(paths, k=10) -> list[dict]:
              "hr": list(final[f"hr@{k}"]["per_seed"]),
              "ndcg": list(final[f"ndcg@{k}"]["per_seed"]),
              "paths": [str(path.parent)],
-             "config": _config_but_seed(path.parent)}
+             "config": _config_but_seed(path.parent),
+             "metrics": {name: list(v["per_seed"]) for name, v in
+                         final.items() if isinstance(v, dict)}}
       if key not in rows:
         rows[key] = row
         continue
@@ -91,6 +97,8 @@ def collect(paths, k=10) -> list[dict]:
             "one config per model and d")
       for name in ("hr", "ndcg", "paths"):
         other[name] += row[name]
+      for name, values in row["metrics"].items():
+        other["metrics"].setdefault(name, []).extend(values)
   if not rows:
     raise ReportError(f"--runs: no finished NCF run (results.json) under "
                       f"{', '.join(map(str, paths))}")
@@ -208,7 +216,8 @@ def write_report(paths, out_dir) -> list[dict]:
                                for m in ("hr@10", "ndcg@10")]] + table)
   for name, text in (("figure2.csv", figure2_csv(rows)),
                      ("table1.md", table1_markdown(table)),
-                     ("table1.csv", csv_text.getvalue())):
+                     ("table1.csv", csv_text.getvalue()),
+                     ("rankings.md", report_ranking.markdown(rows))):
     results.write_atomically(out / name, lambda f, t=text: f.write(t))
   figure2(rows, out / "figure2.png")
   return rows
@@ -274,7 +283,7 @@ def main(argv):
   except ReportError as e:
     sys.exit(f"error: {e}")
   print(f"{len(rows)} runs -> {_OUT.value}/figure2.png, figure2.csv, "
-        "table1.md, table1.csv")
+        "table1.md, table1.csv, rankings.md")
   print(table1_markdown(table1(rows)))
 
 

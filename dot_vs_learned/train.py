@@ -255,8 +255,9 @@ def make_train(config, data, mesh=None):
   return init, run
 
 
-def popularity_metrics(data, k) -> dict[str, float]:
-  """HR@k and NDCG@k of ranking items by their training count."""
+def popularity_metrics(data, k) -> dict:
+  """HR@k and NDCG@k (floats) of ranking items by their training count, and
+  the sampled ranks."""
   counts = jnp.asarray(models.popularity_counts(data.train_items,
                                                 data.num_items))
   mask = evaluate.candidate_mask(data.test_items, data.test_negatives)
@@ -264,4 +265,5 @@ def popularity_metrics(data, k) -> dict[str, float]:
                                      jnp.asarray(data.test_items),
                                      jnp.asarray(data.test_negatives),
                                      jnp.asarray(mask), k)
-  return {name: float(value) for name, value in metrics.items()}
+  return {name: np.asarray(value) if name == "rank" else float(value)
+          for name, value in metrics.items()}

@@ -108,6 +108,9 @@ def test_report_cli_on_a_real_run(tmp_path):
          f"--runs={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}"]
   out = subprocess.run(cli, capture_output=True, text=True, check=True)
   assert "1 runs ->" in out.stdout
+  rankings = (tmp_path / "out" / "rankings.md").read_text()
+  assert rankings.startswith("# Sampled, corrected and full-ranking")
+  assert "| mf d=4 | 2 |" in rankings
   with open(tmp_path / "out" / "figure2.csv") as f:
     (point,) = list(csv.DictReader(f))
   assert (point["dataset"], point["model"], point["d"]) == ("default", "mf",
@@ -116,3 +119,30 @@ def test_report_cli_on_a_real_run(tmp_path):
                                   f"--out={tmp_path / 'o2'}"],
                        capture_output=True, text=True)
   assert bad.returncode == 1 and "error: --runs:" in bad.stderr
+
+
+def _per_seed(**means):
+  return {name: {"mean": v, "per_seed": [v]} for name, v in means.items()}
+
+
+def test_rankings_table_and_the_order_of_each_estimator(tmp_path):
+  # Sampled and rescaled rank A over B; CLS, BV and the full ranking B over A.
+  for model, sampled, rescaled, cls, full in (("a", 0.9, 0.30, 0.10, 0.10),
+                                              ("b", 0.8, 0.20, 0.15, 0.12)):
+    path = tmp_path / model
+    path.mkdir()
+    final = {"epoch": 1, **_per_seed(**{
+        "hr@10": sampled, "ndcg@10": sampled / 2,
+        "rescaled/hr@10": rescaled, "rescaled/ndcg@10": rescaled / 2,
+        "cls/hr@10": cls, "cls/ndcg@10": cls / 2,
+        "bv/hr@10": cls, "bv/ndcg@10": cls / 2,
+        "full/hr@10": full, "full/ndcg@10": full / 2})}
+    (path / "results.json").write_text(json.dumps(
+        {"model": model, "dataset": "d", "dim": 8, "final": final}))
+  text = report.report_ranking.markdown(report.collect([tmp_path]))
+  assert ("| a d=8 | 1 | 0.9000 | 0.4500 | 0.3000 | 0.1500 | 0.1000 | "
+          "0.0500 | 0.1000 | 0.0500 | 0.1000 | 0.0500 |") in text
+  assert "Full-ranking order by hr@10: b d=8 > a d=8." in text
+  assert "- sampled: another order: a d=8 > b d=8" in text
+  assert "- rescaled: another order: a d=8 > b d=8" in text
+  assert "- CLS: same order" in text and "- BV (gamma 0.1): same order" in text
