@@ -195,8 +195,9 @@ def open_workdir(workdir, config_dict, overwrite=False, input_paths=(),
   path = check_path(workdir)
   inputs = fingerprint(input_paths)
   lock_fd = None
+  # Every process reads the same storage: all refuse alike, none waits.
+  check_resumable(path, config_dict, inputs, overwrite)
   if distributed.is_writer():
-    check_resumable(path, config_dict, inputs, overwrite)  # before mkdir
     try:
       path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
