@@ -50,7 +50,8 @@ def trainer_rates(num_users, dim, multiplier, c, epochs, sequential=True):
   init, epoch, _ = synthetic.make_cell_programs(dim, multiplier, num_train, c)
   keys = jax.random.split(jax.random.key(0), c.num_seeds)
   samples = c.num_seeds * num_train * epochs
-  vmapped = _time_epochs(jax.jit(jax.vmap(epoch)), jax.vmap(init)(keys), data,
+  vmapped = _time_epochs(jax.jit(jax.vmap(epoch)),
+                         jax.jit(jax.vmap(init))(keys), data,
                          epochs)
   if not sequential:
     return samples / vmapped, None

@@ -27,9 +27,9 @@ def time_epochs(data, config, spec) -> dict:
   seeds = spec["num_seeds"]
   keys = jax.random.split(jax.random.key(spec["seed"]), seeds)
   if seeds == 1:  # as train.make_train: no vmap over a single seed
-    state, run = init(keys[0]), jax.jit(epoch, donate_argnums=0)
+    state, run = jax.jit(init)(keys[0]), jax.jit(epoch, donate_argnums=0)
   else:
-    state = jax.vmap(init)(keys)
+    state = jax.jit(jax.vmap(init))(keys)
     run = jax.jit(jax.vmap(epoch, in_axes=(0, None, None, None)),
                   donate_argnums=0)
   users, items = jnp.asarray(data.train_users), jnp.asarray(data.train_items)

@@ -177,7 +177,7 @@ def _mlp_row(n, d, r, key):
   num_queries = max(r.latency_queries, r.mlp_batch_size)
   module = models.MLP(num_queries, n, d, (2 * d, d, max(d // 2, 1)))
   ids = jnp.zeros((1,), jnp.int32)
-  model = retrieval.serving_model(module.init(key, ids, ids))
+  model = retrieval.serving_model(jax.jit(module.init)(key, ids, ids))
 
   def catalog_for(batch):
     chunk = max(1, r.mlp_chunk_mib * 2**20 // (4 * batch * 2 * d))
