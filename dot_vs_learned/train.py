@@ -216,7 +216,10 @@ def make_train(config, data, mesh=None):
   def run_local(states, hps, arrays, num_epochs):
     if jax.tree.leaves(states)[0].shape[0] == 1:
       # XLA:CPU runs a scatter vmapped over one seed about 2x slower than the
-      # plain scatter, so a single point skips the vmap.
+      # plain scatter, so a single point skips the vmap. It then rounds
+      # unlike seed 0 of a vmapped run (Adam: an ulp a step; see
+      # tests/seeds_test.py). A vmap over one seed would not make them agree:
+      # XLA turns its batched dots back into plain ones.
       first = lambda tree: jax.tree.map(lambda x: x[0], tree)
       state, metrics = run_one(first(states), first(hps), arrays, num_epochs)
       return jax.tree.map(lambda x: x[None], (state, metrics))

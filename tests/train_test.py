@@ -220,19 +220,6 @@ def test_epoch_applies_its_batches_in_stream_order(small_data, optimizer):
 
 
 @pytest.mark.parametrize("optimizer", ["batched", "exact"])
-def test_vmapped_seed_equals_single_run(small_data, optimizer):
-  config = small_config(optimizer, num_seeds=3)
-  init, run = train.make_train(config, small_data)
-  keys = jax.random.split(jax.random.key(7), 3)
-  states, metrics = run(init(keys), 2)
-  for seed in (0, 2):
-    single, single_metrics = run(init(keys[seed:seed + 1]), 2)
-    np.testing.assert_allclose(states.params.user[seed], single.params.user[0],
-                               atol=1e-5)
-    np.testing.assert_allclose(metrics["hr"][seed], single_metrics["hr"][0])
-
-
-@pytest.mark.parametrize("optimizer", ["batched", "exact"])
 def test_mf_learns_generated_data_far_above_popularity(optimizer):
   data = datasets.generate_default(num_users=400, num_items=200, seed=3)
   config = small_config(optimizer, epochs=12)
