@@ -38,6 +38,7 @@ def quick(tmp_path_factory):
   return out, json.loads((out / "device_check.json").read_text())
 
 
+@pytest.mark.slow
 def test_quick_mode_runs_every_section(quick):
   out, record = quick
   assert record["mode"] == "quick"
@@ -51,6 +52,7 @@ def test_quick_mode_runs_every_section(quick):
   assert (out / "work" / "e2e" / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_quick_mode_numbers(quick):
   sections = quick[1]["sections"]
   env = sections["environment"]["result"]

@@ -28,6 +28,7 @@ def tiny_config():
   config.model.dim = 4
   config.train.update(epochs=3, batch_size=256, num_seeds=2, learning_rate=0.05)
   config.eval.every = 2
+  config.eval.full_ranking = False  # its own tests: ncf_eval_test.py
   return config
 
 
@@ -316,25 +317,39 @@ def _unfinish(workdir):
     (workdir / name).unlink()
 
 
-@pytest.mark.parametrize("damage", ["newest_checkpoint", "metrics_file"])
-def test_resume_survives_a_damaged_checkpoint_or_a_deleted_metrics_file(
-    tmp_path, damage):
+def _four_epochs():
   config = tiny_config()
   config.train.epochs, config.eval.every = 4, 1
-  want = ncf.run(config, tmp_path / "whole")
-  run = tmp_path / "damaged"
-  ncf.run(config, run)
-  _unfinish(run)
+  return config
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+  """An uninterrupted 4-epoch run: (results.json's final, metrics lines)."""
+  workdir = tmp_path_factory.mktemp("whole")
+  final = ncf.run(_four_epochs(), workdir)["final"]
+  return final, _untimed(results.read_metrics(workdir))
+
+
+def _untimed(records):
+  return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+@pytest.mark.parametrize("damage", ["newest_checkpoint", "metrics_file"])
+def test_resume_survives_a_damaged_checkpoint_or_a_deleted_metrics_file(
+    tmp_path, whole_run, damage):
+  want, want_lines = whole_run
+  ncf.run(_four_epochs(), tmp_path)
+  _unfinish(tmp_path)
   if damage == "newest_checkpoint":
-    (run / "checkpoints" / "train" / "4" / "meta" / "metadata").write_text("{")
+    (tmp_path / "checkpoints" / "train" / "4" / "meta" / "metadata"
+     ).write_text("{")
   else:
-    (run / results.METRICS).unlink()
-  got = ncf.run(config, run)
+    (tmp_path / results.METRICS).unlink()
+  got = ncf.run(_four_epochs(), tmp_path)["final"]
   for name in ("hr@10", "ndcg@10", "loss", "user_norm"):
-    assert got["final"][name]["per_seed"] == want["final"][name]["per_seed"]
-  untimed = lambda path: [{k: v for k, v in r.items() if k != "seconds"}
-                          for r in results.read_metrics(path)]
-  assert untimed(run) == untimed(tmp_path / "whole")
+    assert got[name]["per_seed"] == want[name]["per_seed"]
+  assert _untimed(results.read_metrics(tmp_path)) == want_lines
 
 
 def test_resume_after_the_data_files_changed_is_refused(tmp_path):

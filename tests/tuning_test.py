@@ -42,6 +42,7 @@ def tiny_config(split_dirs, **sweep_overrides):
   config.model.dim = 4
   config.train.update(epochs=4, batch_size=256)
   config.eval.every = 2
+  config.eval.full_ranking = False  # the final runs' own: ncf_eval_test.py
   config.sweep.update(learning_rates=(0.003, 0.05), regs=(0.0, 0.01),
                       num_negatives=(1, 2), dims=(4,), num_seeds=2)
   config.sweep.update(sweep_overrides)
