@@ -385,12 +385,15 @@ def test_values_out_of_range_name_their_field(tmp_path, field, value, message):
 @pytest.mark.parametrize("field, value, message", [
     ("model.dim", 10**8, "GiB"),
     ("train.batch_size", 10**9, "GiB"),
+    ("train.window", 10**9, "GiB"),
     ("train.num_negatives", 10**8, "int32 stream positions"),
 ])
 def test_sizes_beyond_the_machine_are_refused(tmp_path, field, value, message):
   config = tiny_config()
   section, name = field.split(".")
   config[section][name] = value
+  if name == "window":  # the window is exact's batch
+    config.train.optimizer = "exact"
   with pytest.raises(ncf_config.ConfigError, match=f"{field}.*{message}"):
     ncf.run(config, tmp_path / "run")
   assert not (tmp_path / "run").exists()
