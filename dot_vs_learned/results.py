@@ -74,22 +74,29 @@ def append_metrics(workdir, record) -> None:
   append_json_line(pathlib.Path(workdir) / METRICS, record)
 
 
+def read_json_lines(path) -> list[dict]:
+  """The records of a JSON-lines file ([] if none); a line cut short by a
+  kill is skipped."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    return []
+  records = []
+  with open(path) as f:
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return records
+
+
 def replace_metrics(workdir, stage, records) -> None:
   """Makes `records` the evaluations of `stage` ("" for a one-stage run) in
   metrics.jsonl, after those of the other stages: the lines of a restored
   checkpoint replace what a killed run wrote after it, a line the kill cut
   short, or a deleted file."""
   path = pathlib.Path(workdir) / METRICS
-  kept = []
-  if path.exists():
-    with open(path) as f:
-      for line in f:
-        try:
-          record = json.loads(line)
-        except json.JSONDecodeError:
-          continue
-        if record.get("stage", "") != stage:
-          kept.append(record)
+  kept = [r for r in read_json_lines(path) if r.get("stage", "") != stage]
   lines = [json.dumps(r, sort_keys=True) + "\n" for r in kept + records]
   if lines or path.exists():
     write_atomically(path, lambda f: f.writelines(lines))

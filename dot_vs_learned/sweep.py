@@ -7,7 +7,6 @@ resumes where it stopped (the workdir's rules: workdir.py). `results.json`,
 written last, marks the whole grid done.
 """
 
-import json
 import pathlib
 
 from dot_vs_learned import results
@@ -20,18 +19,8 @@ def done_cells(workdir) -> dict[str, dict]:
 
   A last line cut short by a kill is ignored (its cell runs again).
   """
-  path = pathlib.Path(workdir) / CELLS
-  if not path.exists():
-    return {}
-  records = {}
-  with open(path) as f:
-    for line in f:
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue
-      records[record["cell"]] = record
-  return records
+  return {record["cell"]: record for record in
+          results.read_json_lines(pathlib.Path(workdir) / CELLS)}
 
 
 def record_cell(workdir, record) -> None:
