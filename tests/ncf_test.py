@@ -181,6 +181,7 @@ def test_entry_point_reports_bad_input_without_traceback(tmp_path):
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_pretrained_neumf_trains_gmf_and_mlp_then_fine_tunes(tmp_path):
   config = tiny_config()
   ncf_config.use_ncf_recipe(config, "neumf_pretrained")
@@ -399,6 +400,7 @@ def test_sizes_beyond_the_machine_are_refused(tmp_path, field, value, message):
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
   bad_file = tmp_path / "bad.py"
   bad_file.write_text("def get_config(:\n")

@@ -60,6 +60,7 @@ def test_vmapped_seeds_equal_seed_by_seed_training():
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_grid_records_cells_and_resumes_without_recomputing(tmp_path,
                                                             monkeypatch):
   config = _config(nums_users=(200, 300))

@@ -230,6 +230,7 @@ def test_mf_learns_generated_data_far_above_popularity(optimizer):
   assert float(metrics["hr"][0]) > popularity + 0.2, (metrics, popularity)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_results(small_data):
   config = small_config("batched", num_seeds=2)
   runs = []

@@ -77,6 +77,7 @@ def test_sweep_selects_on_the_tuning_split_and_runs_the_finals(
     assert len(out["final"][str(dim)]["hr@10"]["per_seed"]) == 2
 
 
+@pytest.mark.slow
 def test_rerun_recomputes_nothing_finished(split_dirs, tmp_path, monkeypatch):
   config = tiny_config(split_dirs, num_negatives=(1,))
   first = tuning.run(config, tmp_path)
