@@ -12,8 +12,10 @@ default solver (3 conjugate-gradient steps per row, warm-started: not an
 exact solve) and, with --implicit_exact, its Cholesky solver (exact, like
 ours). implicit gets `--threads` OpenMP threads (default: the machine's
 cores) and its BLAS pinned to 1 thread, as it recommends; XLA uses every
-core. implicit's objective is not ours (confidence 1 + 1/alpha0 on observed
-pairs with target 1, plain L2): the comparison is of time, not of models.
+core (on the 2-core VM this was written on, process CPU time equalled wall
+time even for a 2-thread matmul: both ran as if on one core). implicit's
+objective is not ours (confidence 1 + 1/alpha0 on observed pairs, target 1,
+a plain L2 of lambda alpha0 |I|): the comparison is of time, not of models.
 `implicit` is an optional benchmark dependency (pip install implicit).
 
 EASE^R: G = X^T X and B for --ease_reg, timed after a warm-up; --quality
@@ -79,11 +81,12 @@ class _Implicit:
     self.matrix = scipy.sparse.csr_matrix(
         (confidence, (data.train_users, data.train_items)),
         shape=(data.num_users, data.num_items))
-    self.model = als.AlternatingLeastSquares(
-        factors=dim, regularization=_REG.value * _ALPHA0.value *
-        data.num_items, iterations=1, use_cg=not exact,
-        num_threads=_THREADS.value, random_state=0)
     self.limits = threadpoolctl.threadpool_limits
+    with self.limits(1, "blas"):  # also silences implicit's check of it
+      self.model = als.AlternatingLeastSquares(
+          factors=dim, regularization=_REG.value * _ALPHA0.value *
+          data.num_items, iterations=1, use_cg=not exact,
+          num_threads=_THREADS.value, random_state=0)
     self.times = []
 
   def step(self) -> float:

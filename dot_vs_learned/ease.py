@@ -11,12 +11,14 @@ since (G + lambda I)^-1 = Q (L + lambda)^-1 Q^T.
 
 Memory (float32, I items, U users): G, P and B are I x I, 4 I^2 bytes each:
 55 MB for ML-1M's 3,706 items, 6.7 GB for a 40,981-item catalogue. Peaks
-measured at I = 6,000 (VmHWM), in units of I^2 floats, compile included:
-`gram` 2.7 (G, one chunk's X_c^T X_c, and chunk x I dense rows of X, built
-from the pairs: X is never whole); `fit` 2.1 with G donated (the Cholesky
-factor takes G's buffer; L^-1 becomes P, then B), 3.2 when the caller keeps
-G. `fit_grid` holds Q, one P and the stacked B's; `grid_metrics` Q and one
-B. Scoring reads B and the dense histories X (U x I: 90 MB for ML-1M).
+measured at I = 6,000 (VmHWM, compiled beforehand), in I^2 floats: `gram`
+2.5 (G, one chunk's X_c^T X_c and the scan's carry; X itself is built a
+chunk of users at a time, never whole); `fit` G plus 2.1 (the Cholesky
+factor, and L^-1, which becomes P, then B): about 17 GB and 21 GB at 40,981
+items, for a GPU; donating G or updating it in place by column blocks did
+not lower either peak on XLA:CPU. `fit_grid` holds G, Q, one P and the
+stacked B's; `grid_metrics` G, Q and one B. Scoring reads B and the dense
+histories X (U x I: 90 MB for ML-1M).
 """
 
 import functools
@@ -87,14 +89,12 @@ def weights_from_inverse(p_IxI) -> jax.Array:
   return b_IxI * (1.0 - jnp.eye(p_IxI.shape[0], dtype=b_IxI.dtype))
 
 
-@functools.partial(jax.jit, donate_argnums=0)
+@jax.jit
 def fit(gram_IxI, reg) -> jax.Array:
-  """B for one lambda, via the Cholesky factor of G + lambda I (donates G)."""
+  """B for one lambda, via the Cholesky factor of G + lambda I."""
   n = gram_IxI.shape[0]
-  # A scatter onto the diagonal, so that the factor can take G's buffer.
-  diagonal = jnp.arange(n)
   chol = jax.lax.linalg.cholesky(
-      gram_IxI.at[diagonal, diagonal].add(reg), symmetrize_input=False)
+      gram_IxI + reg * jnp.eye(n, dtype=gram_IxI.dtype), symmetrize_input=False)
   # P = L^-T L^-1: two triangular solves, the second in place of L^-1.
   inv = jax.lax.linalg.triangular_solve(
       chol, jnp.eye(n, dtype=chol.dtype), left_side=True, lower=True)
