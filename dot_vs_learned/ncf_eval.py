@@ -31,16 +31,20 @@ def candidates(data) -> int:
   return int(round(float(np.mean(data.num_items - seen))))
 
 
+def _evaluator(config, data):
+  """full_ranking's evaluator of the held-out items at eval.full_ranking_ks."""
+  return full_ranking.make_evaluator(
+      data.num_items, data.train_users, data.train_items,
+      np.arange(data.num_users), data.test_items,
+      ks=tuple(config.eval.full_ranking_ks))
+
+
 def make_full_ranking(config, data):
   """Returns params [seeds, ...] -> {"full/...": [seeds]}, or None when
   eval.full_ranking is off. Jitted, vmapped over the seeds."""
   if not config.eval.full_ranking:
     return None
-  evaluator = full_ranking.make_evaluator(
-      data.num_items, data.train_users, data.train_items,
-      np.arange(data.num_users), data.test_items,
-      ks=tuple(config.eval.full_ranking_ks))
-  over_seeds = jax.jit(jax.vmap(evaluator))
+  over_seeds = jax.jit(jax.vmap(_evaluator(config, data)))
   return lambda params: {f"full/{name}": value
                          for name, value in over_seeds(params).items()}
 
@@ -49,10 +53,7 @@ def popularity_full_ranking(config, data) -> dict:
   """Full-ranking metrics of popularity (one "seed"), or {} when off."""
   if not config.eval.full_ranking:
     return {}
-  evaluator = full_ranking.make_evaluator(
-      data.num_items, data.train_users, data.train_items,
-      np.arange(data.num_users), data.test_items,
-      ks=tuple(config.eval.full_ranking_ks))
+  evaluator = _evaluator(config, data)
   counts = models.popularity_counts(data.train_items, data.num_items)
   model = full_ranking.popularity_model(counts, data.num_users)
   return {f"full/{name}": np.asarray(value)[None]
