@@ -105,9 +105,6 @@ class Workdir:
       os.close(self._lock_fd)  # releases the flock
       self._lock_fd = None
 
-  def __truediv__(self, name):
-    return self.path / name
-
 
 def _lock(path) -> int:
   """Takes workdir/.lock exclusively; WorkdirError naming the holder."""
