@@ -93,6 +93,18 @@ class Checkpointer:
     self.manager.close()
 
 
+def remove_finished(workdir, names) -> None:
+  """Deletes a finished run's checkpoints/NAME folders, then checkpoints/
+  if nothing else is left (folders moved aside as unreadable stay).
+  Process 0 only."""
+  for name in names:
+    remove(workdir, name)
+  folder = pathlib.Path(workdir) / results.CHECKPOINTS
+  if distributed.is_writer() and folder.is_dir() and not any(
+      folder.iterdir()):
+    folder.rmdir()
+
+
 def remove(workdir, pattern) -> None:
   """Deletes the folders workdir/checkpoints/{pattern} (a glob): those of a
   unit (a sweep shape, a synthetic cell) whose record now replaces them.

@@ -9,6 +9,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from dot_vs_learned import checks
+from dot_vs_learned import config_help
 from dot_vs_learned import data
 from dot_vs_learned import distributed
 from dot_vs_learned import ncf
@@ -34,6 +35,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "--distributed: this process's index.")
 EXPERIMENTS = {"ncf": ncf.run, "retrieval": serving.run,
                "synthetic": synthetic.run, "tuning": tuning.run}
+_HELP = {"--help", "-h", "-?", "--helpshort", "--helpfull"}
 
 
 class _NoTpuProbe(logging.Filter):
@@ -52,8 +54,8 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except SystemExit as e:
-    if e.code and {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(
-        argv):
+    if _HELP & set(argv):
+      config_help.print_help(argv)
       sys.exit(0)
     raise
   except (KeyError, AttributeError) as e:  # an unknown --config.* field

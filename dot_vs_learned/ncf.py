@@ -74,6 +74,8 @@ def _run(config, data, workdir) -> dict:
            "environment": summary_lib.environment()}
   written = summary_lib.write(workdir, config, final)
   results.write_json(workdir / results.RESULTS, final)  # last: marks done
+  if not config.checkpoint.keep_finished:  # no longer needed to resume
+    checkpoints.remove_finished(workdir, ("train", *STAGES))
   factor = final["ncf_predictive_factor"]
   logging.info("final (epoch %d) %s d=%d%s: %s", summary["epoch"],
                config.model.name, config.model.dim,

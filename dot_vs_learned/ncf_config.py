@@ -149,15 +149,15 @@ def default_config():
   """The fields of every NCF config; configs/*.py override what differs."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict()
-  config.experiment = "ncf"
+  config.experiment = "ncf"  # which experiment main.py runs
   config.data = ml_collections.ConfigDict(dict(
       name="default",  # "default" (generated, embedded), "ml-1m", "pinterest-20".
       dir="",  # folder with {name}.train.rating etc.; "" = download cache.
       cache_dir="",  # "" = $DOT_VS_LEARNED_CACHE or ~/.cache/dot_vs_learned.
       download=True,  # fetch missing NCF files (pinned checksums).
       seed=0,  # generator seed of the "default" data.
-      num_users=2000,  # size of the "default" data.
-      num_items=1000,
+      num_users=2000,  # users of the "default" data.
+      num_items=1000,  # items of the "default" data.
   ))
   config.model = ml_collections.ConfigDict(dict(
       name="mf",  # "mf" (Eq. 2), "gmf" (Eq. 7), "mlp", "neumf", "popularity".
@@ -170,7 +170,7 @@ def default_config():
       reg=0.005,  # lambda: L2 on used embedding rows; App. A.2: 0.005.
       l2_weights=0.0,  # adam: L2 on layer kernels (NCF default 0).
       num_negatives=8,  # m negatives per positive; App. A.2: 8 for MovieLens.
-      epochs=256,  # App. A.2: 256.
+      epochs=256,  # training epochs; App. A.2: 256.
       init_stddev=0.1,  # sigma of the N(0, sigma^2) init; App. A.2: 0.1.
       batch_size=1024,  # examples per step of `batched`.
       window=64,  # examples per conflict-free wave window of `exact`.
@@ -181,7 +181,7 @@ def default_config():
       epochs=20,  # epochs of each of the GMF and MLP stages (NCF: 20).
       alpha=0.5,  # NCF §3.4.1: weight of GMF in the joined output layer.
       finetune_optimizer="sgd",  # NCF §3.4.1: vanilla SGD for fine-tuning.
-      finetune_learning_rate=0.001,  # NCF code's default learning rate.
+      finetune_learning_rate=0.001,  # fine-tuning SGD; NCF code's default.
   ))
   config.eval = ml_collections.ConfigDict(dict(
       every=16,  # evaluate every N epochs (the last epoch always).
@@ -192,6 +192,8 @@ def default_config():
   ))
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=2,  # checkpoints kept, one per evaluation; 0: none (no resume)
+      keep_finished=False,  # keep them after the run ends (else deleted:
+      # params.npz holds the final parameters; a finished run never resumes)
   ))
   return config
 

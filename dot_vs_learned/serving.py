@@ -36,12 +36,12 @@ METHODS = ("dot", "ann", "mlp")
 
 def default_config():
   config = ml_collections.ConfigDict()
-  config.experiment = "retrieval"
+  config.experiment = "retrieval"  # which experiment main.py runs
   config.retrieval = ml_collections.ConfigDict(dict(
       nums_items=(10_000, 100_000, 1_000_000),  # catalogue sizes n
       dims=(32, 64, 128, 192),  # embedding dimensions d
-      methods=METHODS,
-      k=10,
+      methods=METHODS,  # "dot" (exact), "ann" (faiss), "mlp" (scoring)
+      k=10,  # items returned per query
       latency_queries=100,  # single-user queries timed per method and cell,
       max_seconds=20.0,  # unless this time runs out first (at least 5 run)
       batch_size=64,  # queries per call for queries/s (dot and ann)
@@ -51,11 +51,11 @@ def default_config():
       index="HNSW32,Flat",  # faiss index_factory string
       ef_construction=64,  # HNSW build parameter
       search_parameter="efSearch",  # "nprobe" for IVF; "" for none (Flat)
-      search_values=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
-      target_recall=0.95,
+      search_values=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096),  # tried
+      target_recall=0.95,  # the smallest search value reaching it is timed
       recall_queries=200,  # queries of the recall@k estimate
       embeddings_from="",  # workdir of a finished MF run, "" = generated
-      seed=0,
+      seed=0,  # seed of the generated embeddings and queries
   ))
   return config
 

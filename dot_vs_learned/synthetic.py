@@ -31,22 +31,22 @@ from dot_vs_learned import workdir as workdir_lib
 
 def default_config():
   config = ml_collections.ConfigDict()
-  config.experiment = "synthetic"
+  config.experiment = "synthetic"  # which experiment main.py runs
   config.synthetic = ml_collections.ConfigDict(dict(
       dims=(16, 32, 64, 128),  # embedding dimension d
       nums_users=(4000, 8000, 16000, 32000, 64000, 128000),  # M (= N items)
       multipliers=(1, 2, 4),  # h = multiplier * d / 2; layers [4h, 2h, h]
-      num_seeds=5,
-      epochs=32,
-      batch_size=256,
-      learning_rate=0.001,
+      num_seeds=5,  # seeds per cell (vmapped); §4: 5
+      epochs=32,  # MLP training epochs per cell
+      batch_size=256,  # pairs per Adam step
+      learning_rate=0.001,  # Adam's learning rate
       pairs_per_user=100,  # 100 M pairs in all
-      train_fraction=0.9,
-      num_fresh=100_000,
+      train_fraction=0.9,  # pairs trained on; the rest is the test set
+      num_fresh=100_000,  # pairs of embeddings drawn anew, scored
       label_noise=0.85,  # sigma_label: the dot product's RMSE
       trivial_rmse=1.13,  # sqrt(Var y): the zero model's RMSE
       eval_chunk=65_536,  # pairs scored per step of the evaluation
-      seed=0,
+      seed=0,  # root seed of the data and the training
   ))
   config.checkpoint = ml_collections.ConfigDict(dict(
       every=4,  # epochs between checkpoints of a training cell; 0: none

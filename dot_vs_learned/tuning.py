@@ -50,21 +50,22 @@ def default_config():
   config.train.epochs = 128
   config.eval.every = 16
   config.sweep = ml_collections.ConfigDict(dict(
-      learning_rates=(0.001, 0.003, 0.01),
-      regs=(0.0, 0.001, 0.003, 0.01),
-      init_stddevs=(0.1,),
-      num_negatives=(4, 8, 16),
-      dims=(64,),
-      models=("mf",),
-      num_seeds=1,
+      learning_rates=(0.001, 0.003, 0.01),  # lr grid (vmapped)
+      regs=(0.0, 0.001, 0.003, 0.01),  # lambda grid (vmapped)
+      init_stddevs=(0.1,),  # sigma grid (vmapped)
+      num_negatives=(4, 8, 16),  # m grid (a program each)
+      dims=(64,),  # d grid (a program each)
+      models=("mf",),  # models swept, each over the whole grid
+      num_seeds=1,  # seeds per grid point
       points_per_program=0,  # 0: every point of a shape in one program
   ))
   config.final = ml_collections.ConfigDict(dict(
+      # The final runs' data (fields as in data): the real split.
       data=ml_collections.ConfigDict(dict(name="ml-1m", dir="", cache_dir="",
                                           download=True, seed=0,
                                           num_users=2000, num_items=1000)),
-      dims=(16, 32, 64, 96, 128, 192),
-      num_seeds=8,
+      dims=(16, 32, 64, 96, 128, 192),  # final runs, one per d (Fig. 2)
+      num_seeds=8,  # seeds of each final run; App. A.2: 8
   ))
   return config
 

@@ -104,6 +104,8 @@ def test_run_writes_metrics_and_final_results(tmp_path):
           f"{hr['per_seed'][0]:.4f} / {hr['per_seed'][1]:.4f} |") in summary
   assert "| train.learning_rate | 0.05 |" in summary
   assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # Checkpointed at each evaluation, then deleted with the run finished.
+  assert not (tmp_path / results.CHECKPOINTS).exists()
   with pytest.raises(results.WorkdirError, match="finished run"):
     ncf.run(tiny_config(), tmp_path)
   assert json.loads((tmp_path / results.RESULTS).read_text()) == saved
@@ -313,7 +315,8 @@ def test_a_second_process_on_the_workdir_fails_at_once(tmp_path):
 
 
 def _unfinish(workdir):
-  """Leaves a finished run as a run killed after its last checkpoint."""
+  """Leaves a finished run (of checkpoint.keep_finished) as a run killed
+  after its last checkpoint."""
   for name in (results.RESULTS, results.PARAMS):
     (workdir / name).unlink()
 
@@ -321,6 +324,7 @@ def _unfinish(workdir):
 def _four_epochs():
   config = tiny_config()
   config.train.epochs, config.eval.every = 4, 1
+  config.checkpoint.keep_finished = True  # to resume after _unfinish
   return config
 
 
@@ -358,7 +362,9 @@ def test_resume_after_the_data_files_changed_is_refused(tmp_path):
   data.write_ncf(generated, tmp_path / "data", "mine")
   config = tiny_config()
   config.data.update(name="mine", dir=str(tmp_path / "data"))
+  config.checkpoint.keep_finished = True
   ncf.run(config, tmp_path / "run")
+  assert list((tmp_path / "run" / results.CHECKPOINTS).iterdir())
   _unfinish(tmp_path / "run")
   train_file = tmp_path / "data" / "mine.train.rating"
   train_file.write_text(train_file.read_text().replace("\t1\t0\n", "\t1\t7\n"))
@@ -420,6 +426,11 @@ def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
     assert out.stderr.strip().splitlines() == [message]
   assert not (tmp_path / "run").exists()
   help_out = subprocess.run([sys.executable, "-m", "dot_vs_learned.main",
-                             "--help"], cwd=REPO, capture_output=True,
+                             "--help", "--config=configs/movielens.py:gmf"],
+                            cwd=REPO, capture_output=True, text=True,
                             timeout=120)
   assert help_out.returncode == 0
+  # absl's flags, then the config's fields with their values and meanings.
+  assert "--workdir: Where results are written." in help_out.stdout
+  assert ("  --config.train.optimizer='adam'\n      MF SGD: \"exact\" or "
+          "\"batched\" (sum); or \"adam\".") in help_out.stdout
