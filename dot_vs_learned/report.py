@@ -123,10 +123,11 @@ def figure2_csv(rows) -> str:
   return out.getvalue()
 
 
-def figure2(rows, path) -> None:
+def figure2(rows, path) -> bool:
+  """Draws Figure 2 into `path`; False (nothing drawn) without matplotlib."""
   plt = plotting.pyplot(path)
   if plt is None:
-    return
+    return False
   datasets = sorted({r["dataset"] for r in rows})
   fig, axes = plt.subplots(len(datasets), 2, squeeze=False,
                            figsize=(10, 3.8 * len(datasets)))
@@ -151,11 +152,20 @@ def figure2(rows, path) -> None:
       ax.grid(True, alpha=0.3)
     ax_row[1].legend(fontsize=7)
   plotting.save(fig, path)
+  return True
+
+
+def table_datasets(rows) -> list[str]:
+  """Table 1's columns: the paper's datasets, then any other of the runs."""
+  return list(DATASETS) + sorted({r["dataset"] for r in rows} - set(DATASETS))
 
 
 def table1(rows) -> list[list[str]]:
-  """Rows: method, source, then HR@10 and NDCG@10 per dataset."""
-  datasets = list(DATASETS)
+  """Rows: method, source, then HR@10 and NDCG@10 per dataset.
+
+  The quoted rows have values on the paper's datasets only ("-" elsewhere).
+  """
+  datasets = table_datasets(rows)
   table = []
 
   def ours(model, label):
@@ -171,7 +181,8 @@ def table1(rows) -> list[list[str]]:
     name = label if model == ("popularity",) else (
         f"{label}, d = {'/'.join(map(str, dims))}")
     cells = [name, "this suite: " + "; ".join(
-        f"{DATASETS[d]} {len(r['hr'])} seed{'s' * (len(r['hr']) > 1)}, "
+        f"{DATASETS.get(d, d)} {len(r['hr'])} seed"
+        f"{'s' * (len(r['hr']) > 1)}, "
         f"epoch {r['epoch']}"
         for d, r in found.items())]
     for dataset in datasets:
@@ -192,35 +203,40 @@ def table1(rows) -> list[list[str]]:
   for method, values in quoted.TABLE1.items():
     cells = [method, "quoted"]
     for dataset in datasets:
-      cells += [f"{v:.4f}" for v in values[dataset]]
+      cells += ([f"{v:.4f}" for v in values[dataset]] if dataset in values
+                else ["-", "-"])
     table.append(cells)
   return table
 
 
-def table1_markdown(table) -> str:
-  header = ["method", "source"] + [f"{DATASETS[d]} {m}" for d in DATASETS
+def table1_markdown(table, datasets) -> str:
+  header = ["method", "source"] + [f"{DATASETS.get(d, d)} {m}"
+                                   for d in datasets
                                    for m in ("HR@10", "NDCG@10")]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(row) + " |" for row in table]
   return "\n".join(lines) + "\n"
 
 
-def write_report(paths, out_dir) -> list[dict]:
+def write_report(paths, out_dir) -> tuple[list[dict], list[str]]:
+  """Writes the report of the runs under `paths`; returns the runs' rows and
+  the names of the files written."""
   rows = collect(paths)
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  table = table1(rows)
+  table, datasets = table1(rows), table_datasets(rows)
   csv_text = io.StringIO()
   csv.writer(csv_text).writerows(
-      [["method", "source"] + [f"{d}_{m}" for d in DATASETS
+      [["method", "source"] + [f"{d}_{m}" for d in datasets
                                for m in ("hr@10", "ndcg@10")]] + table)
-  for name, text in (("figure2.csv", figure2_csv(rows)),
-                     ("table1.md", table1_markdown(table)),
-                     ("table1.csv", csv_text.getvalue()),
-                     ("rankings.md", report_ranking.markdown(rows))):
+  texts = {"figure2.csv": figure2_csv(rows),
+           "table1.md": table1_markdown(table, datasets),
+           "table1.csv": csv_text.getvalue(),
+           "rankings.md": report_ranking.markdown(rows)}
+  for name, text in texts.items():
     results.write_atomically(out / name, lambda f, t=text: f.write(t))
-  figure2(rows, out / "figure2.png")
-  return rows
+  drawn = ["figure2.png"] if figure2(rows, out / "figure2.png") else []
+  return rows, drawn + list(texts)
 
 
 def synthetic_table(records) -> str:
@@ -279,12 +295,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    rows = write_report(_RUNS.value, _OUT.value)
+    rows, written = write_report(_RUNS.value, _OUT.value)
   except ReportError as e:
     sys.exit(f"error: {e}")
-  print(f"{len(rows)} runs -> {_OUT.value}/figure2.png, figure2.csv, "
-        "table1.md, table1.csv, rankings.md")
-  print(table1_markdown(table1(rows)))
+  print(f"{len(rows)} runs -> {_OUT.value}: {', '.join(written)}")
+  print(table1_markdown(table1(rows), table_datasets(rows)))
 
 
 if __name__ == "__main__":

@@ -264,11 +264,13 @@ def markdown_table(rows) -> str:
     speedup = f"{base['p50_ms'] / x['p50_ms']:.2f}" if base else "-"
     recall = (f"{x['recall']:.3f}" + ("" if x["reached_target"] else " (!)")
               if "recall" in x else "-")
+    # Only the faiss index has a build time and a size.
+    build = f"{x['build_s']:.1f}" if "build_s" in x else "-"
+    size = f"{x['index_mib']:.0f}" if "index_mib" in x else "-"
     lines.append(
         f"| {x['n']:,} | {x['d']} | {x['method']} | {x['p50_ms']:.3f} | "
         f"{x['p99_ms']:.3f} | {x['queries_per_s']:,.0f} | {speedup} | "
-        f"{recall} | {x.get('build_s', float('nan')):.1f} | "
-        f"{x.get('index_mib', float('nan')):.0f} |")
+        f"{recall} | {build} | {size} |")
   return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,9 @@ import pytest
 from dot_vs_learned import data
 from dot_vs_learned import datasets
 
-REAL_ML1M = pathlib.Path(__file__).resolve().parents[2] / "shared/data/ml-1m"
+# The NCF files ml-1m.{train.rating,test.rating,test.negative}: set
+# DOT_VS_LEARNED_ML1M_DIR to their folder, or test_real_ml1m skips.
+REAL_ML1M = pathlib.Path(os.environ.get("DOT_VS_LEARNED_ML1M_DIR", "/absent"))
 
 # A hand-made dataset: 3 users, 2 negatives each. User 1's negatives include
 # its own test item (4) and a training item (0): both must be kept.
@@ -176,7 +178,8 @@ def test_missing_files(tmp_path):
     data.load_ncf(tmp_path, "ml-1m")
 
 
-@pytest.mark.skipif(not REAL_ML1M.is_dir(), reason="team copy of ML-1M absent")
+@pytest.mark.skipif(not REAL_ML1M.is_dir(), reason=(
+    "set DOT_VS_LEARNED_ML1M_DIR to a folder with the NCF ML-1M files"))
 def test_real_ml1m():
   d = data.load_ncf(REAL_ML1M, "ml-1m")
   assert (d.num_users, d.num_items, len(d.train_users)) == (6040, 3706, 994169)

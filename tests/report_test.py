@@ -32,20 +32,26 @@ def runs(tmp_path):
   _fake_run(root / "neumf", "neumf_pretrained", 63, [0.69, 0.71],
             [0.41, 0.42])
   _fake_run(root / "pin", "mf", 64, [0.88], [0.57], dataset="pinterest-20")
+  _fake_run(root / "mine", "mf", 32, [0.5], [0.3], dataset="ml-100k")
   (root / "synthetic").mkdir()
   (root / "synthetic" / "results.json").write_text('{"experiment": "x"}')
   return root
 
 
 def test_table1_puts_our_runs_beside_the_quoted_rows(runs, tmp_path):
-  rows = report.write_report([runs], tmp_path / "out")
-  assert len(rows) == 5  # the synthetic results are not NCF runs
+  rows, written = report.write_report([runs], tmp_path / "out")
+  assert len(rows) == 6  # the synthetic results are not NCF runs
+  assert sorted(written) == ["figure2.csv", "figure2.png", "rankings.md",
+                             "table1.csv", "table1.md"]
   table = report.table1(rows)
   by_name = {row[0]: row for row in table}
   pop = by_name["Popularity"]
-  assert pop[2:4] == ["0.4500", "0.2500"] and pop[4:] == ["-", "-"]
-  mf = by_name["Matrix factorization, d = 64/192"]  # the largest d per dataset
+  assert pop[2:4] == ["0.4500", "0.2500"] and pop[4:] == ["-"] * 4
+  # The largest d per dataset; any dataset gets its columns, after the
+  # paper's two.
+  mf = by_name["Matrix factorization, d = 32/64/192"]
   assert mf[2] == "0.7333 ± 0.0047" and mf[4] == "0.8800"
+  assert mf[6:] == ["0.5000", "0.3000"] and "ml-100k 1 seed" in mf[1]
   assert "MovieLens-1M 3 seeds, epoch 256" in mf[1]
   assert by_name["NeuMF pretrained, d = 63"][2] == "0.7000 ± 0.0100"
   assert "NeuMF, d = 63" not in by_name  # no run without pretraining
@@ -53,8 +59,10 @@ def test_table1_puts_our_runs_beside_the_quoted_rows(runs, tmp_path):
   assert len(quoted_rows) == 5
   assert by_name["MF, d = 192 [Rendle et al. 2020, quoted]"][2:4] == [
       "0.7294", "0.4523"]
+  assert by_name["MF, d = 192 [Rendle et al. 2020, quoted]"][6:] == ["-", "-"]
   md = (tmp_path / "out" / "table1.md").read_text()
   assert md.count("\n") == 2 + len(table) and "[Dacrema et al. 2019" in md
+  assert "| ml-100k HR@10 | ml-100k NDCG@10 |" in md.splitlines()[0]
   with open(tmp_path / "out" / "table1.csv") as f:
     assert len(list(csv.reader(f))) == 1 + len(table)
 
@@ -70,6 +78,14 @@ def test_figure2_points_and_plot(runs, tmp_path):
   pytest.importorskip("matplotlib")
   png = (tmp_path / "out" / "figure2.png").read_bytes()
   assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_without_matplotlib_no_figure_is_claimed(runs, tmp_path,
+                                                  monkeypatch):
+  monkeypatch.setattr(report.plotting, "pyplot", lambda path: None)
+  _, written = report.write_report([runs], tmp_path / "out")
+  assert "figure2.png" not in written and "table1.md" in written
+  assert not (tmp_path / "out" / "figure2.png").exists()
 
 
 def test_runs_of_one_config_but_seed_merge_others_are_refused(runs,
@@ -107,7 +123,7 @@ def test_report_cli_on_a_real_run(tmp_path):
   cli = [sys.executable, "-m", "dot_vs_learned.report",
          f"--runs={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}"]
   out = subprocess.run(cli, capture_output=True, text=True, check=True)
-  assert "1 runs ->" in out.stdout
+  assert f"1 runs -> {tmp_path / 'out'}: figure2.png, figure2.csv" in out.stdout
   rankings = (tmp_path / "out" / "rankings.md").read_text()
   assert rankings.startswith("# Sampled, corrected and full-ranking")
   assert "| mf d=4 | 2 |" in rankings
