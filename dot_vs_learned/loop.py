@@ -8,11 +8,15 @@ chunk the driver checks the loss, makes a JSON record of the chunk, hands it
 to `on_record` (a metrics.jsonl line, say), saves a checkpoint with every
 record so far, and logs progress with an ETA from steady-state epochs (the
 first chunk of a process, which compiles, is left out once a second one is
-timed). A checkpoint restored at start replays its records through
+timed). A chunk that runs longer than `heartbeat` seconds (an epoch of
+small batches, a slow device) logs how long it has run and about how long
+is left every `heartbeat` seconds, from a host thread: the jitted program
+is left as it is. A checkpoint restored at start replays its records through
 `on_restore`, so the workdir's lines match the restored state even when a
 kill came between a record and its checkpoint, or the file was deleted.
 """
 
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -23,6 +27,7 @@ import numpy as np
 from dot_vs_learned import distributed
 
 NAN_POLICIES = ("raise", "mark")
+HEARTBEAT_SECONDS = 30.0
 
 
 class Outcome(NamedTuple):
@@ -58,11 +63,40 @@ class _Clock:
     return (now - since) / (done - since_done)
 
 
+class _Heartbeat:
+  """While a chunk runs, logs every `every` seconds how long it has run and,
+  given the expected seconds, about how long is left."""
+
+  def __init__(self, text, expected, every):
+    self.text, self.expected, self.every = text, expected, every
+    self.done = threading.Event()
+    self.thread = threading.Thread(target=self._beat, daemon=True)
+
+  def _beat(self):
+    start = time.time()
+    while not self.done.wait(self.every):
+      ran = time.time() - start
+      if self.expected is None:
+        left = "compiling, then the first chunk"
+      elif ran < self.expected:
+        left = f"about {format_eta(self.expected - ran)} left"
+      else:
+        left = f"past the expected {format_eta(self.expected)}"
+      logging.info("%s running for %s (%s)", self.text, format_eta(ran), left)
+
+  def __enter__(self):
+    if self.every:
+      self.thread.start()
+
+  def __exit__(self, *exc):
+    self.done.set()
+
+
 def train(states, advance: Callable, *, epochs: int, every: int,
           record: Callable, label: str = "", saver=None, save_every=None,
           on_restore: Callable = None, on_record: Callable = None,
           describe: Callable = None, nan: str = "raise",
-          hint: str = "") -> Outcome:
+          hint: str = "", heartbeat: float = HEARTBEAT_SECONDS) -> Outcome:
   """Trains `states` to `epochs` epochs in chunks of `every`; see the module.
 
   Args:
@@ -82,6 +116,7 @@ def train(states, advance: Callable, *, epochs: int, every: int,
     nan: "raise" (FloatingPointError) or "mark" (the point is marked failed
       from that epoch on; the others go on).
     hint: appended to the divergence message (the config fields to look at).
+    heartbeat: seconds between the progress lines of a long chunk; 0: none.
   """
   if nan not in NAN_POLICIES:
     raise ValueError(f"nan={nan!r}: must be one of {NAN_POLICIES}")
@@ -96,12 +131,17 @@ def train(states, advance: Callable, *, epochs: int, every: int,
     logging.info("%sresuming from the checkpoint at epoch %d", label, done)
   if on_restore is not None:
     on_restore(history)
-  clock = _Clock(done)
+  clock, per_epoch = _Clock(done), None
   while done < epochs:
     chunk = min(every, epochs - done)
     start = time.time()
-    states, metrics = advance(states, chunk)
-    metrics = distributed.fetch(metrics)
+    epochs_text = (f"epoch {done + 1}" if chunk == 1 else
+                   f"epochs {done + 1}-{done + chunk}")
+    with _Heartbeat(f"{label}{epochs_text}/{epochs}",
+                    None if per_epoch is None else per_epoch * chunk,
+                    heartbeat):
+      states, metrics = advance(states, chunk)
+      metrics = distributed.fetch(metrics)
     seconds += time.time() - start
     done += chunk
     loss = np.asarray(metrics["loss"])

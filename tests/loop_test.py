@@ -1,5 +1,8 @@
 """Tests of the run driver (loop.py) and its checkpoint fallback."""
 
+import logging
+import re
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -119,3 +122,28 @@ def test_the_eta_leaves_out_the_compiling_chunk():
   assert clock.tick(1) == 100.0  # only the first chunk timed so far
   assert clock.tick(2) == 2.0
   assert clock.tick(4) == 2.0
+
+
+def test_a_long_chunk_logs_its_progress_while_it_runs(caplog):
+  advance = _advance_n(RATE)
+
+  def slow(states, n):  # the second chunk runs much longer than the first
+    time.sleep(0.05 if int(states.params[0, 0]) == 0 else 1.0)
+    return advance(states, n)
+
+  with caplog.at_level(logging.INFO):
+    out = loop.train(_states(), slow, epochs=3, every=1, record=_record,
+                     heartbeat=0.2)
+  assert out.history[-1]["epoch"] == 3
+  beats = [r.getMessage() for r in caplog.records if "running for" in
+           r.getMessage()]
+  by_epoch = {e: [b for b in beats if b.startswith(f"epoch {e}/3 running")]
+              for e in (1, 2, 3)}
+  # Epoch 1 has no estimate; epoch 2 runs past epoch 1's time; epoch 3 is
+  # expected to take epoch 2's (1 s), so its first beat has time left.
+  assert all(b.endswith("(compiling, then the first chunk)")
+             for b in by_epoch[1])
+  assert by_epoch[2] and re.search(r"\(past the expected 0m0\ds\)$",
+                                   by_epoch[2][-1])
+  assert by_epoch[3] and re.search(r"\(about 0m0\ds left\)$",
+                                   by_epoch[3][0])
