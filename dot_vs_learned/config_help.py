@@ -11,6 +11,7 @@ import pathlib
 import re
 
 from dot_vs_learned import ncf_config
+from dot_vs_learned import search_space
 from dot_vs_learned import serving
 from dot_vs_learned import synthetic
 from dot_vs_learned import tuning
@@ -19,9 +20,10 @@ from dot_vs_learned import tuning
 DEFAULTS = {"ncf": (ncf_config.default_config,),
             "retrieval": (serving.default_config,),
             "synthetic": (synthetic.default_config,),
-            "tuning": (ncf_config.default_config, tuning.default_config)}
+            "tuning": (ncf_config.default_config, tuning.default_config,
+                       search_space.add_sections)}
 
-_SECTION = re.compile(r"\s*config\.(\w+) = ml_collections\.ConfigDict\(")
+_SECTION = re.compile(r"\s*config\.([\w.]+) = ml_collections\.ConfigDict\(")
 _ASSIGNED = re.compile(r"\s*config\.([\w.]+) = [^#]*#\s*(.+)$")
 _FIELD = re.compile(r"\s*(\w+)=[^#]*#\s*(.+)$")
 _COMMENT = re.compile(r"\s*#\s*(.+)$")

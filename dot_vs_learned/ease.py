@@ -22,20 +22,15 @@ histories X (U x I: 90 MB for ML-1M).
 """
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dot_vs_learned import evaluate
+from dot_vs_learned import models
 
 _HI = jax.lax.Precision.HIGHEST
-
-
-class EaseParams(NamedTuple):
-  weights: jax.Array  # B [I, I], zero diagonal
-  history: jax.Array  # X [U, I] float32, 1 where the user has the item
 
 
 def history_matrix(train_users, train_items, num_users,
@@ -123,7 +118,7 @@ def fit_grid(gram_IxI, regs_L) -> jax.Array:
                      regs_L)
 
 
-def score(params: EaseParams, users, items, chunk=1024) -> jax.Array:
+def score(params: models.EaseParams, users, items, chunk=1024) -> jax.Array:
   """x_u . B[:, i] for arrays of user and item ids of the same shape.
 
   Pairs go `chunk` at a time: each reads a row of X and a column of B.
@@ -155,8 +150,8 @@ def grid_metrics(gram_IxI, regs_L, history_UxI, test_items_U, negatives_UxN,
   eigvals_I, eigvecs_IxI = eigen(gram_IxI)
 
   def metrics(reg):
-    params = EaseParams(weights_from_eigen(eigvals_I, eigvecs_IxI, reg),
-                        history_UxI)
+    params = models.EaseParams(weights_from_eigen(eigvals_I, eigvecs_IxI,
+                                                  reg), history_UxI)
     return evaluate.sampled_metrics(score, params, test_items_U,
                                     negatives_UxN, mask_UxN, k)
 

@@ -45,13 +45,8 @@ class Hparams(NamedTuple):
   nu: jax.Array  # exponent of the frequency scale (n + alpha0 |other|)^nu
 
 
-class IALSParams(NamedTuple):
-  user: jax.Array  # [U, d]
-  item: jax.Array  # [I, d]
-
-
 class IALSState(NamedTuple):
-  params: IALSParams
+  params: models.DotParams
   key: jax.Array  # typed PRNG key (the solves use no randomness)
   epoch: jax.Array  # epochs done
 
@@ -194,10 +189,10 @@ def epoch(state: IALSState, data: IALSData, hp: Hparams, mesh=None):
   item, item_loss = solve_side(data.items, user, hp, mesh)
   loss = item_loss + reg_loss(user, _row_counts(data.users), item.shape[0],
                               hp)
-  return IALSState(IALSParams(user, item), state.key, state.epoch + 1), loss
+  return IALSState(models.DotParams(user, item), state.key, state.epoch + 1), loss
 
 
-def loss(params: IALSParams, data: IALSData, hp: Hparams) -> jax.Array:
+def loss(params: models.DotParams, data: IALSData, hp: Hparams) -> jax.Array:
   """The full objective L(P, Q), observed pairs gathered chunk by chunk."""
   user, item = params
   num_users, num_items = user.shape[0], item.shape[0]
@@ -216,7 +211,7 @@ def loss(params: IALSParams, data: IALSData, hp: Hparams) -> jax.Array:
           + reg_loss(item, _row_counts(data.items), num_users, hp))
 
 
-def score(params: IALSParams, users, items) -> jax.Array:
+def score(params: models.DotParams, users, items) -> jax.Array:
   """<p_u, q_i> for arrays of user and item ids of the same shape."""
   return models.row_sums(params.user[users] * params.item[items])
 
@@ -227,7 +222,7 @@ def init(key, num_users, num_items, dim, init_stddev) -> IALSState:
   scale = init_stddev / np.sqrt(dim)
   user = scale * jax.random.normal(key_u, (num_users, dim), jnp.float32)
   item = scale * jax.random.normal(key_i, (num_items, dim), jnp.float32)
-  return IALSState(IALSParams(user, item), key, jnp.zeros((), jnp.int32))
+  return IALSState(models.DotParams(user, item), key, jnp.zeros((), jnp.int32))
 
 
 class IALS(NamedTuple):

@@ -1,4 +1,6 @@
-"""Similarity models: MF with biases (Eq. 2), GMF, MLP, NeuMF and popularity.
+"""Similarity models: MF with biases (Eq. 2), GMF, MLP, NeuMF and popularity,
+and the parameters of the dot-product baselines iALS (ials.py) and EASE^R
+(ease.py).
 
 Dimension convention (paper Eq. 2 and App. A.1): the embedding dimension `d`
 counts the bias. A user row is `[p_1, p_2..p_d]` where `p_1` is the user bias
@@ -24,6 +26,23 @@ class MFParams(NamedTuple):
   user: jax.Array  # [U, d]: column 0 user bias, columns 1.. factors.
   item: jax.Array  # [I, d]: column 0 item bias, columns 1.. factors.
   bias: jax.Array  # []: global bias b.
+
+
+class DotParams(NamedTuple):
+  """iALS's factors: score <p_u, q_i>, no bias (all d columns are factors)."""
+  user: jax.Array  # [U, d]
+  item: jax.Array  # [I, d]
+
+
+class EaseParams(NamedTuple):
+  """EASE^R: score x_u . B[:, i]; the history X is the training data."""
+  weights: jax.Array  # B [I, I], zero diagonal
+  history: jax.Array  # X [U, I] float32, 1 where the user has the item
+
+
+# Prefixes of the NamedTuple parameters in params.npz (EASE^R's history is
+# rebuilt from the data, not saved).
+_PREFIXES = {MFParams: "mf", DotParams: "ials", EaseParams: "ease"}
 
 
 def init_mf(key, num_users, num_items, dim, stddev) -> MFParams:
@@ -182,19 +201,25 @@ def count_params(params) -> int:
 
 
 def flatten_params(params) -> dict[str, np.ndarray]:
-  """{"/"-joined path: array}, for files; MF paths start with "mf/"."""
-  if isinstance(params, MFParams):
-    return {f"mf/{name}": np.asarray(value)
-            for name, value in params._asdict().items()}
+  """{"/"-joined path: array}, for files; MF paths start with "mf/", iALS's
+  with "ials/", EASE^R's ("ease/weights" only) with "ease/"."""
+  if type(params) in _PREFIXES:
+    prefix = _PREFIXES[type(params)]
+    return {f"{prefix}/{name}": np.asarray(value)
+            for name, value in params._asdict().items()
+            if not (prefix == "ease" and name == "history")}
   flat = flax.traverse_util.flatten_dict(params, sep="/")
   return {name: np.asarray(value) for name, value in flat.items()}
 
 
 def unflatten_params(flat):
-  """Inverse of flatten_params."""
-  if any(name.startswith("mf/") for name in flat):
-    return MFParams(**{name[3:]: jnp.asarray(value)
-                       for name, value in flat.items()})
+  """Inverse of flatten_params; EASE^R's history comes back as None."""
+  for kind, prefix in _PREFIXES.items():
+    if any(name.startswith(f"{prefix}/") for name in flat):
+      fields = {name[len(prefix) + 1:]: jnp.asarray(value)
+                for name, value in flat.items()}
+      return kind(**({"history": None} if kind is EaseParams else {}),
+                  **fields)
   return flax.traverse_util.unflatten_dict(
       {name: jnp.asarray(value) for name, value in flat.items()}, sep="/")
 

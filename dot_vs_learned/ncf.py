@@ -15,6 +15,7 @@ import jax
 from dot_vs_learned import checkpoints
 from dot_vs_learned import datasets
 from dot_vs_learned import distributed
+from dot_vs_learned import dot_baselines
 from dot_vs_learned import loop
 from dot_vs_learned import models
 from dot_vs_learned import ncf_config
@@ -49,13 +50,22 @@ def _run(config, data, workdir) -> dict:
   """Trains and evaluates into an opened workdir."""
   k = config.eval.k
   start = time.time()
-  if config.model.name == "popularity":
-    metrics = train.popularity_metrics(data, k)
+  if config.model.name in ncf_config.CLOSED_FORM:  # one fit, one record
+    if config.model.name == "popularity":
+      metrics = train.popularity_metrics(data, k)
+      full = ncf_eval.popularity_full_ranking(config, data)
+    else:
+      if config.train.num_seeds > 1:
+        logging.warning("ease has no randomness: one fit, not "
+                        "train.num_seeds=%d", config.train.num_seeds)
+      params, metrics = dot_baselines.fit_ease(config, data)
+      evaluator = ncf_eval.make_full_ranking(config, data)
+      full = evaluator(params) if evaluator else {}
+      results.save_params(workdir, models.flatten_params(params))
     ranks = metrics.pop("rank")[None]
     summary = {"epoch": 0, **{f"{name}@{k}": results.summarize([value])
                               for name, value in metrics.items()},
-               **_extra_metrics(ranks, ncf_eval.popularity_full_ranking(
-                   config, data), config, data)}
+               **_extra_metrics(ranks, full, config, data)}
     results.replace_metrics(workdir, "", [summary])
     best = None
   else:
@@ -66,8 +76,10 @@ def _run(config, data, workdir) -> dict:
     best = max(history, key=lambda r: r[f"hr@{k}"]["mean"])
     results.save_params(workdir, models.flatten_params(
         distributed.fetch(states.params)))
+  closed = config.model.name in ncf_config.CLOSED_FORM
   final = {"model": config.model.name, "dataset": data.name,
-           "dim": config.model.dim, "num_seeds": config.train.num_seeds,
+           "dim": config.model.dim,
+           "num_seeds": 1 if closed else config.train.num_seeds,
            "ncf_predictive_factor": ncf_config.predictive_factor(config.model),
            "final": summary, "seconds": time.time() - start,
            "best_on_test_set_not_for_reporting": best,
@@ -77,8 +89,8 @@ def _run(config, data, workdir) -> dict:
   if not config.checkpoint.keep_finished:  # no longer needed to resume
     checkpoints.remove_finished(workdir, ("train", *STAGES))
   factor = final["ncf_predictive_factor"]
-  logging.info("final (epoch %d) %s d=%d%s: %s", summary["epoch"],
-               config.model.name, config.model.dim,
+  logging.info("final (epoch %d) %s%s: %s", summary["epoch"],
+               ncf_config.run_label(config.model),
                "" if factor is None else f" (NCF predictive factor {factor})",
                {name: round(value["mean"], 4)
                 for name, value in summary.items() if isinstance(value, dict)})
@@ -128,8 +140,11 @@ def _train(config, data, workdir, stage="", init_params=None):
   stage draws its own streams.
   """
   t, k = config.train, config.eval.k
-  init, run_epochs = train.make_train(config, data,
-                                      distributed.point_mesh(t.num_seeds))
+  if config.model.name == "ials":
+    init, run_epochs = dot_baselines.make_ials_train(config, data)
+  else:
+    init, run_epochs = train.make_train(config, data,
+                                        distributed.point_mesh(t.num_seeds))
   root = jax.random.key(t.seed)
   if stage:  # each pretraining stage draws its own streams
     root = jax.random.fold_in(root, STAGES.index(stage))
@@ -155,7 +170,8 @@ def _train(config, data, workdir, stage="", init_params=None):
             f"hr@{k}": results.summarize(metrics["hr"]),
             f"ndcg@{k}": results.summarize(metrics["ndcg"]),
             **{name: results.summarize(metrics[name])
-               for name in ("user_norm", "item_norm", "kernel_norm")},
+               for name in ("user_norm", "item_norm", "kernel_norm")
+               if name in metrics},
             **_extra_metrics(metrics["rank"], full_metrics, config, data)}
 
   def describe(r, _):

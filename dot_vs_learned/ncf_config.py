@@ -10,7 +10,10 @@ import os
 
 from dot_vs_learned import checks
 
-MODELS = ("mf", "gmf", "mlp", "neumf", "neumf_pretrained", "popularity")
+MODELS = ("mf", "gmf", "mlp", "neumf", "neumf_pretrained", "popularity",
+          "ials", "ease")
+CLOSED_FORM = ("popularity", "ease")  # no epochs, no seeds: one fit
+SOLVED = ("mf", "popularity", "ials", "ease")  # no gradient optimizer
 OPTIMIZERS = ("exact", "batched", "adam", "sgd")
 GRADIENT_OPTIMIZERS = ("adam", "sgd")  # those that train any model
 
@@ -30,7 +33,7 @@ def validate(config, num_candidates=None) -> None:
          f"must be one of {OPTIMIZERS}")
   # d counts the bias (Eq. 2), so one factor needs d = 2.
   _check(m.dim >= 2, "model.dim", m.dim, "must be >= 2 (bias + factors)")
-  _check(m.name in ("mf", "popularity") or t.optimizer in GRADIENT_OPTIMIZERS,
+  _check(m.name in SOLVED or t.optimizer in GRADIENT_OPTIMIZERS,
          "train.optimizer", t.optimizer, f"{m.name} trains with "
          f"{GRADIENT_OPTIMIZERS} only (use --config=configs/<dataset>.py:"
          f"{m.name} for its recipe)")
@@ -58,6 +61,12 @@ def validate(config, num_candidates=None) -> None:
          "must be finite")
   _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "> 0")
   _check(t.reg >= 0, "train.reg", t.reg, "must be >= 0")
+  if m.name in ("ials", "ease"):  # a positive definite system per row
+    _check(t.reg > 0, "train.reg", t.reg, f"{m.name}: must be > 0")
+  for field in ("alpha0", "nu"):
+    value = config.ials[field]
+    _check(math.isfinite(value) and value >= 0, f"ials.{field}", value,
+           "must be finite and >= 0")
   _check(t.init_stddev > 0, "train.init_stddev", t.init_stddev, "must be > 0")
   _check(0 <= t.seed <= MAX_SEED, "train.seed", t.seed,
          f"must be in [0, {MAX_SEED}]")
@@ -92,8 +101,12 @@ def _memory_bytes(config, num_users, num_items, num_candidates) -> int:
   and a step's batch (a few B x d arrays).
   """
   t, d = config.train, config.model.dim
+  if config.model.name == "ease":  # G, its factor and inverse, B; X
+    return 4 * (4 * num_items**2 + num_users * num_items)
   tables = (num_users + num_items) * d * (3 if t.optimizer == "adam" else 1)
   batch = (t.window if t.optimizer == "exact" else t.batch_size) * d * 8
+  if config.model.name == "ials":  # a chunk's gathered rows and systems
+    batch = (1 << 17) * d + 1024 * d * d * 2
   evaluation = num_users * num_candidates * d * 2
   return 4 * t.num_seeds * (2 * tables + evaluation + batch)
 
@@ -114,7 +127,9 @@ def validate_sizes(config, data) -> None:
   t = config.train
   if config.model.name == "popularity":
     return
-  stream = data.train_users.shape[0] * (1 + t.num_negatives)
+  # iALS and EASE^R solve; they draw no stream of negatives.
+  stream = (0 if config.model.name in ("ials", "ease") else
+            data.train_users.shape[0] * (1 + t.num_negatives))
   _check(stream + max(t.batch_size, t.window) < 2**31, "train.num_negatives",
          t.num_negatives, f"{data.train_users.shape[0]} positives x (1 + m) "
          "examples per epoch must stay below 2^31 (int32 stream positions)")
@@ -129,6 +144,13 @@ def validate_sizes(config, data) -> None:
         f"config fields {sizes}: the run needs about {need / 2**30:.1f} GiB "
         f"on {data.num_users} users x {data.num_items} items, more than 90% "
         f"of the device's {have / 2**30:.1f} GiB")
+
+
+def run_label(model_config) -> str:
+  """"mf d=64"; "ease", "popularity" (no d)."""
+  if model_config.name in CLOSED_FORM:
+    return model_config.name
+  return f"{model_config.name} d={model_config.dim}"
 
 
 def predictive_factor(model_config):
@@ -160,7 +182,8 @@ def default_config():
       num_items=1000,  # items of the "default" data.
   ))
   config.model = ml_collections.ConfigDict(dict(
-      name="mf",  # "mf" (Eq. 2), "gmf" (Eq. 7), "mlp", "neumf", "popularity".
+      name="mf",  # "mf" (Eq. 2), "gmf" (Eq. 7), "mlp", "neumf",
+      # "neumf_pretrained", "popularity", "ials" (ials.py), "ease" (ease.py)
       dim=64,  # embedding dimension d per side; MF counts its bias in d.
       hidden=(),  # MLP layer sizes; () = NCF's [4k, 2k, k] for d = 2k (3k).
   ))
@@ -168,6 +191,7 @@ def default_config():
       optimizer="batched",  # MF SGD: "exact" or "batched" (sum); or "adam".
       learning_rate=0.002,  # eta; App. A.2: 0.002 for MovieLens.
       reg=0.005,  # lambda: L2 on used embedding rows; App. A.2: 0.005.
+      # iALS: lambda of its frequency-scaled L2; EASE^R: lambda of B.
       l2_weights=0.0,  # adam: L2 on layer kernels (NCF default 0).
       num_negatives=8,  # m negatives per positive; App. A.2: 8 for MovieLens.
       epochs=256,  # training epochs; App. A.2: 256.
@@ -183,6 +207,11 @@ def default_config():
       finetune_optimizer="sgd",  # NCF §3.4.1: vanilla SGD for fine-tuning.
       finetune_learning_rate=0.001,  # fine-tuning SGD; NCF code's default.
   ))
+  config.ials = ml_collections.ConfigDict(dict(  # model.name="ials" only
+      alpha0=0.3,  # weight of every pair as an unobserved 0; ML-1M: 0.3
+      nu=1.0,  # L2 of a row: lambda (n + alpha0 |other side|)^nu (Rendle
+      # et al. 2022: 1)
+  ))
   config.eval = ml_collections.ConfigDict(dict(
       every=16,  # evaluate every N epochs (the last epoch always).
       k=10,  # cut-off of HR@K and NDCG@K; NCF §4.1: 10.
@@ -196,6 +225,16 @@ def default_config():
       # params.npz holds the final parameters; a finished run never resumes)
   ))
   return config
+
+
+def use_ials(config, settings) -> None:
+  """Switches `config` to iALS with `settings` (ials.ML1M, ials.PINTEREST:
+  dim, reg, alpha0, epochs, init_stddev), evaluated after every epoch."""
+  config.model.update(name="ials", dim=settings["dim"])
+  config.train.update(reg=settings["reg"], epochs=settings["epochs"],
+                      init_stddev=settings["init_stddev"])
+  config.ials.alpha0 = settings["alpha0"]
+  config.eval.every = 1
 
 
 def use_ncf_recipe(config, model_name) -> None:

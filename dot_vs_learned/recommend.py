@@ -18,12 +18,15 @@ import zipfile
 
 from absl import app
 from absl import flags
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
+from dot_vs_learned import ease as ease_lib
 from dot_vs_learned import models
+from dot_vs_learned import ncf_config
 from dot_vs_learned import results
 from dot_vs_learned import retrieval
 
@@ -113,9 +116,13 @@ def load_run(workdir):
 
 
 def table_rows(flat, side) -> int:
-  """Rows of the `side` ("user" or "item") embedding tables in params.npz."""
+  """Rows of the `side` ("user" or "item") embedding tables in params.npz;
+  EASE^R's B [I, I] gives the items (its users are the data's)."""
+  if side == "item" and "ease/weights" in flat:
+    return flat["ease/weights"].shape[1]
   rows = {value.shape[1] for name, value in flat.items() if value.ndim == 3
-          and (name == f"mf/{side}" or name.endswith(f"/{side}/embedding"))}
+          and (name in (f"mf/{side}", f"ials/{side}") or
+               name.endswith(f"/{side}/embedding"))}
   if len(rows) != 1:
     raise RecommendError(f"--workdir: {results.PARAMS} holds "
                          f"{'mismatched' if rows else 'no'} {side} tables")
@@ -140,15 +147,18 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
     raise RecommendError(f"--seed_index={_cut(seed_index)}: the run has "
                          f"{num_seeds} seeds (0 .. {num_seeds - 1})")
   # The model answers for the users and items its tables hold, whatever the
-  # dataset's files hold today.
-  num_users, num_items = table_rows(flat, "user"), table_rows(flat, "item")
+  # dataset's files hold today (EASE^R's users are the data's histories).
+  ease = "ease/weights" in flat
+  data = datasets.load_dataset(config.data) if ease else None
+  num_users = data.num_users if ease else table_rows(flat, "user")
+  num_items = table_rows(flat, "item")
   bad = [_cut(u, 20) for u in users if not 0 <= u < num_users]
   if bad:
     raise RecommendError(f"--users: [{', '.join(bad[:5])}] out of range; the "
                          f"model has users 0 .. {num_users - 1}")
   if k > num_items:
     raise RecommendError(f"--k={_cut(k)}: the model ranks {num_items} items")
-  data = datasets.load_dataset(config.data)
+  data = data or datasets.load_dataset(config.data)
   if (data.num_users, data.num_items) != (num_users, num_items):
     raise RecommendError(
         f"--workdir={workdir}: the model has {num_users} users and "
@@ -160,6 +170,9 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   seen = [data.train_items[order[a:b]] for a, b in zip(*starts)]
   params = models.unflatten_params({name: value[seed_index]
                                     for name, value in flat.items()})
+  if ease:
+    params = params._replace(history=jnp.asarray(ease_lib.history_matrix(
+        data.train_users, data.train_items, data.num_users, data.num_items)))
   model = retrieval.serving_model(params)
   catalog = retrieval.make_catalog(model.items, chunk_size)
   try:
@@ -178,7 +191,7 @@ def main(argv):
         _WORKDIR.value, users, _K.value, _SEED_INDEX.value, _CHUNK_SIZE.value)
   except (RecommendError, results.WorkdirError, data_lib.DataError) as e:
     sys.exit(f"error: {e}")
-  print(f"{config.model.name} d={config.model.dim} on {config.data.name}, "
+  print(f"{ncf_config.run_label(config.model)} on {config.data.name}, "
         f"seed index {_SEED_INDEX.value}: top {_K.value} unseen items")
   for user, row_scores, row_ids in zip(users, scores, ids):
     items = ", ".join(f"{i} ({s:.3f})" for i, s in zip(row_ids, row_scores))

@@ -5,7 +5,9 @@ an item side computed once per catalogue, so that ranking n items for a user
 costs
   MF, GMF: one dot product per item, O(dn). MF ranks by <[1, p_2..p_d], q>
            (b and the user bias p_1 shift every score equally); GMF by
-           <w * p, q>;
+           <w * p, q>; iALS by <p, q>;
+  EASE^R:  a dot product of dimension n: the user's history x_u against
+           the column B[:, i], O(n^2) per user;
   MLP:     its first layer splits, W1 [p; q] = W1_p p + W1_q q, so W1_q q is
            computed once per item; each item still pays the hidden layers,
            O(h^2 n) with h ~ d;
@@ -59,7 +61,15 @@ class Catalog(NamedTuple):
 
 
 def serving_model(params) -> ServingModel:
-  """The serving form of trained MF, GMF, MLP or NeuMF parameters."""
+  """The serving form of trained MF, GMF, MLP, NeuMF, iALS or EASE^R
+  parameters."""
+  if isinstance(params, models.DotParams):
+    return ServingModel(Query(offset=jnp.zeros(params.user.shape[:1]),
+                              dot=params.user), Items(dot=params.item), Tail())
+  if isinstance(params, models.EaseParams):
+    return ServingModel(Query(offset=jnp.zeros(params.history.shape[:1]),
+                              dot=params.history),
+                        Items(dot=params.weights.T), Tail())
   if isinstance(params, models.MFParams):
     ones = jnp.ones_like(params.user[:, :1])
     return ServingModel(

@@ -13,6 +13,7 @@ import pathlib
 import subprocess
 
 from dot_vs_learned import distributed
+from dot_vs_learned import ncf_config
 from dot_vs_learned import plotting
 from dot_vs_learned import results
 
@@ -59,24 +60,36 @@ def markdown(config, final) -> str:
   """summary.md of a finished run (results.json's dict)."""
   m, t = config.model, config.train
   last = final["final"]
-  lines = [f"# {final['model']} d={final['dim']} on {final['dataset']}", "",
-           f"Final epoch {last['epoch']} of {t.epochs}, {final['num_seeds']} "
-           f"seed(s) (train.seed={t.seed}), {final['seconds']:.0f} s.", "",
+  closed = m.name in ncf_config.CLOSED_FORM
+  when = ("Closed form (one fit, no epochs)" if closed else
+          f"Final epoch {last['epoch']} of {t.epochs}")
+  lines = [f"# {ncf_config.run_label(config.model)} on {final['dataset']}", "",
+           f"{when}, {final['num_seeds']} seed(s) (train.seed={t.seed}), "
+           f"{final['seconds']:.0f} s.", "",
            "| metric | mean ± std over seeds | per seed |", "|---|---|---|"]
   for name in _metric_names(last):
     v = last[name]
     per_seed = " / ".join(f"{x:.4f}" for x in v["per_seed"])
     lines.append(f"| {name} | {v['mean']:.4f} ± {v['std']:.4f} | "
                  f"{per_seed} |")
-  fields = {"model.name": m.name, "model.dim": m.dim,
-            **({"model.hidden": tuple(m.hidden) or "NCF's rule"}
-               if m.name in ("mlp", "neumf", "neumf_pretrained") else {}),
-            "train.optimizer": t.optimizer,
-            "train.learning_rate": t.learning_rate, "train.reg": t.reg,
-            "train.num_negatives": t.num_negatives,
-            "train.batch_size": t.batch_size, "train.epochs": t.epochs,
-            "train.init_stddev": t.init_stddev,
-            "data.name": config.data.name, "data.dir": config.data.dir or "-"}
+  if m.name in ("popularity", "ease"):  # what defines each model's run
+    fields = {"model.name": m.name,
+              **({"train.reg": t.reg} if m.name == "ease" else {})}
+  elif m.name == "ials":
+    fields = {"model.name": m.name, "model.dim": m.dim, "train.reg": t.reg,
+              "ials.alpha0": config.ials.alpha0, "ials.nu": config.ials.nu,
+              "train.epochs": t.epochs, "train.init_stddev": t.init_stddev}
+  else:
+    fields = {"model.name": m.name, "model.dim": m.dim,
+              **({"model.hidden": tuple(m.hidden) or "NCF's rule"}
+                 if m.name in ("mlp", "neumf", "neumf_pretrained") else {}),
+              "train.optimizer": t.optimizer,
+              "train.learning_rate": t.learning_rate, "train.reg": t.reg,
+              "train.num_negatives": t.num_negatives,
+              "train.batch_size": t.batch_size, "train.epochs": t.epochs,
+              "train.init_stddev": t.init_stddev}
+  fields.update({"data.name": config.data.name,
+                 "data.dir": config.data.dir or "-"})
   lines += ["", "| config | value |", "|---|---|"]
   lines += [f"| {k} | {v} |" for k, v in fields.items()]
   env = final.get("environment", {})

@@ -1,23 +1,23 @@
 """Hyperparameter tuning of paper App. A.2, then the final runs (Figure 2).
 
 Stage 1, on the tuning split (splits.holdout_split; config.data points at
-it): a grid over learning rate x lambda x init scale x seeds, vmapped into
-one jitted program per shape (model, d, m negatives), evaluated on the tuning
-test set every `eval.every` epochs. Each shape is a cell of sweep.py: rerun,
+it): each model's grid (search_space.py; for MF learning rate x lambda x
+init scale x seeds), vmapped into one jitted program per shape (model, d, m
+negatives), evaluated on the tuning test set every `eval.every` epochs. Each shape is a cell of sweep.py: rerun,
 a finished shape is not recomputed. A point whose loss turns NaN or Inf is
 marked failed (from that epoch on); the others go on.
-Selection, on the tuning set only: the (shape, learning rate, lambda, init
-scale, epoch) of the best mean HR@k over seeds (ties: NDCG@k).
+Selection, on the tuning set only (search_space.select): the (shape,
+hyperparameters, epoch) of the best mean HR@k over seeds (ties: NDCG@k).
 Stage 2: the selected configuration trained on the final training split
 (config.final.data) for every d of config.final.dims with final.num_seeds
-seeds, each an NCF run (ncf.py) in `final_d{d}/`, evaluated on the test file.
+seeds, each an NCF run (ncf.py) in `final_d{d}/`, evaluated on the test file;
+EASE^R, which has no d and no randomness, makes one run in `final/`.
 
 The point axis (hyperparameters x seeds) is sharded over all devices
 (jax.sharding): one CPU, several GPUs or a TPU slice run the same command.
 """
 
 import copy
-import itertools
 import json
 import time
 
@@ -30,10 +30,13 @@ from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import datasets
 from dot_vs_learned import distributed
+from dot_vs_learned import dot_baselines
+from dot_vs_learned import ials
 from dot_vs_learned import loop
 from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
 from dot_vs_learned import results
+from dot_vs_learned import search_space
 from dot_vs_learned import sweep
 from dot_vs_learned import train
 from dot_vs_learned import workdir as workdir_lib
@@ -55,10 +58,11 @@ def default_config():
       init_stddevs=(0.1,),  # sigma grid (vmapped)
       num_negatives=(4, 8, 16),  # m grid (a program each)
       dims=(64,),  # d grid (a program each)
-      models=("mf",),  # models swept, each over the whole grid
+      models=("mf",),  # models swept (mf, gmf, mlp, neumf, ials, ease)
       num_seeds=1,  # seeds per grid point
       points_per_program=0,  # 0: every point of a shape in one program
   ))
+  search_space.add_sections(config)
   config.final = ml_collections.ConfigDict(dict(
       # The final runs' data (fields as in data): the real split.
       data=ml_collections.ConfigDict(dict(name="ml-1m", dir="", cache_dir="",
@@ -88,29 +92,15 @@ def validate(config) -> None:
         config.final.num_seeds, "must be >= 1")
   check(len(config.final.dims) > 0, "final.dims", config.final.dims,
         "needs a value")
-  check(len(s.init_stddevs) == 1 or set(s.models) == {"mf"},
-        "sweep.init_stddevs", s.init_stddevs,
-        "only MF has a sweepable init scale (NCF models: N(0, 0.01^2))")
-  for name, dim, m in itertools.product(s.models, s.dims, s.num_negatives):
-    ncf_config.validate(_shape_config(config, name, dim, m))
+  search_space.validate(config)
+  for name, dim, m in search_space.shapes(config):
+    for point in search_space.points(config, name)[:1]:
+      shape = search_space.shape_config(config, name, dim, m)
+      search_space.apply(shape, point)
+      ncf_config.validate(shape)
   for dim in config.final.dims:
-    ncf_config.validate(_shape_config(config, s.models[0], dim, s.num_negatives[0]))
-
-
-def _shape_config(config, name, dim, num_negatives):
-  shape = copy.deepcopy(config)
-  shape.model.update(name=name, dim=dim)
-  shape.train.num_negatives = num_negatives
-  if name != "mf" and shape.train.optimizer not in ncf_config.GRADIENT_OPTIMIZERS:
-    shape.train.optimizer = "adam"
-  return shape
-
-
-def points(config):
-  """The vmapped axis of one shape: (lr, lambda, init scale, seed), flat."""
-  s = config.sweep
-  return list(itertools.product(s.learning_rates, s.regs, s.init_stddevs,
-                                range(s.num_seeds)))
+    ncf_config.validate(search_space.shape_config(
+        config, s.models[0], dim, s.num_negatives[0]))
 
 
 def _train_points(config, shape, data, grid, label, saver=None):
@@ -120,14 +110,21 @@ def _train_points(config, shape, data, grid, label, saver=None):
   saver: a checkpoints.Checkpointer; the states and the curves so far are
   saved at every evaluation, and a program killed midway resumes from the
   latest."""
-  lrs, regs, stddevs, seeds = (np.array(v) for v in zip(*grid))
-  mesh = distributed.point_mesh(len(grid))
+  values = {name: np.array([p[name] for p in grid]) for name in grid[0]}
+  column = lambda name: values[name].astype(np.float32)
+  if shape.model.name == "ials":  # on one device (dot_baselines.py)
+    mesh = None
+    init, run = dot_baselines.make_ials_train(shape, data)
+    hps = ials.Hparams(column("reg"), column("alpha0"),
+                       np.full(len(grid), shape.ials.nu, np.float32))
+  else:
+    mesh = distributed.point_mesh(len(grid))
+    init, run = train.make_train(shape, data, mesh)
+    hps = train.Hparams(column("learning_rate"), column("reg"))
   num_devices = 1 if mesh is None else mesh.devices.size
-  init, run = train.make_train(shape, data, mesh)
   root = jax.random.key(config.train.seed)
-  keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(seeds)
-  states = init(keys, stddevs=stddevs.astype(np.float32))
-  hps = train.Hparams(lrs.astype(np.float32), regs.astype(np.float32))
+  keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(values["seed"])
+  states = init(keys, stddevs=column("init_stddev"))
   k = config.eval.k
 
   def record(done, metrics, _):
@@ -158,8 +155,10 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
   evaluation under checkpoints/tune_*, and a killed sweep resumes there; the
   checkpoints of a shape are deleted once its cell is recorded.
   """
-  shape = _shape_config(config, name, dim, num_negatives)
-  grid = points(config)
+  shape = search_space.shape_config(config, name, dim, num_negatives)
+  grid = search_space.points(config, name)
+  if name == "ease":
+    return _tune_ease(config, data, grid)
   size = config.sweep.points_per_program or len(grid)
   start, curves, failed, devices = time.time(), None, [], 1
   for first in range(0, len(grid), size):
@@ -186,12 +185,23 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
         for key in ("hr", "ndcg", "loss"):
           whole[key] += piece[key]
   return {"model": name, "dim": dim, "num_negatives": num_negatives,
-          "points": [{"learning_rate": float(a), "reg": float(b),
-                      "init_stddev": float(c), "seed": int(d)}
-                     for a, b, c, d in grid],
-          "failed_at_epoch": np.concatenate(failed).tolist(),
+          "points": grid, "failed_at_epoch": np.concatenate(failed).tolist(),
           "curves": curves, "devices": devices,
           "seconds": time.time() - start}
+
+
+def _tune_ease(config, data, grid):
+  """EASE^R's shape: every lambda of the grid in one program, epoch 0."""
+  start = time.time()
+  metrics = dot_baselines.ease_grid([p["reg"] for p in grid], data,
+                                    config.eval.k)
+  curve = {"epoch": 0, "hr": metrics["hr"].tolist(),
+           "ndcg": metrics["ndcg"].tolist(), "loss": [0.0] * len(grid)}
+  logging.info("[ease] lambda %s: HR@%d %s", [p["reg"] for p in grid],
+               config.eval.k, np.round(metrics["hr"], 4).tolist())
+  return {"model": "ease", "dim": 0, "num_negatives": 0, "points": grid,
+          "failed_at_epoch": [0] * len(grid), "curves": [curve],
+          "devices": 1, "seconds": time.time() - start}
 
 
 def checkpoint_prefix(name, dim, num_negatives) -> str:
@@ -199,49 +209,32 @@ def checkpoint_prefix(name, dim, num_negatives) -> str:
   return f"tune_{name}_d{dim}_m{num_negatives}"
 
 
-def select(records, config) -> dict:
-  """The best (shape, hyperparameters, epoch) by mean tuning HR (then NDCG)
-  over seeds; failed points never win."""
-  best = None
-  for r in records:
-    configs = {}
-    for j, p in enumerate(r["points"]):
-      key = (p["learning_rate"], p["reg"], p["init_stddev"])
-      configs.setdefault(key, []).append(j)
-    for (lr, reg, stddev), js in configs.items():
-      for c in r["curves"]:
-        if any(0 < r["failed_at_epoch"][j] <= c["epoch"] for j in js):
-          continue
-        score = (float(np.mean([c["hr"][j] for j in js])),
-                 float(np.mean([c["ndcg"][j] for j in js])))
-        if best is None or score > best[0]:
-          best = (score, dict(model=r["model"], dim=r["dim"],
-                              num_negatives=r["num_negatives"],
-                              learning_rate=lr, reg=reg, init_stddev=stddev,
-                              epochs=c["epoch"]))
-  if best is None:
-    raise FloatingPointError("every point of the sweep diverged")
-  (hr, ndcg), chosen = best
-  return dict(chosen, **{f"tuning_hr@{config.eval.k}": hr,
-                         f"tuning_ndcg@{config.eval.k}": ndcg})
-
-
 def final_config(config, chosen, dim):
   """The NCF config of a final run with the selected hyperparameters."""
-  final = _shape_config(config, chosen["model"], dim,
-                        chosen["num_negatives"])
+  final = search_space.shape_config(config, chosen["model"], dim,
+                                    chosen["num_negatives"])
   with final.unlocked():  # config_flags hands over a locked config
     del final.sweep, final.final
   final.experiment = "ncf"
   final.data = copy.deepcopy(config.final.data)
-  final.train.update(learning_rate=chosen["learning_rate"],
-                     reg=chosen["reg"], init_stddev=chosen["init_stddev"],
-                     epochs=chosen["epochs"],
+  search_space.apply(final, chosen)
+  if chosen["model"] in ncf_config.CLOSED_FORM:
+    final.train.num_seeds = 1  # no epochs, no randomness
+    return final
+  final.train.update(epochs=chosen["epochs"],
                      num_seeds=config.final.num_seeds)
   # Evaluated (and checkpointed) as often as the sweep was; the reported
   # result is the selected epoch count's, the last.
   final.eval.every = min(config.eval.every, chosen["epochs"])
   return final
+
+
+def final_runs(config, chosen) -> dict[int, str]:
+  """{d: the final run's folder}: one per final.dims, or final/ for a
+  model without d (EASE^R)."""
+  if chosen["model"] == "ease":
+    return {0: "final"}
+  return {dim: f"final_d{dim}" for dim in config.final.dims}
 
 
 def run(config, workdir, overwrite=False) -> dict:
@@ -255,15 +248,14 @@ def run(config, workdir, overwrite=False) -> dict:
       workdir, config.to_dict(), overwrite,
       datasets.input_paths(config.data) +
       datasets.input_paths(config.final.data),
-      outputs=(sweep.CELLS, SELECTION, "final_d*")) as path:
+      outputs=(sweep.CELLS, SELECTION, "final_d*", "final")) as path:
     return _run(config, data, path)
 
 
 def _run(config, data, workdir) -> dict:
   """Stage 1 (recorded shapes are skipped), selection, stage 2."""
   done = sweep.done_cells(workdir)
-  s = config.sweep
-  shapes = list(itertools.product(s.models, s.dims, s.num_negatives))
+  shapes = search_space.shapes(config)
   for name, dim, m in shapes:
     cell = f"tune model={name} d={dim} m={m}"
     if cell not in done:
@@ -273,12 +265,12 @@ def _run(config, data, workdir) -> dict:
     distributed.sync(f"recorded {cell}")
     checkpoints.remove(workdir, f"{checkpoint_prefix(name, dim, m)}_points*")
   records = [done[f"tune model={n} d={d} m={m}"] for n, d, m in shapes]
-  chosen = select(records, config)
+  chosen = search_space.select(records, config.eval.k)
   results.write_json(workdir / SELECTION, chosen)
   logging.info("selected on the tuning split: %s", chosen)
   finals = {}
-  for dim in config.final.dims:
-    run_dir = workdir / f"final_d{dim}"
+  for dim, folder in final_runs(config, chosen).items():
+    run_dir = workdir / folder
     if (run_dir / results.RESULTS).exists():
       with open(run_dir / results.RESULTS) as f:
         finals[dim] = json.load(f)

@@ -7,6 +7,7 @@ import pytest
 from dot_vs_learned import datasets
 from dot_vs_learned import ease
 from dot_vs_learned import evaluate
+from dot_vs_learned import models
 from dot_vs_learned import train
 
 NUM_USERS, NUM_ITEMS = 40, 15
@@ -65,7 +66,7 @@ def test_grid_through_one_eigendecomposition_equals_direct_inverses():
 def test_score_is_history_times_weights():
   x, _, _ = _history()
   weights = _steck(x, 3.0).astype(np.float32)
-  params = ease.EaseParams(jnp.asarray(weights), jnp.asarray(x))
+  params = models.EaseParams(jnp.asarray(weights), jnp.asarray(x))
   rng = np.random.default_rng(1)
   users = rng.integers(0, NUM_USERS, (6, 5))
   items = rng.integers(0, NUM_ITEMS, (6, 5))
@@ -93,7 +94,7 @@ def test_grid_metrics_beat_popularity_and_match_one_fit():
   assert popularity["hr"] == pytest.approx(0.3, abs=1e-6)
   assert float(grid["hr"][1]) > 0.7 and float(grid["ndcg"][1]) > 0.45
   one = evaluate.sampled_metrics(
-      ease.score, ease.EaseParams(ease.fit(ease.gram(*args), 100.0), history),
+      ease.score, models.EaseParams(ease.fit(ease.gram(*args), 100.0), history),
       test, negatives, mask, 10)
   # Eigendecomposition and Cholesky agree to float32 rounding: the same
   # ranks (at most a tie flipped).

@@ -9,6 +9,7 @@ import pytest
 
 from dot_vs_learned import datasets
 from dot_vs_learned import evaluate
+from dot_vs_learned import models
 from dot_vs_learned import ials
 from dot_vs_learned import train
 
@@ -160,7 +161,7 @@ def test_mesh_of_one_device_changes_nothing():
 def test_init_scale_and_score():
   state = INIT(jax.random.key(5), 200, 100, 64, 0.1)
   assert abs(float(jnp.std(state.params.user)) - 0.1 / 8) < 5e-4
-  params = ials.IALSParams(jnp.arange(6.0).reshape(3, 2),
+  params = models.DotParams(jnp.arange(6.0).reshape(3, 2),
                            jnp.arange(4.0).reshape(2, 2))
   np.testing.assert_allclose(
       ials.score(params, jnp.array([[0, 2]]), jnp.array([[1, 0]])),
