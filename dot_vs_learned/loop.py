@@ -27,7 +27,7 @@ import numpy as np
 from dot_vs_learned import distributed
 
 NAN_POLICIES = ("raise", "mark")
-HEARTBEAT_SECONDS = 30.0
+HEARTBEAT_SECONDS = 60.0
 
 
 class Outcome(NamedTuple):

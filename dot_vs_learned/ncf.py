@@ -50,6 +50,8 @@ def _run(config, data, workdir) -> dict:
   """Trains and evaluates into an opened workdir."""
   k = config.eval.k
   start = time.time()
+  # Taken now: the checkout may change while a long run trains.
+  environment = summary_lib.environment()
   if config.model.name in ncf_config.CLOSED_FORM:  # one fit, one record
     if config.model.name == "popularity":
       metrics = train.popularity_metrics(data, k)
@@ -83,7 +85,7 @@ def _run(config, data, workdir) -> dict:
            "ncf_predictive_factor": ncf_config.predictive_factor(config.model),
            "final": summary, "seconds": time.time() - start,
            "best_on_test_set_not_for_reporting": best,
-           "environment": summary_lib.environment()}
+           "environment": environment}
   written = summary_lib.write(workdir, config, final)
   results.write_json(workdir / results.RESULTS, final)  # last: marks done
   if not config.checkpoint.keep_finished:  # no longer needed to resume
