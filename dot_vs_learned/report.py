@@ -10,9 +10,10 @@ Writes into --out:
                paper's MLP and NeuMF values dashed, labelled quoted
                (popularity is in the table only);
   figure2.csv  our points: dataset, model, d, seeds, means, stds;
-  table1.md, table1.csv  Popularity, NeuMF (without and with pretraining)
-               and MF from our runs (each at its largest d) beside the rows
-               quoted in the paper's Table 1, labelled with their sources;
+  table1.md, table1.csv  Popularity, NeuMF (without and with pretraining),
+               MF, iALS and EASE^R from our runs (each at its largest d)
+               beside the rows quoted in the paper's Table 1 and for the
+               baselines, labelled with their sources (SLIM is quoted only);
   rankings.md  sampled, corrected and full-ranking HR@10 / NDCG@10 of every
                run, and whether each estimator orders the models as the
                full ranking does (report_ranking.py).
@@ -37,7 +38,8 @@ from dot_vs_learned import results
 
 NAMES = {"mf": "MF (dot product)", "gmf": "GMF", "mlp": "MLP",
          "neumf": "NeuMF", "neumf_pretrained": "NeuMF pretrained",
-         "popularity": "Popularity"}
+         "popularity": "Popularity", "ials": "iALS", "ease": "EASE^R"}
+CLOSED_FORM = ("popularity", "ease")  # one fit: no d, no epochs
 DATASETS = {"ml-1m": "MovieLens-1M", "pinterest-20": "Pinterest"}
 
 
@@ -133,7 +135,7 @@ def figure2(rows, path) -> bool:
                            figsize=(10, 3.8 * len(datasets)))
   for ax_row, dataset in zip(axes, datasets):
     ours = [r for r in rows if r["dataset"] == dataset
-            and r["model"] != "popularity"]
+            and r["model"] not in CLOSED_FORM]
     for j, metric in enumerate(("hr", "ndcg")):
       ax = ax_row[j]
       for model in [m for m in NAMES if any(r["model"] == m for r in ours)]:
@@ -178,12 +180,12 @@ def table1(rows) -> list[list[str]]:
     if not found:
       return
     dims = sorted({r["dim"] for r in found.values()})
-    name = label if model == ("popularity",) else (
-        f"{label}, d = {'/'.join(map(str, dims))}")
+    closed = model[0] in CLOSED_FORM
+    name = label if closed else f"{label}, d = {'/'.join(map(str, dims))}"
     cells = [name, "this suite: " + "; ".join(
         f"{DATASETS.get(d, d)} {len(r['hr'])} seed"
         f"{'s' * (len(r['hr']) > 1)}, "
-        f"epoch {r['epoch']}"
+        + ("closed form" if closed else f"epoch {r['epoch']}")
         for d, r in found.items())]
     for dataset in datasets:
       r = found.get(dataset)
@@ -200,6 +202,8 @@ def table1(rows) -> list[list[str]]:
   ours(("neumf",), "NeuMF")
   ours(("neumf_pretrained",), "NeuMF pretrained")
   ours(("mf",), "Matrix factorization")
+  ours(("ials",), "iALS")
+  ours(("ease",), "EASE^R")
   for method, values in quoted.TABLE1.items():
     cells = [method, "quoted"]
     for dataset in datasets:

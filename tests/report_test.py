@@ -33,6 +33,8 @@ def runs(tmp_path):
             [0.41, 0.42])
   _fake_run(root / "pin", "mf", 64, [0.88], [0.57], dataset="pinterest-20")
   _fake_run(root / "mine", "mf", 32, [0.5], [0.3], dataset="ml-100k")
+  _fake_run(root / "ials", "ials", 192, [0.72, 0.74], [0.44, 0.46], epoch=12)
+  _fake_run(root / "ease", "ease", 64, [0.7182], [0.4511], epoch=0)
   (root / "synthetic").mkdir()
   (root / "synthetic" / "results.json").write_text('{"experiment": "x"}')
   return root
@@ -40,7 +42,7 @@ def runs(tmp_path):
 
 def test_table1_puts_our_runs_beside_the_quoted_rows(runs, tmp_path):
   rows, written = report.write_report([runs], tmp_path / "out")
-  assert len(rows) == 6  # the synthetic results are not NCF runs
+  assert len(rows) == 8  # the synthetic results are not NCF runs
   assert sorted(written) == ["figure2.csv", "figure2.png", "rankings.md",
                              "table1.csv", "table1.md"]
   table = report.table1(rows)
@@ -56,7 +58,16 @@ def test_table1_puts_our_runs_beside_the_quoted_rows(runs, tmp_path):
   assert by_name["NeuMF pretrained, d = 63"][2] == "0.7000 ± 0.0100"
   assert "NeuMF, d = 63" not in by_name  # no run without pretraining
   quoted_rows = [row for row in table if row[1] == "quoted"]
-  assert len(quoted_rows) == 5
+  assert len(quoted_rows) == 7
+  # The baselines: iALS with its d and epochs, EASE^R closed form, each
+  # beside its quoted row; SLIM quoted only.
+  ials = by_name["iALS, d = 192"]
+  assert ials[1] == "this suite: MovieLens-1M 2 seeds, epoch 12"
+  assert ials[2:4] == ["0.7300 ± 0.0100", "0.4500 ± 0.0100"]
+  assert by_name["EASE^R"][1] == "this suite: MovieLens-1M 1 seed, closed form"
+  assert by_name["EASE^R [Dacrema et al. 2019, quoted]"][2:6] == [
+      "0.7192", "0.4494", "-", "-"]
+  assert "SLIM [Dacrema et al. 2019, quoted]" in by_name
   assert by_name["MF, d = 192 [Rendle et al. 2020, quoted]"][2:4] == [
       "0.7294", "0.4523"]
   assert by_name["MF, d = 192 [Rendle et al. 2020, quoted]"][6:] == ["-", "-"]
