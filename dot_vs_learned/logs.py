@@ -233,3 +233,36 @@ def _parse(path, lines, fmt) -> Log:
   times = None if cols[3] is None else _numbers(
       path, _strip(table[cols[3]]), "timestamp", first_line)
   return Log(users, items, times, user_ids, item_ids)
+
+
+def first_appearance(keys) -> np.ndarray:
+  """Maps keys to 0.. in order of first appearance."""
+  _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+  rank = np.empty(len(first), np.int64)
+  rank[np.argsort(first)] = np.arange(len(first))
+  return rank[inverse.ravel()]
+
+
+def positives(log_path, min_interactions=1, fmt="auto"):
+  """The lines of a log's kept users (>= max(2, min_interactions) distinct
+  items), numbered 0.. in order of first appearance: (users, items, times
+  or None without timestamps, [user id map, item id map])."""
+  log = read_log(log_path, fmt)
+  users, items = log.users, log.items
+  width = items.max() + 1
+  counts = np.bincount(np.unique(users * width + items) // width)
+  threshold = max(2, min_interactions)
+  logging.info("%s: dropped %d of %d users with < %d items",
+               log_path, (counts < threshold).sum(), len(counts), threshold)
+  keep = counts[users] >= threshold
+  if not keep.any():
+    raise DataError(
+        f"{log_path}: no user has >= {threshold} distinct items")
+  users, items = first_appearance(users[keep]), first_appearance(items[keep])
+  id_maps = []
+  for new, old, ids in ((users, log.users[keep], log.user_ids),
+                        (items, log.items[keep], log.item_ids)):
+    _, first = np.unique(new, return_index=True)
+    id_maps.append([ids[k] for k in old[first].tolist()])
+  times = None if log.times is None else log.times[keep]
+  return users, items, times, id_maps

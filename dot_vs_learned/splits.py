@@ -22,6 +22,7 @@ import numpy as np
 
 from dot_vs_learned import atomic
 from dot_vs_learned import data
+from dot_vs_learned import item_lists
 from dot_vs_learned import logs
 from dot_vs_learned.data import DataError
 from dot_vs_learned.data import NCFData
@@ -84,15 +85,7 @@ def ncf_split(source, name, users, items, times, num_users, num_items,
   return split, t[~is_test], t[is_test]
 
 
-def _first_appearance(keys) -> np.ndarray:
-  """Maps keys to 0.. in order of first appearance."""
-  _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-  rank = np.empty(len(first), np.int64)
-  rank[np.argsort(first)] = np.arange(len(first))
-  return rank[inverse.ravel()]
-
-
-def _check_output(out_dir, name, seed) -> None:
+def check_output(out_dir, name, seed) -> None:
   """Refuses, before any reading, what would fail only when writing."""
   if not isinstance(seed, (int, np.integer)) or seed < 0:
     raise DataError(f"seed={seed!r}: must be an integer >= 0")
@@ -118,15 +111,20 @@ def _check_output(out_dir, name, seed) -> None:
                       "regular file")
 
 
+def write_id_maps(out_dir, name, id_maps) -> None:
+  """`{name}.user_map.tsv`, `{name}.item_map.tsv`: `original<TAB>number`."""
+  for suffix, ids in zip(MAPS, id_maps):
+    text = "".join(f"{raw}\t{new}\n" for new, raw in enumerate(ids))
+    atomic.write(pathlib.Path(out_dir) / f"{name}.{suffix}",
+                 lambda f, b=text.encode(): f.write(b), mode="wb")
+
+
 def _write(split, out_dir, name, train_times, test_times, id_maps=()):
   """Writes the NCF files (and id maps); returns the files loaded back."""
   try:
     data.write_ncf(split, out_dir, name, train_timestamps=train_times,
                    test_timestamps=test_times)
-    for suffix, ids in zip(MAPS, id_maps):
-      text = "".join(f"{raw}\t{new}\n" for new, raw in enumerate(ids))
-      atomic.write(pathlib.Path(out_dir) / f"{name}.{suffix}",
-                   lambda f, b=text.encode(): f.write(b), mode="wb")
+    write_id_maps(out_dir, name, id_maps)
   except OSError as e:
     raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
   return data.load_ncf(out_dir, name)
@@ -159,32 +157,17 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
     min_interactions: minimum distinct items per kept user.
     fmt: "auto", "movielens", "csv" or "tsv" (logs.read_log).
   """
-  _check_output(out_dir, name, seed)
-  log = logs.read_log(log_path, fmt)
-  users, items = log.users, log.items
-  width = items.max() + 1
-  counts = np.bincount(np.unique(users * width + items) // width)
-  threshold = max(2, min_interactions)
-  logging.info("build_split %s: dropped %d of %d users with < %d items",
-               log_path, (counts < threshold).sum(), len(counts), threshold)
-  keep = counts[users] >= threshold
-  if not keep.any():
-    raise DataError(
-        f"{log_path}: no user has >= {threshold} distinct items")
-  if log.times is None:
+  check_output(out_dir, name, seed)
+  users, items, times, id_maps = logs.positives(log_path, min_interactions,
+                                                 fmt)
+  if times is None:
     logging.warning("%s: no timestamps: each user's last line in the file is "
                     "held out", log_path)
-  users, items = _first_appearance(users[keep]), _first_appearance(items[keep])
-  id_maps = []
-  for new, old, ids in ((users, log.users[keep], log.user_ids),
-                        (items, log.items[keep], log.item_ids)):
-    _, first = np.unique(new, return_index=True)
-    id_maps.append([ids[k] for k in old[first].tolist()])
-  times = np.arange(len(keep), dtype=float) if log.times is None else log.times
+    times = np.arange(len(users), dtype=float)
   rng = np.random.Generator(np.random.PCG64(seed))
   split, train_times, test_times = ncf_split(
-      log_path, name, users, items, times[keep], users.max() + 1,
-      items.max() + 1, num_negatives, rng)
+      log_path, name, users, items, times, users.max() + 1, items.max() + 1,
+      num_negatives, rng)
   return _write(split, out_dir, name, train_times, test_times, id_maps)
 
 
@@ -213,7 +196,7 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   if pick not in PICKS:
     raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
   out_name = out_name or f"{name}.holdout"
-  _check_output(out_dir, out_name, seed)
+  check_output(out_dir, out_name, seed)
   full = data.load_ncf(ncf_dir, name)  # validates all three files
   train_path = pathlib.Path(ncf_dir) / f"{name}.train.rating"
   log = logs.read_log(train_path, "blank")
@@ -251,6 +234,13 @@ def main(argv):
                          "--holdout_of (an NCF folder to make a tuning split "
                          "of)")
   try:
+    if _LOG.value and _FORMAT.value == "lists":
+      split = item_lists.build_split(
+          _LOG.value, _OUT_DIR.value, _NAME.value, _TEST_FRACTION.value,
+          _SEED.value, _MIN_INTERACTIONS.value, _FMT.value)
+      sys.exit(print(f"{_OUT_DIR.value}/{{train,test}}.txt: {split.num_users}"
+                     f" users, {split.num_items} items, {len(split.train_users)}"
+                     f" training and {len(split.test_users)} test pairs"))
     if _LOG.value:
       split = build_split(_LOG.value, _OUT_DIR.value, _NAME.value,
                           _NUM_NEGATIVES.value, _SEED.value,
@@ -285,5 +275,12 @@ if __name__ == "__main__":
   _MIN_INTERACTIONS = flags.DEFINE_integer(
       "min_interactions", 1, "Minimum distinct items of a kept user (>= 2).")
   _FMT = flags.DEFINE_enum("fmt", "auto", list(logs.FORMATS), "Log format.")
+  _FORMAT = flags.DEFINE_enum(
+      "format", "ncf", ["ncf", "lists"], "--log: write NCF files (one latest "
+      "test item and sampled negatives per user) or item lists (train.txt, "
+      "test.txt: a random --test_fraction of each user's items held out).")
+  _TEST_FRACTION = flags.DEFINE_float(
+      "test_fraction", 0.2, "--format=lists: share of each user's items held "
+      "out (NGCF / LightGCN's Gowalla: 0.2).")
   flags.mark_flags_as_required(["out_dir", "name"])
   app.run(main)

@@ -1,0 +1,214 @@
+"""The item-list format of the NGCF / LightGCN splits (Gowalla, Yelp2018,
+Amazon-Book): a validating loader, an atomic writer and a split builder.
+
+A dataset is a folder with `train.txt` and `test.txt`; each line is one
+user's `user item item ...` (blank-separated ids from 0), and a user may
+have several test items. These splits are evaluated by full ranking (no
+sampled negatives): Recall@K and NDCG@K over each user's test items
+(full_ranking.py).
+"""
+
+import os
+import pathlib
+from typing import NamedTuple
+
+from absl import logging
+import numpy as np
+
+from dot_vs_learned import atomic
+from dot_vs_learned import data as data_lib
+from dot_vs_learned import data_checks
+from dot_vs_learned import logs
+from dot_vs_learned.data_checks import DataError
+
+FILES = ("train.txt", "test.txt")
+_MAX_ID = 2**31 - 2  # ids are int32, and so is 1 + the largest id
+
+
+class ListData(NamedTuple):
+  """(user, item) pairs of both files; ids are 0..num_users-1, 0..num_items-1."""
+  name: str
+  num_users: int
+  num_items: int
+  train_users: np.ndarray  # int32 [N]
+  train_items: np.ndarray  # int32 [N]
+  test_users: np.ndarray  # int32 [T], several pairs per user allowed
+  test_items: np.ndarray  # int32 [T]
+
+
+def _id(path, no, what, token) -> int:
+  try:
+    value = int(token)
+  except ValueError:
+    value = -1
+  if not 0 <= value <= _MAX_ID:
+    text = token.decode(errors="replace")[:40]
+    raise DataError(f"{path}:{no}: {what} {text!r} is not a valid id (an "
+                    f"integer in 0..{_MAX_ID})")
+  return value
+
+
+def parse(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """One file's pairs: users, items and each pair's line number (int64)."""
+  users, items, lines, seen = [], [], [], {}
+  for no, line in enumerate(data_lib.read_bytes(path).split(b"\n"), 1):
+    fields = line.split()
+    if not fields:
+      raise DataError(f"{path}:{no}: empty line, expected 'user item ...'")
+    user = _id(path, no, "user", fields[0])
+    if user in seen:
+      raise DataError(f"{path}:{no}: user {user} already has line "
+                      f"{seen[user]}")
+    seen[user] = no
+    row = [_id(path, no, "item", token) for token in fields[1:]]
+    if len(set(row)) < len(row):
+      twice = next(i for i in row if row.count(i) > 1)
+      raise DataError(f"{path}:{no}: item {twice} appears twice for user "
+                      f"{user}")
+    users += [user] * len(row)
+    items += row
+    lines += [no] * len(row)
+  return (np.array(users, np.int64), np.array(items, np.int64),
+          np.array(lines, np.int64))
+
+
+def _check_leakage(train_path, test_path, train, test, num_items) -> None:
+  """Refuses a test pair that is also a training pair, naming both lines."""
+  train_keys = train[0] * num_items + train[1]
+  test_keys = test[0] * num_items + test[1]
+  leaks = np.flatnonzero(np.isin(test_keys, train_keys))
+  if leaks.size:
+    row = leaks[0]
+    line = train[2][np.flatnonzero(train_keys == test_keys[row])[0]]
+    raise DataError(
+        f"{test_path}:{test[2][row]}: {leaks.size} test pairs are also "
+        f"training pairs (first: user {test[0][row]}, item {test[1][row]}, "
+        f"{pathlib.Path(train_path).name} line {line}); a held-out item must "
+        "not be a training pair")
+
+
+def _check_item_bound(paths, pairs) -> int:
+  """Refuses an item id far beyond the distinct ones (as data_checks does
+  for NCF files); returns the catalogue size."""
+  items = np.concatenate([p[1] for p in pairs])
+  if not items.size:
+    raise DataError(f"{paths[0]}: no items in {' or '.join(map(str, paths))}")
+  distinct = len(np.unique(items))
+  bound = data_checks.ID_SLACK_FACTOR * distinct + data_checks.ID_SLACK
+  for path, (_, ids, lines) in zip(paths, pairs):
+    far = np.flatnonzero(ids >= bound)
+    if far.size:
+      raise DataError(f"{path}:{lines[far[0]]}: item {ids[far[0]]} is far "
+                      f"beyond the {distinct} distinct item ids of both files "
+                      "(the catalogue is 1 + the largest id)")
+  return int(items.max()) + 1
+
+
+def load_lists(directory, name=None) -> ListData:
+  """Loads and validates `{directory}/train.txt` and `test.txt`.
+
+  Refused, naming the file and line: a malformed id, an empty line, a user
+  with two lines in one file, an item twice on a line, a test pair that is
+  a training pair, an item id far beyond the distinct ones. num_users and
+  num_items are 1 + the largest ids of both files. Users without training
+  items or without test items are allowed (logged).
+  """
+  directory = pathlib.Path(directory)
+  paths = [directory / f for f in FILES]
+  missing = [p.name for p in paths if not p.exists()]
+  if missing:
+    raise DataError(f"{directory}: missing {', '.join(missing)}; an item-list "
+                    "dataset is a folder with train.txt and test.txt")
+  train, test = parse(paths[0]), parse(paths[1])
+  if not test[0].size:
+    raise DataError(f"{paths[1]}: no test pairs")
+  num_items = _check_item_bound(paths, (train, test))
+  _check_leakage(*paths, train, test, num_items)
+  num_users = 1 + int(max(train[0].max(initial=0), test[0].max()))
+  idle = np.setdiff1d(np.unique(test[0]), train[0])
+  if idle.size:
+    logging.warning("%s: %d test users have no training items (first: user "
+                    "%d)", paths[1], idle.size, idle[0])
+  as32 = lambda a: a.astype(np.int32)
+  return ListData(name or directory.name, num_users, num_items,
+                  as32(train[0]), as32(train[1]), as32(test[0]),
+                  as32(test[1]))
+
+
+def _lines(users, items, num_users) -> str:
+  """One `user item item ...` line per user with items, in user order."""
+  order = np.lexsort((items, users))
+  users, items = users[order], items[order]
+  starts = np.searchsorted(users, np.arange(num_users + 1))
+  return "".join(
+      f"{u} " + " ".join(map(str, items[a:b].tolist())) + "\n"
+      for u, (a, b) in enumerate(zip(starts[:-1], starts[1:])) if b > a)
+
+
+def write_lists(data: ListData, out_dir) -> None:
+  """Writes train.txt and test.txt, each atomically (temp + rename)."""
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  for filename, users, items in (
+      (FILES[0], data.train_users, data.train_items),
+      (FILES[1], data.test_users, data.test_items)):
+    text = _lines(np.asarray(users), np.asarray(items), data.num_users)
+    fd, temp = atomic.make_temp(out, f".{filename}.")
+    try:
+      with os.fdopen(fd, "w") as f:
+        f.write(text)
+      os.replace(temp, out / filename)
+    finally:
+      if os.path.exists(temp):
+        os.remove(temp)
+
+
+def holdout_fraction(users, items, num_users, fraction, seed):
+  """A per-user random holdout: (train mask, test mask) over the pairs.
+
+  Each user with n >= 2 pairs gives round(fraction * n) of them, at least 1
+  and at most n - 1, chosen uniformly by the seeded generator; a user with
+  one pair keeps it for training.
+  """
+  if not 0 < fraction < 1:
+    raise ValueError(f"fraction={fraction}: must be in (0, 1)")
+  rng = np.random.Generator(np.random.PCG64(seed))
+  order = np.lexsort((rng.random(len(users)), users))  # shuffled per user
+  counts = np.bincount(users, minlength=num_users)
+  take = np.clip(np.rint(fraction * counts), 1, np.maximum(counts - 1, 0))
+  starts = np.cumsum(counts) - counts
+  place = np.arange(len(users)) - np.repeat(starts, counts)
+  test = np.zeros(len(users), bool)
+  test[order] = place < np.repeat(take, counts)
+  return ~test, test
+
+
+def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
+                min_interactions=1, fmt="auto") -> ListData:
+  """Item lists from a raw log; returns them loaded back.
+
+  The positives, dropped users and numbering are splits.build_split's (see
+  logs.positives; repeated pairs count once); each user's test items are
+  a seeded random `test_fraction` of them (holdout_fraction), as the
+  Gowalla split of NGCF / LightGCN holds out 20%. `{name}.user_map.tsv`
+  and `{name}.item_map.tsv` map the log's ids to the numbers.
+  """
+  from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
+  splits.check_output(out_dir, name, seed)
+  if not 0 < test_fraction < 1:
+    raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
+  users, items, _, id_maps = logs.positives(log_path, min_interactions,
+                                              fmt)
+  num_users, num_items = int(users.max()) + 1, int(items.max()) + 1
+  keys = np.unique(users.astype(np.int64) * num_items + items)
+  users, items = keys // num_items, keys % num_items
+  train, test = holdout_fraction(users, items, num_users, test_fraction,
+                                 seed)
+  split = ListData(name, num_users, num_items, users[train], items[train],
+                   users[test], items[test])
+  try:
+    write_lists(split, out_dir)
+    splits.write_id_maps(out_dir, name, id_maps)
+  except OSError as e:
+    raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
+  return load_lists(out_dir, name)

@@ -1,0 +1,125 @@
+"""Tests of the item-list format (item_lists.py) and its split builder."""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dot_vs_learned import item_lists
+from dot_vs_learned.data_checks import DataError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _write(folder, train, test):
+  folder.mkdir(parents=True, exist_ok=True)
+  (folder / "train.txt").write_text(train)
+  (folder / "test.txt").write_text(test)
+  return folder
+
+
+def test_loads_pairs_of_several_test_items_per_user(tmp_path):
+  folder = _write(tmp_path / "gowalla", "0 1 2 3\n1 0\n3 4 2\n",
+                  "0 4 0\n1 2 3 4\n3 1\n")
+  d = item_lists.load_lists(folder)
+  assert (d.name, d.num_users, d.num_items) == ("gowalla", 4, 5)
+  assert list(zip(d.train_users, d.train_items)) == [
+      (0, 1), (0, 2), (0, 3), (1, 0), (3, 4), (3, 2)]
+  assert list(zip(d.test_users, d.test_items)) == [
+      (0, 4), (0, 0), (1, 2), (1, 3), (1, 4), (3, 1)]
+  assert d.train_users.dtype == np.int32
+
+
+@pytest.mark.parametrize("train, test, where, message", [
+    ("0 1 x\n", "0 2\n", "train.txt:1", "item 'x' is not a valid id"),
+    ("0 1\n-1 2\n", "0 2\n", "train.txt:2", "user '-1' is not a valid id"),
+    ("0 1\n\n1 2\n", "0 2\n", "train.txt:2", "empty line"),
+    ("0 1\n0 2\n", "0 3\n", "train.txt:2", "user 0 already has line 1"),
+    ("0 1 2 1\n", "0 3\n", "train.txt:1", "item 1 appears twice for user 0"),
+    ("0 1 2\n1 3\n", "1 4\n0 5 2\n", "test.txt:2",
+     "1 test pairs are also training pairs (first: user 0, item 2, "
+     "train.txt line 1)"),
+    ("0 1 2\n", "0 99999\n", "test.txt:1",
+     "item 99999 is far beyond the 3 distinct item ids"),
+    ("0 1\n", "0 2 99999999999\n", "test.txt:1",
+     "item '99999999999' is not a valid id"),
+])
+def test_malformed_files_name_the_file_and_line(tmp_path, train, test, where,
+                                                message):
+  folder = _write(tmp_path / "d", train, test)
+  with pytest.raises(DataError) as e:
+    item_lists.load_lists(folder)
+  assert str(e.value).startswith(f"{folder}/{where}: ")
+  assert message in str(e.value)
+
+
+def test_missing_files_are_named(tmp_path):
+  (tmp_path / "d").mkdir()
+  (tmp_path / "d" / "train.txt").write_text("0 1\n")
+  with pytest.raises(DataError, match="missing test.txt; an item-list"):
+    item_lists.load_lists(tmp_path / "d")
+
+
+def test_write_then_load_round_trips(tmp_path):
+  d = item_lists.load_lists(_write(tmp_path / "a", "2 5 1\n0 3\n",
+                                   "0 1 5\n2 0\n"))
+  item_lists.write_lists(d, tmp_path / "b")
+  # One line per user with items, in user order, items sorted.
+  assert (tmp_path / "b" / "train.txt").read_text() == "0 3\n2 1 5\n"
+  assert (tmp_path / "b" / "test.txt").read_text() == "0 1 5\n2 0\n"
+  again = item_lists.load_lists(tmp_path / "b", "a")
+  assert (again.name, again.num_users, again.num_items) == ("a", 3, 6)
+  for kind in ("train", "test"):
+    def pairs(x, kind=kind):
+      return sorted(zip(getattr(x, f"{kind}_users").tolist(),
+                        getattr(x, f"{kind}_items").tolist()))
+    assert pairs(again) == pairs(d)
+
+
+def test_holdout_fraction_per_user():
+  counts = np.array([1, 2, 5, 10, 11])
+  users = np.repeat(np.arange(5), counts)
+  items = np.concatenate([np.arange(c) for c in counts])
+  train, test = item_lists.holdout_fraction(users, items, 5, 0.2, seed=3)
+  assert np.all(train ^ test)
+  # round(0.2 n), at least 1 and at most n - 1: n = 1 keeps its pair.
+  np.testing.assert_array_equal(np.bincount(users[test], minlength=5),
+                                [0, 1, 1, 2, 2])
+  same = item_lists.holdout_fraction(users, items, 5, 0.2, seed=3)[1]
+  other = item_lists.holdout_fraction(users, items, 5, 0.2, seed=4)[1]
+  assert np.array_equal(test, same) and not np.array_equal(test, other)
+  with pytest.raises(ValueError, match="must be in"):
+    item_lists.holdout_fraction(users, items, 5, 1.0, seed=0)
+
+
+def test_split_builder_writes_item_lists_from_a_log(tmp_path):
+  rng = np.random.default_rng(0)
+  lines = ["user,item,timestamp"] + [
+      f"u{u},i{i},{t}" for t, (u, i) in enumerate(
+          zip(rng.integers(0, 40, 1500), rng.integers(0, 60, 1500)))]
+  (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+  out = subprocess.run(
+      [sys.executable, "-m", "dot_vs_learned.splits",
+       f"--log={tmp_path / 'log.csv'}", f"--out_dir={tmp_path / 'out'}",
+       "--name=mine", "--format=lists", "--test_fraction=0.25"],
+      capture_output=True, text=True, cwd=REPO, timeout=120)
+  assert out.returncode == 0, out.stderr
+  d = item_lists.load_lists(tmp_path / "out")
+  assert out.stdout.startswith(f"{tmp_path / 'out'}/{{train,test}}.txt: "
+                               f"{d.num_users} users, {d.num_items} items")
+  pairs = {tuple(line.split(",")[:2]) for line in lines[1:]}
+  users = (tmp_path / "out" / "mine.user_map.tsv").read_text().split("\n")
+  items = (tmp_path / "out" / "mine.item_map.tsv").read_text().split("\n")
+  user_of = [line.split("\t")[0] for line in users if line]
+  item_of = [line.split("\t")[0] for line in items if line]
+  got = {(user_of[u], item_of[i]) for u, i in zip(
+      np.concatenate([d.train_users, d.test_users]),
+      np.concatenate([d.train_items, d.test_items]))}
+  assert got == pairs  # every distinct pair once, in train or test
+  per_user = np.bincount(d.train_users, minlength=d.num_users) + np.bincount(
+      d.test_users, minlength=d.num_users)
+  np.testing.assert_array_equal(
+      np.bincount(d.test_users, minlength=d.num_users),
+      np.clip(np.rint(0.25 * per_user), 1, per_user - 1))
