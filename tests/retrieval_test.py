@@ -1,5 +1,7 @@
 """Tests of retrieval.py: serving forms, exact chunked top-K, exclusion, recall."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,36 +16,46 @@ NUM_USERS, NUM_ITEMS = 7, 203
 def _flax_params(module, seed=0):
   """Parameters with weights large enough that scores are well spread."""
   ids = jnp.zeros((1,), jnp.int32)
-  params = module.init(jax.random.key(seed), ids, ids)
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-  return jax.tree.unflatten(tree, [
-      jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
+
+  @jax.jit
+  def init(key):
+    params = module.init(key, ids, ids)
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    return jax.tree.unflatten(tree, [
+        jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
+
+  return init(jax.random.key(seed))
 
 
-def _all_models():
-  mf = models.init_mf(jax.random.key(0), NUM_USERS, NUM_ITEMS, 6, 0.5)
-  mf = mf._replace(user=mf.user.at[:, 0].set(0.3), bias=jnp.float32(0.7))
-  modules = {
-      "gmf": models.GMF(NUM_USERS, NUM_ITEMS, 5),
-      "mlp": models.MLP(NUM_USERS, NUM_ITEMS, 4, (8, 6, 3)),
-      "neumf": models.NeuMF(NUM_USERS, NUM_ITEMS, 3, 4, (8, 4)),
-  }
-  out = {"mf": (mf, models.mf_score)}
-  for name, module in modules.items():
-    out[name] = (_flax_params(module), module.apply)
-  return out
+@functools.cache
+def _model(name):
+  """(params, score function) of one model on NUM_USERS x NUM_ITEMS."""
+  if name == "mf":
+    mf = models.init_mf(jax.random.key(0), NUM_USERS, NUM_ITEMS, 6, 0.5)
+    mf = mf._replace(user=mf.user.at[:, 0].set(0.3), bias=jnp.float32(0.7))
+    return mf, models.mf_score
+  module = {"gmf": lambda: models.GMF(NUM_USERS, NUM_ITEMS, 5),
+            "mlp": lambda: models.MLP(NUM_USERS, NUM_ITEMS, 4, (8, 6, 3)),
+            "neumf": lambda: models.NeuMF(NUM_USERS, NUM_ITEMS, 3, 4, (8, 4)),
+            }[name]()
+  return _flax_params(module), module.apply
 
 
 @pytest.mark.parametrize("name", ["mf", "gmf", "mlp", "neumf"])
 def test_serving_form_scores_equal_the_model(name):
-  params, apply = _all_models()[name]
-  model = retrieval.serving_model(params)
+  params, apply = _model(name)
   users = jnp.arange(NUM_USERS)
-  got = retrieval.score(retrieval.select_users(model, users), model.items,
-                        model.tail)
+
+  @jax.jit  # one program, not a compile per eager operation
+  def serve(params):
+    model = retrieval.serving_model(params)
+    return retrieval.score(retrieval.select_users(model, users), model.items,
+                           model.tail)
+
+  got = serve(params)
   u, i = jnp.meshgrid(users, jnp.arange(NUM_ITEMS), indexing="ij")
-  want = apply(params, u, i)
+  want = jax.jit(apply)(params, u, i)
   assert got.shape == (NUM_USERS, NUM_ITEMS)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   assert float(jnp.std(want)) > 0.1  # a check with spread-out scores
@@ -68,7 +80,7 @@ def test_exact_top_k_equals_numpy_argsort():
 @pytest.mark.parametrize("name", ["mf", "mlp", "neumf"])
 @pytest.mark.parametrize("chunk", [1, 37, 64])
 def test_chunked_equals_unchunked(name, chunk):
-  model = retrieval.serving_model(_all_models()[name][0])
+  model = retrieval.serving_model(_model(name)[0])
   query = retrieval.select_users(model, jnp.arange(NUM_USERS))
   whole = retrieval.top_k(query, retrieval.make_catalog(model.items, 10**6),
                           model.tail, k=15)
@@ -79,7 +91,7 @@ def test_chunked_equals_unchunked(name, chunk):
 
 
 def test_k_equal_to_the_catalogue_returns_every_item():
-  model = retrieval.serving_model(_all_models()["gmf"][0])
+  model = retrieval.serving_model(_model("gmf")[0])
   _, ids = retrieval.top_k(retrieval.select_users(model, jnp.arange(2)),
                            retrieval.make_catalog(model.items, 50), model.tail,
                            k=NUM_ITEMS)
@@ -88,7 +100,7 @@ def test_k_equal_to_the_catalogue_returns_every_item():
 
 
 def test_recommend_excludes_seen_items():
-  params, apply = _all_models()["mlp"]
+  params, apply = _model("mlp")
   model = retrieval.serving_model(params)
   catalog = retrieval.make_catalog(model.items, 50)
   users = np.array([0, 3, 5])
@@ -110,7 +122,7 @@ def test_recommend_excludes_seen_items():
 
 
 def test_recommend_refuses_k_beyond_the_unseen_items():
-  model = retrieval.serving_model(_all_models()["mf"][0])
+  model = retrieval.serving_model(_model("mf")[0])
   catalog = retrieval.make_catalog(model.items, 64)
   seen = [np.arange(NUM_ITEMS - 3)]
   with pytest.raises(ValueError, match="user 2: only 3 unseen items"):
