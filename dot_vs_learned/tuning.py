@@ -70,6 +70,8 @@ def default_config():
                                           num_users=2000, num_items=1000)),
       dims=(16, 32, 64, 96, 128, 192),  # final runs, one per d (Fig. 2)
       num_seeds=8,  # seeds of each final run; App. A.2: 8
+      every=0,  # evaluate (and checkpoint) final runs every N epochs; 0:
+      # as eval.every
   ))
   return config
 
@@ -88,6 +90,8 @@ def validate(config) -> None:
   check(s.num_seeds >= 1, "sweep.num_seeds", s.num_seeds, "must be >= 1")
   check(s.points_per_program >= 0, "sweep.points_per_program",
         s.points_per_program, "must be >= 0 (0: all points at once)")
+  check(config.final.every >= 0, "final.every", config.final.every,
+        "must be >= 0 (0: as eval.every)")
   check(config.final.num_seeds >= 1, "final.num_seeds",
         config.final.num_seeds, "must be >= 1")
   check(len(config.final.dims) > 0, "final.dims", config.final.dims,
@@ -223,9 +227,10 @@ def final_config(config, chosen, dim):
     return final
   final.train.update(epochs=chosen["epochs"],
                      num_seeds=config.final.num_seeds)
-  # Evaluated (and checkpointed) as often as the sweep was; the reported
-  # result is the selected epoch count's, the last.
-  final.eval.every = min(config.eval.every, chosen["epochs"])
+  # Evaluated (and checkpointed) as often as the sweep was, or every
+  # final.every epochs; the reported result is the selected epoch's, the last.
+  final.eval.every = min(config.final.every or config.eval.every,
+                         chosen["epochs"])
   return final
 
 

@@ -213,3 +213,16 @@ def test_points_in_smaller_programs_give_the_same_record(split_dirs):
     assert a["epoch"] == b["epoch"]
     np.testing.assert_allclose(a["hr"], b["hr"], atol=1e-6)
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
+
+
+def test_final_runs_evaluate_as_the_sweep_did_or_every_final_every():
+  config = tuning.default_config()
+  config.eval.every = 256  # the paper's protocol: select 256 epochs
+  chosen = dict(model="mf", dim=64, num_negatives=8, learning_rate=0.002,
+                reg=0.005, init_stddev=0.1, epochs=256)
+  final = tuning.final_config(config, chosen, 192)
+  assert (final.model.dim, final.train.epochs, final.eval.every) == (
+      192, 256, 256)
+  assert (final.train.learning_rate, final.train.num_negatives) == (0.002, 8)
+  config.final.every = 16  # curves and checkpoints every 16 epochs
+  assert tuning.final_config(config, chosen, 192).eval.every == 16
