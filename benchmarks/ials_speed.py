@@ -4,7 +4,8 @@ python benchmarks/ials_speed.py --data_dir=/work/shared/data/ml-1m
 python benchmarks/ials_speed.py --data_dir=... --quality  # + HR/NDCG@10
 
 For each d: one epoch of dot_vs_learned.ials (users then items, every row
-solved exactly by Cholesky) against one iteration of
+solved exactly by Cholesky, or by --solver=cg with --cg_steps steps of
+conjugate gradients from the current factors) against one iteration of
 implicit.cpu.als.AlternatingLeastSquares on the same pairs with the same
 number of factors, in the same process, alternating (`--rounds` each), after
 a warm-up (our compile; implicit's first iteration). implicit runs its
@@ -48,6 +49,9 @@ _DIMS = flags.DEFINE_list("dims", ["64", "192"], "factors d (no bias).")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "timed epochs of each method.")
 _REG = flags.DEFINE_float("reg", ials.ML1M["reg"], "iALS lambda.")
 _ALPHA0 = flags.DEFINE_float("alpha0", ials.ML1M["alpha0"], "iALS alpha0.")
+_SOLVER = flags.DEFINE_enum("solver", "cholesky", list(ials.SOLVERS),
+                            "our row solver.")
+_CG_STEPS = flags.DEFINE_integer("cg_steps", 3, "--solver=cg: steps a row.")
 _THREADS = flags.DEFINE_integer("threads", os.cpu_count(),
                                 "implicit's num_threads.")
 _IMPLICIT = flags.DEFINE_bool("implicit", True, "time implicit's ALS.")
@@ -99,7 +103,8 @@ class _Implicit:
 
 def _ials(data, dim):
   model = ials.make_ials(data.num_users, data.num_items, data.train_users,
-                         data.train_items, dim, _REG.value, _ALPHA0.value)
+                         data.train_items, dim, _REG.value, _ALPHA0.value,
+                         solver=_SOLVER.value, cg_steps=_CG_STEPS.value)
   epoch = jax.jit(model.epoch, donate_argnums=0)
   return model, epoch
 
@@ -176,6 +181,8 @@ def main(argv):
     import implicit  # pylint: disable=g-import-not-at-top
     print(f"implicit {implicit.__version__}: num_threads={_THREADS.value}, "
           "BLAS threads 1", flush=True)
+  print(f"ours: solver={_SOLVER.value}" + (
+      f", {_CG_STEPS.value} steps" if _SOLVER.value == "cg" else ""))
   for dim in (int(d) for d in _DIMS.value):
     out = _speed(data, dim)
     line = " ".join(f"{name} {sec:.3f} s" for name, sec in out.items())

@@ -53,7 +53,9 @@ def make_ials_train(config, data):
   t, k, dim = config.train, config.eval.k, config.model.dim
   model = ials.make_ials(data.num_users, data.num_items, data.train_users,
                          data.train_items, dim, t.reg, config.ials.alpha0,
-                         config.ials.nu, t.init_stddev)
+                         config.ials.nu, t.init_stddev,
+                         solver=config.ials.solver,
+                         cg_steps=config.ials.cg_steps)
   arrays = (model.data, *_test_arrays(data))
 
   def run_one(state, hp, arrays, num_epochs):

@@ -1,4 +1,4 @@
-"""iALS: implicit alternating least squares, every row solved exactly.
+"""iALS: implicit alternating least squares, rows solved by Cholesky or CG.
 
 Hu, Koren and Volinsky (ICDM 2008) with the loss and frequency-scaled L2 of
 Rendle, Krichene, Zhang and Koren, "Revisiting the Performance of iALS on
@@ -11,18 +11,19 @@ Item Recommendation Benchmarks" (RecSys 2022, §2):
 
 n_u, n_i count training pairs; the middle term is alpha0 <P^T P, Q^T Q> (the
 Gramian trick: users x items is never formed). nu = 1 by default, as in
-their code (`regularization_exp` 1.0; the NCF-benchmark code hard-codes
-lambda (n + alpha0 |I|)). No bias: all d dimensions are factors (their
-ials_simple.py copies a help string naming a bias dimension, but scores a
-plain dot product). Factors start from N(0, (sigma / sqrt(d))^2), sigma 0.1.
+their code. No bias: all d dimensions are factors, as their code scores a
+plain dot product. Factors start from N(0, (sigma / sqrt(d))^2), sigma 0.1.
 
-A half-epoch fixes one side and solves each row of the other exactly,
+A half-epoch fixes one side and solves each row of the other,
 (sum_{i in I_u} q_i q_i^T + alpha0 Q^T Q + lambda_u I) p_u = sum_{i in I_u} q_i,
-by batched Cholesky. Rows are grouped by pair count padded up a ladder of
-lengths, so a row's Gram is one batched matrix product (on ML-1M this beat
-fixed segments summed per row, and Cholesky beat conjugate gradients run to
-float32 accuracy: 24-32 steps). Chunks of rows go through a map and can be
-sharded over a mesh. A row's loss at its solution is n_u - <b_u, p_u>.
+solver="cholesky": exactly, by batched Cholesky (on ML-1M this beat
+conjugate gradients run to float32 accuracy: 24-32 steps); solver="cg":
+approximately, by `cg_steps` steps of conjugate gradients from the row's
+current factors, as the implicit library does (3 steps): A p comes from the
+row's gathered factors, O(L d + d^2) a step against O(L d^2 + d^3). Each CG
+step lowers the row's objective, so the loss never rises either way. Rows
+are laid out by pair count (ials_layout.py); chunks of rows go through a map
+and can be sharded over a mesh.
 """
 
 import functools
@@ -32,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dot_vs_learned import ials_layout
 from dot_vs_learned import models
 
 # The authors' settings on the NCF protocol (google-research/ials README).
@@ -51,63 +53,11 @@ class IALSState(NamedTuple):
   epoch: jax.Array  # epochs done
 
 
-class Side(NamedTuple):
-  """One half-step's rows in classes of equal padded length l_c."""
-  cols: tuple  # per class [K_c, R_c, l_c] int32 other-side ids; pad = size
-  counts: tuple  # per class [K_c, R_c] float32 pairs of each row; pad 0
-  where: jax.Array  # [rows] int32 row's position in the classes' rows
-
-
 class IALSData(NamedTuple):
-  users: Side  # solves user rows from item factors
-  items: Side  # solves item rows from user factors
+  users: ials_layout.Side  # solves user rows from item factors
+  items: ials_layout.Side  # solves item rows from user factors
   pair_users: jax.Array  # [C, P] int32 training pairs for `loss`; pad = U
   pair_items: jax.Array  # [C, P] int32
-
-
-def lengths(granule=32, ratio=1.25, longest=1):
-  """Padded lengths up to `longest`: multiples of granule, ~ratio apart."""
-  ladder = [granule]
-  while ladder[-1] < longest:
-    step = -(-int(ladder[-1] * ratio) // granule) * granule
-    ladder.append(max(ladder[-1] + granule, step))
-  return np.array(ladder)
-
-
-def build_side(rows, cols, num_rows, num_cols, *, chunk_pairs, chunk_rows,
-               granule=32, ratio=1.25, devices=1) -> Side:
-  """Lays out pairs (numpy) to solve `rows` from `cols` factors.
-
-  A row's pairs are padded to the next of `lengths`; rows without pairs
-  join the shortest class and solve to 0. A class's K_c chunks (a multiple
-  of `devices`) hold at most chunk_pairs padded pairs and chunk_rows rows.
-  """
-  # Each row's pairs in order, then one sentinel (padding) at the end.
-  cols = np.append(np.asarray(cols)[np.lexsort((cols, rows))], num_cols)
-  counts = np.bincount(rows, minlength=num_rows)
-  starts = np.cumsum(counts) - counts
-  ladder = lengths(granule, ratio, max(int(counts.max(initial=0)), 1))
-  cls = np.searchsorted(ladder, counts)  # the smallest length >= count
-  where = np.empty(num_rows, np.int32)
-  tables, chunk_counts, base = [], [], 0
-  for c in np.unique(cls):
-    members, length = np.flatnonzero(cls == c), int(ladder[c])
-    k = max(-(-len(members) * length // chunk_pairs),
-            -(-len(members) // chunk_rows))
-    k = -(-k // devices) * devices
-    per = -(-len(members) // k)
-    where[members] = base + np.arange(len(members))
-    offset_RxL = np.arange(length)
-    pair_RxL = np.where(offset_RxL < counts[members][:, None],
-                        starts[members][:, None] + offset_RxL, len(cols) - 1)
-    table = np.full((k * per, length), num_cols, np.int32)
-    table[:len(members)] = cols[pair_RxL]
-    n = np.zeros(k * per, np.float32)
-    n[:len(members)] = counts[members]
-    tables.append(table.reshape(k, per, length))
-    chunk_counts.append(n.reshape(k, per))
-    base += k * per
-  return Side(tuple(tables), tuple(chunk_counts), where)
 
 
 def row_reg(counts, num_other, hp) -> jax.Array:
@@ -115,12 +65,53 @@ def row_reg(counts, num_other, hp) -> jax.Array:
   return hp.reg * (counts + hp.alpha0 * num_other) ** hp.nu
 
 
+SOLVERS = ("cholesky", "cg")
+_HI = jax.lax.Precision.HIGHEST
+
+
+def _gather(other_OxD, cols_RxL):
+  """The other side's factors of each row's pairs; padding gathers 0."""
+  # Flat ids: vmapped over seeds, a gather by [R, L] ids was 3x slower.
+  return other_OxD.at[cols_RxL.reshape(-1)].get(
+      mode="fill", fill_value=0.0).reshape(cols_RxL.shape +
+                                           (other_OxD.shape[1],))
+
+
+def _cg_chunk(other_OxD, gram_DxD, hp, cols_RxL, counts_R, x_RxD, steps):
+  """`steps` conjugate-gradient steps on each row's system from x_RxD;
+  returns the factors and each row's loss terms there."""
+  emb_RxLxD = _gather(other_OxD, cols_RxL)
+  rhs_RxD = jnp.sum(emb_RxLxD, axis=1)
+  reg_R = row_reg(counts_R, other_OxD.shape[0], hp)
+
+  def times_a(p_RxD):  # A p, A never formed
+    dots_RxL = jnp.einsum("rld,rd->rl", emb_RxLxD, p_RxD, precision=_HI)
+    return (jnp.einsum("rld,rl->rd", emb_RxLxD, dots_RxL, precision=_HI) +
+            hp.alpha0 * jnp.matmul(p_RxD, gram_DxD, precision=_HI) +
+            reg_R[:, None] * p_RxD)
+
+  def step(_, carry):
+    x, r, p, rr = carry
+    ap = times_a(p)
+    pap = jnp.sum(p * ap, axis=-1)
+    alpha = jnp.where(pap > 0, rr / jnp.where(pap > 0, pap, 1.0), 0.0)
+    x, r = x + alpha[:, None] * p, r - alpha[:, None] * ap
+    rr_next = jnp.sum(r * r, axis=-1)
+    beta = jnp.where(rr > 0, rr_next / jnp.where(rr > 0, rr, 1.0), 0.0)
+    return x, r, r + beta[:, None] * p, rr_next
+
+  r = rhs_RxD - times_a(x_RxD)
+  x_RxD = jax.lax.fori_loop(0, steps, step,
+                            (x_RxD, r, r, jnp.sum(r * r, axis=-1)))[0]
+  # n_u - 2 b^T x + x^T A x: the row's terms at an inexact solution.
+  return x_RxD, counts_R + jnp.sum(
+      x_RxD * (times_a(x_RxD) - 2.0 * rhs_RxD), axis=-1)
+
+
 def _solve_chunk(other_OxD, gram_DxD, hp, cols_RxL, counts_R):
   """Exact solves of one chunk's rows; returns their factors and losses."""
   dim = other_OxD.shape[1]
-  # Flat ids: vmapped over seeds, a gather by [R, L] ids was 3x slower.
-  emb_RxLxD = other_OxD.at[cols_RxL.reshape(-1)].get(
-      mode="fill", fill_value=0.0).reshape(cols_RxL.shape + (dim,))
+  emb_RxLxD = _gather(other_OxD, cols_RxL)
   lhs_RxDxD = jax.vmap(lambda e: jnp.matmul(
       e.T, e, precision=jax.lax.Precision.HIGHEST))(emb_RxLxD)
   rhs_RxD = jnp.sum(emb_RxLxD, axis=1)
@@ -134,22 +125,29 @@ def _solve_chunk(other_OxD, gram_DxD, hp, cols_RxL, counts_R):
   return x_RxD, counts_R - jnp.sum(rhs_RxD * x_RxD, axis=-1)
 
 
-def solve_side(side: Side, other_OxD, hp: Hparams, mesh=None):
+def solve_side(side: ials_layout.Side, other_OxD, current_RxD, hp: Hparams,
+               mesh=None, solver="cholesky", cg_steps=3):
   """A half-step: every row solved from the other side's factors; returns
-  them [rows, d] and their summed loss terms at the solution."""
-  gram_DxD = jnp.matmul(other_OxD.T, other_OxD,
-                        precision=jax.lax.Precision.HIGHEST)
+  them [rows, d] and their summed loss terms there. "cg" starts from the
+  rows' current factors `current_RxD`."""
+  gram_DxD = jnp.matmul(other_OxD.T, other_OxD, precision=_HI)
 
-  def chunks(other, gram, hp, cols, counts):
-    return jax.lax.map(lambda c: _solve_chunk(other, gram, hp, *c),
-                       (cols, counts))
+  def chunks(other, gram, hp, current, cols, counts, ids):
+    if solver == "cholesky":
+      return jax.lax.map(lambda c: _solve_chunk(other, gram, hp, *c),
+                         (cols, counts))
+    start = current.at[ids].get(mode="fill", fill_value=0.0)
+    return jax.lax.map(
+        lambda c: _cg_chunk(other, gram, hp, *c, steps=cg_steps),
+        (cols, counts, start))
 
   if mesh is not None:  # rows split over devices, other factors replicated
     whole, split = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec(
         mesh.axis_names[0])
-    chunks = jax.shard_map(chunks, mesh=mesh,
-                           in_specs=(whole, whole, whole, split, split),
-                           out_specs=split)
+    chunks = jax.shard_map(
+        chunks, mesh=mesh,
+        in_specs=(whole, whole, whole, whole, split, split, split),
+        out_specs=split)
   # One class after another (a scan over a switch): XLA:CPU (JAX 0.10.2, 2
   # cores) deadlocked at times when independent classes ran their LAPACK
   # calls at once, as it did with the chunks split over 2 CPU devices.
@@ -158,8 +156,8 @@ def solve_side(side: Side, other_OxD, hp: Hparams, mesh=None):
 
   def run_class(index, carry):
     x_all, total = carry
-    x, loss = chunks(other_OxD, gram_DxD, hp, side.cols[index],
-                     side.counts[index])
+    x, loss = chunks(other_OxD, gram_DxD, hp, current_RxD, side.cols[index],
+                     side.counts[index], side.ids[index])
     x_all = jax.lax.dynamic_update_slice(x_all, x.reshape(-1, dim),
                                          (int(starts[index]), 0))
     return x_all, total + jnp.sum(loss)
@@ -178,18 +176,22 @@ def reg_loss(factors_RxD, counts_R, num_other, hp) -> jax.Array:
                  jnp.sum(factors_RxD ** 2, axis=-1))
 
 
-def _row_counts(side: Side):
+def _row_counts(side: ials_layout.Side):
   """Each row's pair count, in row order."""
   return jnp.concatenate([c.reshape(-1) for c in side.counts])[side.where]
 
 
-def epoch(state: IALSState, data: IALSData, hp: Hparams, mesh=None):
-  """Users then items, each solved exactly; returns (state, loss after)."""
-  user, _ = solve_side(data.users, state.params.item, hp, mesh)
-  item, item_loss = solve_side(data.items, user, hp, mesh)
+def epoch(state: IALSState, data: IALSData, hp: Hparams, mesh=None,
+          solver="cholesky", cg_steps=3):
+  """Users then items, each solved; returns (state, loss after)."""
+  solve = functools.partial(solve_side, hp=hp, mesh=mesh, solver=solver,
+                            cg_steps=cg_steps)
+  user, _ = solve(data.users, state.params.item, state.params.user)
+  item, item_loss = solve(data.items, user, state.params.item)
   loss = item_loss + reg_loss(user, _row_counts(data.users), item.shape[0],
                               hp)
-  return IALSState(models.DotParams(user, item), state.key, state.epoch + 1), loss
+  return (IALSState(models.DotParams(user, item), state.key,
+                    state.epoch + 1), loss)
 
 
 def loss(params: models.DotParams, data: IALSData, hp: Hparams) -> jax.Array:
@@ -236,7 +238,8 @@ class IALS(NamedTuple):
 
 def make_ials(num_users, num_items, train_users, train_items, dim, reg,
               alpha0, nu=1.0, init_stddev=0.1, *, chunk_pairs=1 << 17,
-              chunk_rows=1024, granule=32, ratio=1.25, mesh=None) -> IALS:
+              chunk_rows=1024, granule=32, ratio=1.25, mesh=None,
+              solver="cholesky", cg_steps=3) -> IALS:
   """Builds iALS on the training pairs (numpy int arrays, any order).
 
   Args:
@@ -245,25 +248,28 @@ def make_ials(num_users, num_items, train_users, train_items, dim, reg,
     dim: d, all factors (no bias).
     reg, alpha0, nu: lambda (> 0), the unobserved weight, the L2 exponent.
     init_stddev: sigma of the N(0, (sigma / sqrt(d))^2) initialization.
-    chunk_pairs, chunk_rows: bounds of a chunk (build_side); memory per
-      chunk: chunk_pairs * d floats gathered, chunk_rows * d^2 in systems.
-    granule, ratio: the ladder of padded lengths (`lengths`).
+    chunk_pairs, chunk_rows: bounds of a chunk (ials_layout.build_side);
+      memory per chunk: chunk_pairs * d floats gathered, chunk_rows * d^2
+      in systems (Cholesky).
+    granule, ratio: the ladder of padded lengths (ials_layout.lengths).
     mesh: a 1-D jax.sharding.Mesh over which each class's chunks are split
       (for GPUs and TPUs: on CPU keep one device, see solve_side).
+    solver, cg_steps: "cholesky" (exact) or "cg" (cg_steps steps from the
+      current factors); see the module.
 
   Returns:
     IALS(init, epoch, loss, data, hparams); epoch and loss are pure and
     jittable, and vmap over a leading seed axis of the state.
   """
   users, items = np.asarray(train_users), np.asarray(train_items)
+  positive = dict(dim=dim, reg=reg, init_stddev=init_stddev,
+                  chunk_pairs=chunk_pairs, chunk_rows=chunk_rows,
+                  granule=granule, cg_steps=cg_steps)
   for name, value, ok, need in (
-      ("dim", dim, dim > 0, "> 0"), ("reg", reg, reg > 0, "> 0"),
+      *((name, value, value > 0, "> 0") for name, value in positive.items()),
       ("alpha0", alpha0, alpha0 >= 0, ">= 0"),
-      ("init_stddev", init_stddev, init_stddev > 0, "> 0"),
-      ("chunk_pairs", chunk_pairs, chunk_pairs > 0, "> 0"),
-      ("chunk_rows", chunk_rows, chunk_rows > 0, "> 0"),
-      ("granule", granule, granule > 0, "> 0"),
       ("ratio", ratio, ratio >= 1, ">= 1"),
+      ("solver", solver, solver in SOLVERS, f"one of {SOLVERS}"),
       ("train_items.shape", items.shape, items.shape == users.shape and
        users.ndim == 1, f"train_users.shape {users.shape}, 1-D")):
     if not ok:
@@ -273,7 +279,7 @@ def make_ials(num_users, num_items, train_users, train_items, dim, reg,
     for bad in np.flatnonzero((ids < 0) | (ids >= size))[:1]:
       raise ValueError(f"ials.make_ials: {name}[{bad}]={int(ids[bad])}: "
                        f"must be in 0..{size - 1}")
-  side = functools.partial(build_side, chunk_pairs=chunk_pairs,
+  side = functools.partial(ials_layout.build_side, chunk_pairs=chunk_pairs,
                            chunk_rows=chunk_rows, granule=granule, ratio=ratio,
                            devices=1 if mesh is None else mesh.devices.size)
   size = min(chunk_pairs, max(len(users), 1))  # pairs per chunk of `loss`
@@ -289,5 +295,6 @@ def make_ials(num_users, num_items, train_users, train_items, dim, reg,
   return IALS(
       init=functools.partial(init, num_users=num_users, num_items=num_items,
                              dim=dim, init_stddev=init_stddev),
-      epoch=functools.partial(epoch, mesh=mesh), loss=loss, data=data,
+      epoch=functools.partial(epoch, mesh=mesh, solver=solver,
+                              cg_steps=cg_steps), loss=loss, data=data,
       hparams=hparams)

@@ -63,6 +63,10 @@ def validate(config, num_candidates=None) -> None:
   _check(t.reg >= 0, "train.reg", t.reg, "must be >= 0")
   if m.name in ("ials", "ease"):  # a positive definite system per row
     _check(t.reg > 0, "train.reg", t.reg, f"{m.name}: must be > 0")
+  _check(config.ials.solver in ("cholesky", "cg"), "ials.solver",
+         config.ials.solver, "must be 'cholesky' or 'cg'")
+  _check(config.ials.cg_steps >= 1, "ials.cg_steps", config.ials.cg_steps,
+         "must be >= 1")
   for field in ("alpha0", "nu"):
     value = config.ials[field]
     _check(math.isfinite(value) and value >= 0, f"ials.{field}", value,
@@ -211,6 +215,9 @@ def default_config():
       alpha0=0.3,  # weight of every pair as an unobserved 0; ML-1M: 0.3
       nu=1.0,  # L2 of a row: lambda (n + alpha0 |other side|)^nu (Rendle
       # et al. 2022: 1)
+      solver="cholesky",  # rows solved exactly; "cg": cg_steps steps of
+      # conjugate gradients from the current factors (faster, approximate)
+      cg_steps=3,  # "cg" only; the implicit library's default: 3
   ))
   config.eval = ml_collections.ConfigDict(dict(
       every=16,  # evaluate every N epochs (the last epoch always).

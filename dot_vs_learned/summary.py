@@ -78,6 +78,7 @@ def markdown(config, final) -> str:
   elif m.name == "ials":
     fields = {"model.name": m.name, "model.dim": m.dim, "train.reg": t.reg,
               "ials.alpha0": config.ials.alpha0, "ials.nu": config.ials.nu,
+              "ials.solver": config.ials.solver,
               "train.epochs": t.epochs, "train.init_stddev": t.init_stddev}
   else:
     fields = {"model.name": m.name, "model.dim": m.dim,

@@ -11,6 +11,7 @@ from dot_vs_learned import datasets
 from dot_vs_learned import evaluate
 from dot_vs_learned import models
 from dot_vs_learned import ials
+from dot_vs_learned import ials_layout
 from dot_vs_learned import train
 
 NUM_USERS, NUM_ITEMS, DIM, REG, ALPHA0 = 13, 11, 4, 0.05, 0.3
@@ -68,14 +69,15 @@ def _dense_loss(x, user, item, nu):
 
 
 def test_lengths_ladder():
-  np.testing.assert_array_equal(ials.lengths(32, 1.25, 300),
+  np.testing.assert_array_equal(ials_layout.lengths(32, 1.25, 300),
                                 [32, 64, 96, 128, 160, 224, 288, 384])
-  np.testing.assert_array_equal(ials.lengths(2, 1.5, 7), [2, 4, 6, 10])
+  np.testing.assert_array_equal(ials_layout.lengths(2, 1.5, 7),
+                                [2, 4, 6, 10])
 
 
 def test_layout_holds_every_row_once():
   x, users, items = _pairs()
-  side = ials.build_side(users, items, NUM_USERS, NUM_ITEMS, **SMALL)
+  side = ials_layout.build_side(users, items, NUM_USERS, NUM_ITEMS, **SMALL)
   # Counts 0..8: lengths 4 and 8, three chunks each, rows padded to fill.
   assert [c.shape for c in side.cols] == [(3, 3, 4), (3, 2, 8)]
   rows = [r for c in side.cols for r in c.reshape(-1, c.shape[-1])]
@@ -127,6 +129,32 @@ def test_loss_never_rises():
   assert losses[-1] < 0.8 * losses[0]
   np.testing.assert_allclose(LOSS(state.params, model.data, model.hparams),
                              losses[-1], rtol=1e-5)
+
+
+def test_conjugate_gradients_lower_the_loss_and_converge_to_cholesky():
+  x, _, _ = _pairs()
+  f64 = lambda a: np.asarray(a, np.float64)
+  state = _init(jax.random.key(2))
+  exact = jax.jit(_model().epoch)
+  for steps in (3, 2 * DIM):
+    model = _model(solver="cg", cg_steps=steps)
+    epoch = jax.jit(model.epoch)
+    cg_state, losses = state, [_dense_loss(x, *map(f64, state.params), 1.0)]
+    for _ in range(4):
+      cg_state, loss = epoch(cg_state, model.data, model.hparams)
+      losses.append(_dense_loss(x, *map(f64, cg_state.params), 1.0))
+      # The recorded loss is the objective at the inexact factors.
+      np.testing.assert_allclose(loss, losses[-1], rtol=1e-4)
+    assert np.all(np.diff(losses) <= 1e-6 * losses[0]), (steps, losses)
+    # From the same factors, 2d steps solve each row as Cholesky does.
+    one_cg, _ = epoch(state, model.data, model.hparams)
+    one_exact, _ = exact(state, model.data, model.hparams)
+    if steps == 2 * DIM:
+      np.testing.assert_allclose(one_cg.params.user, one_exact.params.user,
+                                 rtol=1e-3, atol=1e-5)
+    else:  # 3 steps get most of the way
+      assert losses[1] < 0.5 * (losses[0] + _dense_loss(
+          x, *map(f64, one_exact.params), 1.0))
 
 
 def test_vmapped_seeds_equal_single_runs():
