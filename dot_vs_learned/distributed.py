@@ -9,6 +9,8 @@ sees (NFS, a GCS bucket through gcsfuse), as orbax's checkpoints need anyway.
 One process (the default) changes nothing.
 """
 
+import logging as std_logging
+
 from absl import logging
 import jax
 from jax.experimental import multihost_utils
@@ -79,3 +81,17 @@ def point_mesh(count):
   if used == 1:
     return None
   return jax.sharding.Mesh(np.array(devices[:used]), ("points",))
+
+
+class _NoTpuProbe(std_logging.Filter):
+  """Drops JAX's INFO line about a missing TPU library on machines without
+  one ("Unable to initialize backend 'tpu'")."""
+
+  def filter(self, record):
+    return not (record.levelno < std_logging.WARNING and
+                "Unable to initialize backend" in record.getMessage())
+
+
+def quiet_backend_probe() -> None:
+  """Keeps that line out of a command's log (call before app.run)."""
+  std_logging.getLogger("jax._src.xla_bridge").addFilter(_NoTpuProbe())

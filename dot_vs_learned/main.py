@@ -1,6 +1,5 @@
 """Entry point: `python -m dot_vs_learned.main --config=configs/X.py --workdir=DIR`."""
 
-import logging
 import re
 import sys
 
@@ -36,15 +35,6 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None,
 EXPERIMENTS = {"ncf": ncf.run, "retrieval": serving.run,
                "synthetic": synthetic.run, "tuning": tuning.run}
 _HELP = {"--help", "-h", "-?", "--helpshort", "--helpfull"}
-
-
-class _NoTpuProbe(logging.Filter):
-  """Drops JAX's INFO line about a missing TPU library on machines without
-  one ("Unable to initialize backend 'tpu'")."""
-
-  def filter(self, record):
-    return not (record.levelno < logging.WARNING and
-                "Unable to initialize backend" in record.getMessage())
 
 
 def parse_flags(argv):
@@ -99,5 +89,5 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  logging.getLogger("jax._src.xla_bridge").addFilter(_NoTpuProbe())
+  distributed.quiet_backend_probe()
   app.run(main, flags_parser=parse_flags)

@@ -24,6 +24,7 @@ import numpy as np
 
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
+from dot_vs_learned import distributed
 from dot_vs_learned import ease as ease_lib
 from dot_vs_learned import models
 from dot_vs_learned import ncf_config
@@ -200,4 +201,5 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir", "users"])
+  distributed.quiet_backend_probe()
   app.run(main)

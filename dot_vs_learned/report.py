@@ -31,6 +31,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from dot_vs_learned import distributed
 from dot_vs_learned import plotting
 from dot_vs_learned import quoted
 from dot_vs_learned import report_ranking
@@ -310,4 +311,5 @@ if __name__ == "__main__":
   _RUNS = flags.DEFINE_list("runs", None, "folders holding finished runs.")
   _OUT = flags.DEFINE_string("out", None, "where the report goes.")
   flags.mark_flags_as_required(["runs", "out"])
+  distributed.quiet_backend_probe()
   app.run(main)

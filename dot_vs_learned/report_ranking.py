@@ -21,6 +21,9 @@ def _mean(row, name):
 
 
 def _label(row) -> str:
+  """"mf d=64"; "ease", "popularity" (closed form, no d)."""
+  if row["model"] in ("popularity", "ease"):
+    return row["model"]
   return f"{row['model']} d={row['dim']}"
 
 
