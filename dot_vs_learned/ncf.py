@@ -97,7 +97,8 @@ def _run(config, data, workdir) -> dict:
                {name: round(value["mean"], 4)
                 for name, value in summary.items() if isinstance(value, dict)})
   logging.info("wrote %s: %s", workdir, ", ".join(sorted(
-      [results.CONFIG, results.METRICS, results.RESULTS, *written] +
+      [results.CONFIG, workdir_lib.INPUTS, results.METRICS, results.RESULTS,
+       *written] +
       ([results.PARAMS] if (workdir / results.PARAMS).exists() else []))))
   return final
 
