@@ -212,3 +212,28 @@ def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
   except OSError as e:
     raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
   return load_lists(out_dir, name)
+
+
+def holdout_split(directory, out_dir, test_fraction=0.2, seed=0,
+                  name=None) -> ListData:
+  """The tuning split of an item-list dataset: a seeded random
+  `test_fraction` of each user's training items (holdout_fraction) becomes
+  the tuning test set; the rest its training set. test.txt is validated
+  with train.txt but nothing of it is used. Written to `out_dir` as
+  train.txt and test.txt; returned loaded back."""
+  from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
+  splits.check_output(out_dir, pathlib.Path(directory).name, seed)
+  if not 0 < test_fraction < 1:
+    raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
+  full = load_lists(directory, name)
+  train, test = holdout_fraction(full.train_users, full.train_items,
+                                 full.num_users, test_fraction, seed)
+  split = full._replace(
+      name=f"{full.name}.holdout", train_users=full.train_users[train],
+      train_items=full.train_items[train], test_users=full.train_users[test],
+      test_items=full.train_items[test])
+  try:
+    write_lists(split, out_dir)
+  except OSError as e:
+    raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
+  return load_lists(out_dir, split.name)

@@ -234,14 +234,14 @@ def main(argv):
                          "--holdout_of (an NCF folder to make a tuning split "
                          "of)")
   try:
-    if _LOG.value and _FORMAT.value == "lists":
-      split = item_lists.build_split(
+    if _FORMAT.value == "lists":
+      split = (item_lists.build_split(
           _LOG.value, _OUT_DIR.value, _NAME.value, _TEST_FRACTION.value,
-          _SEED.value, _MIN_INTERACTIONS.value, _FMT.value)
-      sys.exit(print(f"{_OUT_DIR.value}/{{train,test}}.txt: {split.num_users}"
-                     f" users, {split.num_items} items, {len(split.train_users)}"
-                     f" training and {len(split.test_users)} test pairs"))
-    if _LOG.value:
+          _SEED.value, _MIN_INTERACTIONS.value, _FMT.value) if _LOG.value else
+               item_lists.holdout_split(_HOLDOUT_OF.value, _OUT_DIR.value,
+                                        _TEST_FRACTION.value, _SEED.value,
+                                        _NAME.value))
+    elif _LOG.value:
       split = build_split(_LOG.value, _OUT_DIR.value, _NAME.value,
                           _NUM_NEGATIVES.value, _SEED.value,
                           _MIN_INTERACTIONS.value, _FMT.value)
@@ -250,9 +250,14 @@ def main(argv):
                             _OUT_NAME.value or None, _SEED.value, _PICK.value)
   except DataError as e:  # input problems: one line, no traceback
     sys.exit(f"error: {e}")
-  print(f"{_OUT_DIR.value}/{split.name}.*: {split.num_users} users, "
-        f"{split.num_items} items, {split.train_users.shape[0]} training "
-        f"pairs, {split.test_negatives.shape[1]} negatives per user")
+  if _FORMAT.value == "lists":
+    print(f"{_OUT_DIR.value}/{{train,test}}.txt: {split.num_users} users, "
+          f"{split.num_items} items, {len(split.train_users)} training and "
+          f"{len(split.test_users)} test pairs")
+  else:
+    print(f"{_OUT_DIR.value}/{split.name}.*: {split.num_users} users, "
+          f"{split.num_items} items, {split.train_users.shape[0]} training "
+          f"pairs, {split.test_negatives.shape[1]} negatives per user")
 
 
 if __name__ == "__main__":
@@ -276,9 +281,10 @@ if __name__ == "__main__":
       "min_interactions", 1, "Minimum distinct items of a kept user (>= 2).")
   _FMT = flags.DEFINE_enum("fmt", "auto", list(logs.FORMATS), "Log format.")
   _FORMAT = flags.DEFINE_enum(
-      "format", "ncf", ["ncf", "lists"], "--log: write NCF files (one latest "
-      "test item and sampled negatives per user) or item lists (train.txt, "
-      "test.txt: a random --test_fraction of each user's items held out).")
+      "format", "ncf", ["ncf", "lists"], "Write NCF files (one latest test "
+      "item and sampled negatives per user) or item lists (train.txt, "
+      "test.txt: a random --test_fraction of each user's items held out; "
+      "with --holdout_of, of its training items: the tuning split).")
   _TEST_FRACTION = flags.DEFINE_float(
       "test_fraction", 0.2, "--format=lists: share of each user's items held "
       "out (NGCF / LightGCN's Gowalla: 0.2).")

@@ -123,3 +123,32 @@ def test_split_builder_writes_item_lists_from_a_log(tmp_path):
   np.testing.assert_array_equal(
       np.bincount(d.test_users, minlength=d.num_users),
       np.clip(np.rint(0.25 * per_user), 1, per_user - 1))
+
+
+def test_tuning_split_holds_out_training_items_only(tmp_path):
+  rng = np.random.default_rng(1)
+  train = "".join(f"{u} " + " ".join(map(str, rng.choice(50, 5 + u % 7,
+                                                         replace=False)))
+                  + "\n" for u in range(30))
+  test = "".join(f"{u} {50 + u % 10}\n" for u in range(30))
+  full = item_lists.load_lists(_write(tmp_path / "full", train, test))
+  out = subprocess.run(
+      [sys.executable, "-m", "dot_vs_learned.splits",
+       f"--holdout_of={tmp_path / 'full'}", f"--out_dir={tmp_path / 'tune'}",
+       "--name=toy", "--format=lists", "--seed=2"],
+      capture_output=True, text=True, cwd=REPO, timeout=120)
+  assert out.returncode == 0, out.stderr
+  tune = item_lists.load_lists(tmp_path / "tune")
+  pairs = lambda users, items: set(zip(users.tolist(), items.tolist()))
+  held, kept = (pairs(tune.test_users, tune.test_items),
+                pairs(tune.train_users, tune.train_items))
+  # Every tuning pair is a training pair of the full split, once; nothing
+  # of test.txt (items 50..59) is used.
+  assert held | kept == pairs(full.train_users, full.train_items)
+  assert not held & kept and max(tune.test_items) < 50
+  counts = np.bincount(full.train_users, minlength=30)
+  np.testing.assert_array_equal(np.bincount(tune.test_users, minlength=30),
+                                np.clip(np.rint(0.2 * counts), 1, counts - 1))
+  again = item_lists.holdout_split(tmp_path / "full", tmp_path / "again",
+                                   seed=2)
+  assert pairs(again.test_users, again.test_items) == held
