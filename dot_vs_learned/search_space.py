@@ -23,6 +23,7 @@ import numpy as np
 from dot_vs_learned import checks
 from dot_vs_learned import ncf_config
 
+MODELS = ("mf", "gmf", "mlp", "neumf", "ials", "ease")  # that can be tuned
 # Where a point's hyperparameter goes in a run's config.
 FIELDS = {"learning_rate": ("train", "learning_rate"),
           "reg": ("train", "reg"), "init_stddev": ("train", "init_stddev"),
@@ -44,6 +45,8 @@ def add_sections(config) -> None:
 def validate(config) -> None:
   """ConfigError naming the first sweep field out of range."""
   s, check = config.sweep, checks.check
+  check(len(s.models) > 0 and set(s.models) <= set(MODELS), "sweep.models",
+        s.models, f"needs values among {MODELS}")
   check(all(v > 0 for v in s.ials.regs) and len(s.ials.regs) > 0,
         "sweep.ials.regs", s.ials.regs, "needs values > 0")
   check(all(v >= 0 for v in s.ials.alpha0s) and len(s.ials.alpha0s) > 0,

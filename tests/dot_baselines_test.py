@@ -201,3 +201,12 @@ def test_search_space_points_per_model():
   run = ncf_config.default_config()
   search_space.apply(run, {"reg": 0.5, "alpha0": 2.0, "epochs": 3})
   assert (run.train.reg, run.ials.alpha0, run.train.epochs) == (0.5, 2.0, 256)
+
+
+@pytest.mark.parametrize("models", [("popularity",), ("mf", "nope"), ()])
+def test_sweep_models_outside_the_tunable_ones_are_refused(models):
+  config = tuning.default_config()
+  config.sweep.models = models
+  with pytest.raises(checks.ConfigError, match=r"sweep\.models.*needs values "
+                     "among"):
+    search_space.validate(config)
