@@ -13,6 +13,15 @@ from dot_vs_learned.data_checks import DataError
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+def _splits_cli(*flags):
+  """Runs `python -m dot_vs_learned.splits FLAGS`; returns its stdout."""
+  out = subprocess.run([sys.executable, "-m", "dot_vs_learned.splits",
+                        *flags], capture_output=True, text=True, cwd=REPO,
+                       timeout=120)
+  assert out.returncode == 0, out.stderr
+  return out.stdout
+
+
 def _write(folder, train, test):
   folder.mkdir(parents=True, exist_ok=True)
   (folder / "train.txt").write_text(train)
@@ -100,14 +109,11 @@ def test_split_builder_writes_item_lists_from_a_log(tmp_path):
       f"u{u},i{i},{t}" for t, (u, i) in enumerate(
           zip(rng.integers(0, 40, 1500), rng.integers(0, 60, 1500)))]
   (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
-  out = subprocess.run(
-      [sys.executable, "-m", "dot_vs_learned.splits",
-       f"--log={tmp_path / 'log.csv'}", f"--out_dir={tmp_path / 'out'}",
-       "--name=mine", "--format=lists", "--test_fraction=0.25"],
-      capture_output=True, text=True, cwd=REPO, timeout=120)
-  assert out.returncode == 0, out.stderr
+  stdout = _splits_cli(f"--log={tmp_path / 'log.csv'}",
+                       f"--out_dir={tmp_path / 'out'}", "--name=mine",
+                       "--format=lists", "--test_fraction=0.25")
   d = item_lists.load_lists(tmp_path / "out")
-  assert out.stdout.startswith(f"{tmp_path / 'out'}/{{train,test}}.txt: "
+  assert stdout.startswith(f"{tmp_path / 'out'}/{{train,test}}.txt: "
                                f"{d.num_users} users, {d.num_items} items")
   pairs = {tuple(line.split(",")[:2]) for line in lines[1:]}
   users = (tmp_path / "out" / "mine.user_map.tsv").read_text().split("\n")
@@ -132,12 +138,9 @@ def test_tuning_split_holds_out_training_items_only(tmp_path):
                   + "\n" for u in range(30))
   test = "".join(f"{u} {50 + u % 10}\n" for u in range(30))
   full = item_lists.load_lists(_write(tmp_path / "full", train, test))
-  out = subprocess.run(
-      [sys.executable, "-m", "dot_vs_learned.splits",
-       f"--holdout_of={tmp_path / 'full'}", f"--out_dir={tmp_path / 'tune'}",
-       "--name=toy", "--format=lists", "--seed=2"],
-      capture_output=True, text=True, cwd=REPO, timeout=120)
-  assert out.returncode == 0, out.stderr
+  _splits_cli(f"--holdout_of={tmp_path / 'full'}",
+              f"--out_dir={tmp_path / 'tune'}", "--name=toy",
+              "--format=lists", "--seed=2")
   tune = item_lists.load_lists(tmp_path / "tune")
   pairs = lambda users, items: set(zip(users.tolist(), items.tolist()))
   held, kept = (pairs(tune.test_users, tune.test_items),
