@@ -101,11 +101,11 @@ def _cg_chunk(other_OxD, gram_DxD, hp, cols_RxL, counts_R, x_RxD, steps):
     return x, r, r + beta[:, None] * p, rr_next
 
   r = rhs_RxD - times_a(x_RxD)
-  x_RxD = jax.lax.fori_loop(0, steps, step,
-                            (x_RxD, r, r, jnp.sum(r * r, axis=-1)))[0]
-  # n_u - 2 b^T x + x^T A x: the row's terms at an inexact solution.
-  return x_RxD, counts_R + jnp.sum(
-      x_RxD * (times_a(x_RxD) - 2.0 * rhs_RxD), axis=-1)
+  x_RxD, r = jax.lax.fori_loop(0, steps, step,
+                               (x_RxD, r, r, jnp.sum(r * r, axis=-1)))[:2]
+  # The row's terms n_u - 2 b^T x + x^T A x, with A x = b - r (CG's
+  # residual): n_u - b^T x - r^T x, no further A x.
+  return x_RxD, counts_R - jnp.sum(x_RxD * (rhs_RxD + r), axis=-1)
 
 
 def _solve_chunk(other_OxD, gram_DxD, hp, cols_RxL, counts_R):
