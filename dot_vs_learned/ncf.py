@@ -92,7 +92,7 @@ def _run(config, data, workdir) -> dict:
     checkpoints.remove_finished(workdir, ("train", *STAGES))
   factor = final["ncf_predictive_factor"]
   logging.info("final (epoch %d) %s%s: %s", summary["epoch"],
-               ncf_config.run_label(config.model),
+               ncf_config.run_label(config.model.name, config.model.dim),
                "" if factor is None else f" (NCF predictive factor {factor})",
                {name: round(value["mean"], 4)
                 for name, value in summary.items() if isinstance(value, dict)})

@@ -150,11 +150,9 @@ def validate_sizes(config, data) -> None:
         f"of the device's {have / 2**30:.1f} GiB")
 
 
-def run_label(model_config) -> str:
+def run_label(name, dim) -> str:
   """"mf d=64"; "ease", "popularity" (no d)."""
-  if model_config.name in CLOSED_FORM:
-    return model_config.name
-  return f"{model_config.name} d={model_config.dim}"
+  return name if name in CLOSED_FORM else f"{name} d={dim}"
 
 
 def predictive_factor(model_config):

@@ -192,7 +192,8 @@ def main(argv):
         _WORKDIR.value, users, _K.value, _SEED_INDEX.value, _CHUNK_SIZE.value)
   except (RecommendError, results.WorkdirError, data_lib.DataError) as e:
     sys.exit(f"error: {e}")
-  print(f"{ncf_config.run_label(config.model)} on {config.data.name}, "
+  print(f"{ncf_config.run_label(config.model.name, config.model.dim)} on "
+        f"{config.data.name}, "
         f"seed index {_SEED_INDEX.value}: top {_K.value} unseen items")
   for user, row_scores, row_ids in zip(users, scores, ids):
     items = ", ".join(f"{i} ({s:.3f})" for i, s in zip(row_ids, row_scores))

@@ -17,7 +17,7 @@ Writes into --out:
   rankings.md  sampled, corrected and full-ranking HR@10 / NDCG@10 of every
                run, and whether each estimator orders the models as the
                full ranking does (report_ranking.py).
-Figure 3 and its table (synthetic_table, figure3) are written by the §4 grid
+Figure 3 and its table (report_synthetic.py) are written by the §4 grid
 itself (synthetic.py) into its workdir.
 """
 
@@ -32,6 +32,7 @@ from absl import flags
 import numpy as np
 
 from dot_vs_learned import distributed
+from dot_vs_learned import ncf_config
 from dot_vs_learned import plotting
 from dot_vs_learned import quoted
 from dot_vs_learned import report_ranking
@@ -40,7 +41,6 @@ from dot_vs_learned import results
 NAMES = {"mf": "MF (dot product)", "gmf": "GMF", "mlp": "MLP",
          "neumf": "NeuMF", "neumf_pretrained": "NeuMF pretrained",
          "popularity": "Popularity", "ials": "iALS", "ease": "EASE^R"}
-CLOSED_FORM = ("popularity", "ease")  # one fit: no d, no epochs
 DATASETS = {"ml-1m": "MovieLens-1M", "pinterest-20": "Pinterest"}
 
 
@@ -136,7 +136,7 @@ def figure2(rows, path) -> bool:
                            figsize=(10, 3.8 * len(datasets)))
   for ax_row, dataset in zip(axes, datasets):
     ours = [r for r in rows if r["dataset"] == dataset
-            and r["model"] not in CLOSED_FORM]
+            and r["model"] not in ncf_config.CLOSED_FORM]
     for j, metric in enumerate(("hr", "ndcg")):
       ax = ax_row[j]
       for model in [m for m in NAMES if any(r["model"] == m for r in ours)]:
@@ -181,7 +181,7 @@ def table1(rows) -> list[list[str]]:
     if not found:
       return
     dims = sorted({r["dim"] for r in found.values()})
-    closed = model[0] in CLOSED_FORM
+    closed = model[0] in ncf_config.CLOSED_FORM
     name = label if closed else f"{label}, d = {'/'.join(map(str, dims))}"
     cells = [name, "this suite: " + "; ".join(
         f"{DATASETS.get(d, d)} {len(r['hr'])} seed"
@@ -242,58 +242,6 @@ def write_report(paths, out_dir) -> tuple[list[dict], list[str]]:
     results.write_atomically(out / name, lambda f, t=text: f.write(t))
   drawn = ["figure2.png"] if figure2(rows, out / "figure2.png") else []
   return rows, drawn + list(texts)
-
-
-def synthetic_table(records) -> str:
-  """The §4 grid (synthetic.py records) as a Markdown table."""
-  lines = ["| d | M | multiplier | hidden | RMSE MLP test | RMSE MLP fresh | "
-           "RMSE dot test | RMSE zero test | error test | error fresh | "
-           "train s |", "|" + "---|" * 11]
-  for r in records:
-    head = f"| {r['d']} | {r['num_users']:,} | {r['multiplier']} |"
-    if "error" in r:
-      lines.append(f"{head} failed: {r['error']} |")
-      continue
-    cells = [f"{r[k]['mean']:.4f}" for k in ("mlp_test", "mlp_fresh",
-                                             "dot_test", "zero_test")]
-    cells += [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}"
-              for k in ("error_test", "error_fresh")]
-    lines.append(f"{head} {r['hidden']} | " + " | ".join(cells) +
-                 f" | {r['train_s']:.0f} |")
-  return "\n".join(lines) + "\n"
-
-
-def figure3(records, path) -> None:
-  """Figure 3 from the §4 grid: error against M, a line per d, a panel per
-  width (test dotted, fresh solid)."""
-  plt = plotting.pyplot(path)
-  if plt is None:
-    return
-  ok = [r for r in records if "error" not in r]
-  if not ok:
-    return
-  multipliers = sorted({r["multiplier"] for r in ok})
-  dims = sorted({r["d"] for r in ok})
-  fig, axes = plt.subplots(1, len(multipliers), sharey=True, squeeze=False,
-                           figsize=(4.5 * len(multipliers), 3.8))
-  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-  for ax, mult in zip(axes[0], multipliers):
-    for color, dim in zip(colors * 4, dims):
-      rows = sorted((r["num_users"], r) for r in ok
-                    if r["d"] == dim and r["multiplier"] == mult)
-      xs = [m for m, _ in rows]
-      for split, style in (("fresh", "-"), ("test", ":")):
-        ys = [r[f"error_{split}"]["mean"] for _, r in rows]
-        ax.plot(xs, ys, style, color=color, marker="o", markersize=3,
-                label=f"d={dim}" if split == "fresh" else None)
-    for level in (0.01, 0.001):
-      ax.axhline(level, color="gray", lw=0.8, ls="--")
-    ax.set(xscale="log", yscale="log", xlabel="users M (= items)",
-           title=f"first layer {mult}x (h = {mult}d/2)")
-    ax.grid(True, which="both", alpha=0.3)
-  axes[0][0].set_ylabel("RMSE(MLP) - RMSE(dot)")
-  axes[0][-1].legend(title="solid: fresh, dotted: test", fontsize=8)
-  plotting.save(fig, path)
 
 
 def main(argv):

@@ -10,6 +10,8 @@ whether it orders the runs as the full ranking does.
 
 import numpy as np
 
+from dot_vs_learned import ncf_config
+
 ESTIMATORS = (("sampled", ""), ("rescaled", "rescaled/"), ("CLS", "cls/"),
               ("BV (gamma 0.1)", "bv/"), ("full ranking", "full/"))
 METRICS = ("hr@10", "ndcg@10")
@@ -21,10 +23,7 @@ def _mean(row, name):
 
 
 def _label(row) -> str:
-  """"mf d=64"; "ease", "popularity" (closed form, no d)."""
-  if row["model"] in ("popularity", "ease"):
-    return row["model"]
-  return f"{row['model']} d={row['dim']}"
+  return ncf_config.run_label(row["model"], row["dim"])
 
 
 def order(rows, name) -> list[str]:

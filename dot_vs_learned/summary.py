@@ -63,7 +63,8 @@ def markdown(config, final) -> str:
   closed = m.name in ncf_config.CLOSED_FORM
   when = ("Closed form (one fit, no epochs)" if closed else
           f"Final epoch {last['epoch']} of {t.epochs}")
-  lines = [f"# {ncf_config.run_label(config.model)} on {final['dataset']}", "",
+  label = ncf_config.run_label(m.name, m.dim)
+  lines = [f"# {label} on {final['dataset']}", "",
            f"{when}, {final['num_seeds']} seed(s) (train.seed={t.seed}), "
            f"{final['seconds']:.0f} s.", "",
            "| metric | mean ± std over seeds | per seed |", "|---|---|---|"]

@@ -21,7 +21,7 @@ import optax
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
 from dot_vs_learned import loop
-from dot_vs_learned import report
+from dot_vs_learned import report_synthetic
 from dot_vs_learned import results
 from dot_vs_learned import stream
 from dot_vs_learned import sweep
@@ -275,9 +275,9 @@ def _run(config, workdir) -> dict:
                    record["error_test"]["mean"],
                    record["error_fresh"]["mean"], record["samples_per_s"])
   records = [done[cell_name(*cell)] for cell in cells]
-  table = report.synthetic_table(records)
+  table = report_synthetic.table(records)
   results.write_atomically(workdir / "synthetic.md", lambda f: f.write(table))
-  report.figure3(records, workdir / "synthetic.png")
+  report_synthetic.figure3(records, workdir / "synthetic.png")
   final = {"experiment": "synthetic", "device": str(jax.devices()[0]),
            "cells": records,
            "failed": [r["cell"] for r in records if "error" in r]}
