@@ -41,11 +41,12 @@ def check_one_per_user(path, users, num_users) -> None:
 def check_item_ids(files) -> int:
   """Refuses a catalogue far larger than its distinct item ids; returns it.
 
-  `files` holds (path, item ids [lines, columns]) in the order to search;
-  the first line with an id beyond the bound is named.
+  `files` holds (path, item ids [rows, columns]) or (path, item ids [rows],
+  line of each row) in the order to search; the first line with an id
+  beyond the bound is named (row r is line r + 1 unless lines are given).
   """
-  flat = [ids.ravel() for _, ids in files]
-  num_items = 1 + max(int(ids.max()) for ids in flat)
+  flat = [entry[1].ravel() for entry in files]
+  num_items = 1 + max(int(ids.max(initial=-1)) for ids in flat)
   total = sum(ids.size for ids in flat)
   if num_items <= ID_SLACK_FACTOR * total + ID_SLACK:  # else surely refused
     used = np.zeros(num_items, bool)
@@ -57,26 +58,29 @@ def check_item_ids(files) -> int:
   bound = ID_SLACK_FACTOR * distinct + ID_SLACK
   if num_items <= bound:
     return num_items
-  for path, ids in files:
+  for path, ids, *lines in files:
     rows = np.flatnonzero((ids >= bound).reshape(len(ids), -1).any(axis=1))
     if rows.size:
       item = int(ids.reshape(len(ids), -1)[rows[0]].max())
+      line = lines[0][rows[0]] if lines else rows[0] + 1
       raise DataError(
-          f"{path}:{rows[0] + 1}: item {item} is far beyond the {distinct} "
-          f"distinct item ids of the three files (the catalogue is 1 + the "
+          f"{path}:{line}: item {item} is far beyond the {distinct} "
+          f"distinct item ids of the dataset's files (the catalogue is 1 + the "
           f"largest id; ids >= {ID_SLACK_FACTOR} x {distinct} + {ID_SLACK} = "
           f"{bound} are refused as strays): number the items 0.., as python "
           "-m dot_vs_learned.splits does")
   raise AssertionError("the largest id lies in no file")
 
 
-def _pair_keys(users, items, num_items) -> np.ndarray:
+def pair_keys(users, items, num_items) -> np.ndarray:
   """user * num_items + item, one int64 per (user, item) pair."""
   return users.astype(np.int64) * num_items + items
 
 
-def _is_in(keys, sorted_keys) -> np.ndarray:
+def is_in(keys, sorted_keys) -> np.ndarray:
   """np.isin by binary search in sorted keys (np.unique is slow in NumPy 2)."""
+  if not len(sorted_keys):
+    return np.zeros(np.shape(keys), bool)
   at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
   return sorted_keys[at] == keys
 
@@ -86,9 +90,9 @@ def check_no_leakage(test_path, train_path, test, train, num_items) -> None:
 
   `test` and `train` are [lines, 2] (user, item) in file order.
   """
-  train_keys = _pair_keys(train[:, 0], train[:, 1], num_items)
-  test_keys = _pair_keys(test[:, 0], test[:, 1], num_items)
-  leaks = np.flatnonzero(_is_in(test_keys, np.sort(train_keys)))
+  train_keys = pair_keys(train[:, 0], train[:, 1], num_items)
+  test_keys = pair_keys(test[:, 0], test[:, 1], num_items)
+  leaks = np.flatnonzero(is_in(test_keys, np.sort(train_keys)))
   if leaks.size:
     row = leaks[0]
     train_line = int(np.flatnonzero(train_keys == test_keys[row])[0]) + 1
@@ -120,10 +124,10 @@ def warn_if_suspicious(data, paths, neg_users) -> None:
     logging.warning("%s: %d test items never occur in %s (first: user %d, "
                     "item %d)", test_path, unseen.size, train_path.name,
                     unseen[0], data.test_items[unseen[0]])
-  positives = np.sort(_pair_keys(data.train_users, data.train_items,
+  positives = np.sort(pair_keys(data.train_users, data.train_items,
                                  data.num_items))
   users = np.arange(data.num_users)[:, None]
-  clash = _is_in(_pair_keys(users, data.test_negatives, data.num_items),
+  clash = is_in(pair_keys(users, data.test_negatives, data.num_items),
                  positives)
   if clash.any():
     user = int(np.flatnonzero(clash.any(axis=1))[0])

@@ -26,7 +26,8 @@ _MAX_ID = 2**31 - 2  # ids are int32, and so is 1 + the largest id
 
 
 class ListData(NamedTuple):
-  """(user, item) pairs of both files; ids are 0..num_users-1, 0..num_items-1."""
+  """(user, item) pairs of both files; ids from 0 to num_users - 1 and
+  num_items - 1."""
   name: str
   num_users: int
   num_items: int
@@ -74,9 +75,9 @@ def parse(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _check_leakage(train_path, test_path, train, test, num_items) -> None:
   """Refuses a test pair that is also a training pair, naming both lines."""
-  train_keys = train[0] * num_items + train[1]
-  test_keys = test[0] * num_items + test[1]
-  leaks = np.flatnonzero(np.isin(test_keys, train_keys))
+  train_keys = data_checks.pair_keys(train[0], train[1], num_items)
+  test_keys = data_checks.pair_keys(test[0], test[1], num_items)
+  leaks = np.flatnonzero(data_checks.is_in(test_keys, np.sort(train_keys)))
   if leaks.size:
     row = leaks[0]
     line = train[2][np.flatnonzero(train_keys == test_keys[row])[0]]
@@ -85,23 +86,6 @@ def _check_leakage(train_path, test_path, train, test, num_items) -> None:
         f"training pairs (first: user {test[0][row]}, item {test[1][row]}, "
         f"{pathlib.Path(train_path).name} line {line}); a held-out item must "
         "not be a training pair")
-
-
-def _check_item_bound(paths, pairs) -> int:
-  """Refuses an item id far beyond the distinct ones (as data_checks does
-  for NCF files); returns the catalogue size."""
-  items = np.concatenate([p[1] for p in pairs])
-  if not items.size:
-    raise DataError(f"{paths[0]}: no items in {' or '.join(map(str, paths))}")
-  distinct = len(np.unique(items))
-  bound = data_checks.ID_SLACK_FACTOR * distinct + data_checks.ID_SLACK
-  for path, (_, ids, lines) in zip(paths, pairs):
-    far = np.flatnonzero(ids >= bound)
-    if far.size:
-      raise DataError(f"{path}:{lines[far[0]]}: item {ids[far[0]]} is far "
-                      f"beyond the {distinct} distinct item ids of both files "
-                      "(the catalogue is 1 + the largest id)")
-  return int(items.max()) + 1
 
 
 def load_lists(directory, name=None) -> ListData:
@@ -122,7 +106,9 @@ def load_lists(directory, name=None) -> ListData:
   train, test = parse(paths[0]), parse(paths[1])
   if not test[0].size:
     raise DataError(f"{paths[1]}: no test pairs")
-  num_items = _check_item_bound(paths, (train, test))
+  num_items = data_checks.check_item_ids(
+      [(path, items, lines) for path, (_, items, lines) in zip(paths,
+                                                             (train, test))])
   _check_leakage(*paths, train, test, num_items)
   num_users = 1 + int(max(train[0].max(initial=0), test[0].max()))
   idle = np.setdiff1d(np.unique(test[0]), train[0])

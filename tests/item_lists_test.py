@@ -155,3 +155,9 @@ def test_tuning_split_holds_out_training_items_only(tmp_path):
   again = item_lists.holdout_split(tmp_path / "full", tmp_path / "again",
                                    seed=2)
   assert pairs(again.test_users, again.test_items) == held
+
+
+def test_users_without_training_items_load(tmp_path):
+  # Lines with a user alone: no training pairs at all, still no leakage.
+  d = item_lists.load_lists(_write(tmp_path / "d", "0\n1\n", "0 3\n1 2 3\n"))
+  assert (d.num_users, d.num_items, len(d.train_users)) == (2, 4, 0)
