@@ -159,7 +159,8 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
                          f"model has users 0 .. {num_users - 1}")
   if k > num_items:
     raise RecommendError(f"--k={_cut(k)}: the model ranks {num_items} items")
-  data = data or datasets.load_dataset(config.data)
+  if data is None:
+    data = datasets.load_dataset(config.data)
   if (data.num_users, data.num_items) != (num_users, num_items):
     raise RecommendError(
         f"--workdir={workdir}: the model has {num_users} users and "

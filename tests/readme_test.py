@@ -28,7 +28,8 @@ SETUP_RUN = ("python3 -m venv .venv && .venv/bin/pip install -e . && "
 SETUP_TEST = ('python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" '
               "&& .venv/bin/python -m pytest -q")
 ABSL_BUILTIN = {"help", "helpshort", "helpfull"}  # absl defines these itself
-PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_-]*")  # DIR, S: the reader fills in
+# DIR, TUNE_DIR: capitals name a value the reader supplies (a folder).
+READER_VALUE = re.compile(r"[A-Z][A-Z0-9_-]*")
 
 
 def code_blocks(text) -> list[str]:
@@ -102,7 +103,7 @@ def load_config(spec):
 
 def _fits(value, default) -> bool:
   """Whether a command-line value parses as the type of a config field."""
-  if PLACEHOLDER.fullmatch(value):
+  if READER_VALUE.fullmatch(value):
     return True
   try:
     if isinstance(default, bool):
