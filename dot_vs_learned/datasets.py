@@ -1,5 +1,6 @@
 """Where a dataset comes from: generated, downloaded with pinned checksums, or
-a folder of NCF files (data.py reads them). The NCF split itself: splits.py.
+a folder of NCF files (data.py reads them) or of item lists (data.format =
+"lists": item_lists.py). The NCF split itself: splits.py.
 """
 
 import hashlib
@@ -13,6 +14,7 @@ import numpy as np
 
 from dot_vs_learned import atomic
 from dot_vs_learned import data
+from dot_vs_learned import item_lists
 from dot_vs_learned import splits
 from dot_vs_learned.data import DataError
 from dot_vs_learned.data import NCFData
@@ -147,15 +149,21 @@ def generate_default(num_users=2000, num_items=1000, seed=0, rank=8,
   return split
 
 
-def load_dataset(data_config) -> NCFData:
+FORMATS = ("ncf", "lists")  # data.format
+
+
+def load_dataset(data_config) -> NCFData | item_lists.ListData:
   """Returns the dataset a `config.data` ConfigDict names.
 
-  "default" is generated in memory; with `dir` set, `{dir}/{name}.*` NCF files
-  are loaded and validated by content; "ml-1m" and "pinterest-20" otherwise
+  With format "lists", `{dir}/train.txt` and `test.txt` (item_lists.py),
+  named `name`. Else "default" is generated in memory; with `dir` set,
+  `{dir}/{name}.*` NCF files are loaded and validated by content; "ml-1m" and "pinterest-20" otherwise
   come from `cache_dir` (else $DOT_VS_LEARNED_CACHE, else
   ~/.cache/dot_vs_learned), downloaded and checksummed if `download` is true.
   """
   name = data_config.get("name", "default")
+  if data_config.get("format", "ncf") == "lists":
+    return item_lists.load_lists(_lists_dir(data_config), name)
   if name == "default":
     return generate_default(num_users=data_config.get("num_users", 2000),
                             num_items=data_config.get("num_items", 1000),
@@ -186,6 +194,8 @@ def input_paths(data_config) -> list[pathlib.Path]:
   """The files `load_dataset(data_config)` reads (none for generated data),
   for the workdir's fingerprint."""
   name = data_config.get("name", "default")
+  if data_config.get("format", "ncf") == "lists":
+    return [_lists_dir(data_config) / f for f in item_lists.FILES]
   if name == "default":
     return []
   directory = data_config.get("dir", "")
@@ -194,3 +204,12 @@ def input_paths(data_config) -> list[pathlib.Path]:
                          or os.environ.get("DOT_VS_LEARNED_CACHE")
                          or "~/.cache/dot_vs_learned").expanduser())
   return [folder / f"{name}.{suffix}" for suffix in data.SUFFIXES]
+
+
+def _lists_dir(data_config) -> pathlib.Path:
+  """The folder of an item-list dataset (data.dir; nothing downloads one)."""
+  directory = data_config.get("dir", "")
+  if not directory:
+    raise DataError("data.format='lists' needs --config.data.dir=DIR, a "
+                    f"folder with {' and '.join(item_lists.FILES)}")
+  return pathlib.Path(directory).expanduser()

@@ -25,13 +25,12 @@ from dot_vs_learned import ease
 from dot_vs_learned import evaluate
 from dot_vs_learned import ials
 from dot_vs_learned import models
+from dot_vs_learned import ncf_eval
 
 
 def _test_arrays(data):
-  """The sampled protocol's test items, negatives and candidate mask."""
-  return (jnp.asarray(data.test_items), jnp.asarray(data.test_negatives),
-          jnp.asarray(evaluate.candidate_mask(data.test_items,
-                                              data.test_negatives)))
+  """evaluate.test_arrays as arrays: () for item lists."""
+  return tuple(map(jnp.asarray, evaluate.test_arrays(data)))
 
 
 def ials_hparams(config, count) -> ials.Hparams:
@@ -59,12 +58,11 @@ def make_ials_train(config, data):
   arrays = (model.data, *_test_arrays(data))
 
   def run_one(state, hp, arrays, num_epochs):
-    ials_data, test, negatives, mask = arrays
+    ials_data, *test = arrays
     state, losses = jax.lax.scan(
         lambda s, _: model.epoch(s, ials_data, hp), state, None,
         length=num_epochs)
-    metrics = evaluate.sampled_metrics(ials.score, state.params, test,
-                                       negatives, mask, k)
+    metrics = evaluate.metrics_of(ials.score, state.params, test, k)
     return state, dict(metrics, loss=losses[-1], **_norms(state.params))
 
   @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0,))
@@ -101,26 +99,32 @@ def _gram(data) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames="k")
-def _sampled(params, test, negatives, mask, k):
-  return evaluate.sampled_metrics(ease.score, params, test, negatives, mask,
-                                  k)
+def _sampled(params, arrays, k):
+  return evaluate.metrics_of(ease.score, params, arrays, k)
 
 
 def fit_ease(config, data):
   """EASE^R at lambda = train.reg: (params with a point axis of 1, sampled
-  metrics {"hr", "ndcg": float, "rank": [U]})."""
+  metrics {"hr", "ndcg": float, "rank": [U]}; {} for item lists)."""
   params = models.EaseParams(ease.fit(_gram(data),
                                       jnp.float32(config.train.reg)),
                              _history(data))
-  metrics = _sampled(params, *_test_arrays(data), k=config.eval.k)
+  metrics = _sampled(params, _test_arrays(data), k=config.eval.k)
   out = {name: np.asarray(value) if name == "rank" else float(value)
          for name, value in metrics.items()}
   return jax.tree.map(lambda x: x[None], params), out
 
 
-def ease_grid(regs, data, k) -> dict[str, np.ndarray]:
-  """Sampled metrics {"hr", "ndcg", "rank"} of EASE^R for each lambda in
-  `regs` (a leading axis [L]), in one program."""
-  metrics = ease.grid_metrics(_gram(data), jnp.asarray(regs, jnp.float32),
-                              _history(data), *_test_arrays(data), k=k)
+def ease_grid(regs, data, config) -> dict[str, np.ndarray]:
+  """Metrics of EASE^R for each lambda in `regs` (a leading axis [L]), in
+  one program: the sampled {"hr", "ndcg", "rank"}, or for item lists the
+  full ranking's {"full/recall@K", ...} (ncf_eval.full_ranking_fn)."""
+  if evaluate.has_negatives(data):
+    evaluate_fn = functools.partial(evaluate.metrics_of, ease.score,
+                                    arrays=_test_arrays(data),
+                                    k=config.eval.k)
+  else:
+    evaluate_fn = ncf_eval.full_ranking_fn(config, data)
+  metrics = ease.grid_evaluate(_gram(data), jnp.asarray(regs, jnp.float32),
+                               _history(data), evaluate_fn)
   return {name: np.asarray(value) for name, value in metrics.items()}

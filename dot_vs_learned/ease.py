@@ -139,10 +139,10 @@ def score(params: models.EaseParams, users, items, chunk=1024) -> jax.Array:
   return scores[:scores.shape[0] - pad].reshape(shape)
 
 
-@functools.partial(jax.jit, static_argnames="k")
-def grid_metrics(gram_IxI, regs_L, history_UxI, test_items_U, negatives_UxN,
-                 mask_UxN, k) -> dict[str, jax.Array]:
-  """evaluate.sampled_metrics of X B for every lambda, in one program.
+@functools.partial(jax.jit, static_argnames="evaluate_fn")
+def grid_evaluate(gram_IxI, regs_L, history_UxI,
+                  evaluate_fn) -> dict[str, jax.Array]:
+  """evaluate_fn(EaseParams) -> metrics for every lambda, in one program.
 
   One eigendecomposition, then one B (I x I) at a time; every output gets
   a leading lambda axis [L].
@@ -150,9 +150,15 @@ def grid_metrics(gram_IxI, regs_L, history_UxI, test_items_U, negatives_UxN,
   eigvals_I, eigvecs_IxI = eigen(gram_IxI)
 
   def metrics(reg):
-    params = models.EaseParams(weights_from_eigen(eigvals_I, eigvecs_IxI,
-                                                  reg), history_UxI)
-    return evaluate.sampled_metrics(score, params, test_items_U,
-                                    negatives_UxN, mask_UxN, k)
+    return evaluate_fn(models.EaseParams(
+        weights_from_eigen(eigvals_I, eigvecs_IxI, reg), history_UxI))
 
   return jax.lax.map(metrics, regs_L)
+
+
+def grid_metrics(gram_IxI, regs_L, history_UxI, test_items_U, negatives_UxN,
+                 mask_UxN, k) -> dict[str, jax.Array]:
+  """evaluate.sampled_metrics of X B for every lambda (grid_evaluate)."""
+  arrays = (test_items_U, negatives_UxN, mask_UxN)
+  return grid_evaluate(gram_IxI, regs_L, history_UxI, functools.partial(
+      evaluate.metrics_of, score, arrays=arrays, k=k))

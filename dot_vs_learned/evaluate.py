@@ -10,6 +10,9 @@ The NCF evaluator scores candidates through a dict keyed by item id, so a
 negative equal to the held-out item, or repeated in the list, counts once at
 most. `candidate_mask` reproduces that: such entries are masked out. The
 published ML-1M file has 156 users whose held-out item is among their negatives.
+
+Item-list datasets (item_lists.ListData) have no sampled negatives: they are
+evaluated by full ranking alone (ncf_eval.py), and test_arrays is empty.
 """
 
 import jax
@@ -66,3 +69,22 @@ def sampled_metrics(score_fn, params, test_items_U, negatives_UxN, mask_UxN,
   hit_U, ndcg_U = hit_and_ndcg(rank_U, k)
   return {"hr": jnp.mean(hit_U), "ndcg": jnp.mean(ndcg_U),
           "rank": rank_U.astype(jnp.int32)}
+
+
+def has_negatives(data) -> bool:
+  """Whether `data` has sampled negatives (data.NCFData), not item lists."""
+  return hasattr(data, "test_negatives")
+
+
+def test_arrays(data) -> tuple:
+  """(held-out items [U], negatives [U, N], candidate mask [U, N]) of the
+  sampled protocol, numpy; () for data without negatives."""
+  if not has_negatives(data):
+    return ()
+  return (data.test_items, data.test_negatives,
+          candidate_mask(data.test_items, data.test_negatives))
+
+
+def metrics_of(score_fn, params, arrays, k) -> dict[str, jax.Array]:
+  """sampled_metrics on test_arrays(data) (as arrays); {} when empty."""
+  return sampled_metrics(score_fn, params, *arrays, k) if arrays else {}

@@ -16,6 +16,7 @@ from dot_vs_learned import checkpoints
 from dot_vs_learned import datasets
 from dot_vs_learned import distributed
 from dot_vs_learned import dot_baselines
+from dot_vs_learned import evaluate
 from dot_vs_learned import loop
 from dot_vs_learned import models
 from dot_vs_learned import ncf_config
@@ -35,14 +36,17 @@ def run(config, workdir, overwrite=False) -> dict:
   # written.
   workdir_lib.check_path(workdir)
   data = datasets.load_dataset(config.data)
-  ncf_config.validate(config, 1 + data.test_negatives.shape[1])
+  ncf_config.validate(config, ncf_eval.num_candidates(data))
   ncf_config.validate_sizes(config, data)
   with workdir_lib.use(
       workdir, config.to_dict(), overwrite,
       datasets.input_paths(config.data)) as path:
-    logging.info("dataset %s: %d users, %d items, %d training pairs, %d "
-                 "negatives per user", data.name, data.num_users, data.num_items,
-                 data.train_users.shape[0], data.test_negatives.shape[1])
+    logging.info("dataset %s: %d users, %d items, %d training pairs, %s",
+                 data.name, data.num_users, data.num_items,
+                 data.train_users.shape[0],
+                 f"{data.test_negatives.shape[1]} negatives per user"
+                 if evaluate.has_negatives(data) else
+                 f"{data.test_items.shape[0]} test pairs, full ranking")
     return _run(config, data, path)
 
 
@@ -54,7 +58,8 @@ def _run(config, data, workdir) -> dict:
   environment = summary_lib.environment()
   if config.model.name in ncf_config.CLOSED_FORM:  # one fit, one record
     if config.model.name == "popularity":
-      metrics = train.popularity_metrics(data, k)
+      metrics = (train.popularity_metrics(data, k)
+                 if evaluate.has_negatives(data) else {})
       full = ncf_eval.popularity_full_ranking(config, data)
     else:
       if config.train.num_seeds > 1:
@@ -64,7 +69,7 @@ def _run(config, data, workdir) -> dict:
       evaluator = ncf_eval.make_full_ranking(config, data)
       full = evaluator(params) if evaluator else {}
       results.save_params(workdir, models.flatten_params(params))
-    ranks = metrics.pop("rank")[None]
+    ranks = metrics.pop("rank")[None] if "rank" in metrics else None
     summary = {"epoch": 0, **{f"{name}@{k}": results.summarize([value])
                               for name, value in metrics.items()},
                **_extra_metrics(ranks, full, config, data)}
@@ -75,7 +80,9 @@ def _run(config, data, workdir) -> dict:
                 "neumf_pretrained" else _train)
     history, states = train_fn(config, data, workdir)
     summary = history[-1]
-    best = max(history, key=lambda r: r[f"hr@{k}"]["mean"])
+    judged_by = ncf_eval.selection(config, data)
+    best = max(history, key=lambda r: tuple(r[name]["mean"]
+                                            for name in judged_by))
     results.save_params(workdir, models.flatten_params(
         distributed.fetch(states.params)))
   closed = config.model.name in ncf_config.CLOSED_FORM
@@ -83,6 +90,7 @@ def _run(config, data, workdir) -> dict:
            "dim": config.model.dim,
            "num_seeds": 1 if closed else config.train.num_seeds,
            "ncf_predictive_factor": ncf_config.predictive_factor(config.model),
+           "judged_by": list(ncf_eval.selection(config, data)),
            "final": summary, "seconds": time.time() - start,
            "best_on_test_set_not_for_reporting": best,
            "environment": environment}
@@ -104,8 +112,8 @@ def _run(config, data, workdir) -> dict:
 
 
 def _extra_metrics(ranks_PxU, full_metrics, config, data) -> dict:
-  """The corrected sampled metrics and the full-ranking ones (ncf_eval.py),
-  summarized over seeds."""
+  """The corrected sampled metrics (none without ranks: item lists) and the
+  full-ranking ones (ncf_eval.py), summarized over seeds."""
   extra = dict(ncf_eval.corrected(ranks_PxU, config, data), **full_metrics)
   return {name: results.summarize(value) for name, value in extra.items()}
 
@@ -170,18 +178,20 @@ def _train(config, data, workdir, stage="", init_params=None):
     return {"epoch": done, "seconds": seconds,
             **({"stage": stage} if stage else {}),
             "loss": results.summarize(metrics["loss"]),
-            f"hr@{k}": results.summarize(metrics["hr"]),
-            f"ndcg@{k}": results.summarize(metrics["ndcg"]),
+            **{f"{name}@{k}": results.summarize(metrics[name])
+               for name in ("hr", "ndcg") if name in metrics},
             **{name: results.summarize(metrics[name])
                for name in ("user_norm", "item_norm", "kernel_norm")
                if name in metrics},
-            **_extra_metrics(metrics["rank"], full_metrics, config, data)}
+            **_extra_metrics(metrics.get("rank"), full_metrics, config,
+                             data)}
+
+  judged_by = ncf_eval.selection(config, data)
 
   def describe(r, _):
-    hr, ndcg = r[f"hr@{k}"], r[f"ndcg@{k}"]
-    return (f"HR@{k} {hr['mean']:.4f}±{hr['std']:.4f}  NDCG@{k} "
-            f"{ndcg['mean']:.4f}±{ndcg['std']:.4f}  loss "
-            f"{r['loss']['mean']:.4f}")
+    shown = [f"{name.upper()} {r[name]['mean']:.4f}±{r[name]['std']:.4f}"
+             for name in judged_by]
+    return "  ".join(shown + [f"loss {r['loss']['mean']:.4f}"])
 
   try:
     outcome = loop.train(

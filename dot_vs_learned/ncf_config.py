@@ -92,6 +92,14 @@ def validate(config, num_candidates=None) -> None:
                                             e.full_ranking_ks),
          "eval.full_ranking_ks", e.full_ranking_ks, "needs values >= 1")
   _check(0 < e.gamma <= 1, "eval.gamma", e.gamma, "must be in (0, 1]")
+  _check(config.data.format in ("ncf", "lists"), "data.format",
+         config.data.format, "must be 'ncf' or 'lists'")
+  if config.data.format == "lists":  # judged by full ranking alone
+    _check(e.full_ranking, "eval.full_ranking", e.full_ranking,
+           "item lists have no sampled negatives: must be True")
+    _check(e.k in e.full_ranking_ks, "eval.k", e.k,
+           f"item lists: the recall@k judged must be one of "
+           f"eval.full_ranking_ks={tuple(e.full_ranking_ks)}")
   if num_candidates is not None:
     _check(e.k <= num_candidates, "eval.k", e.k,
            f"must be <= the {num_candidates} ranked candidates per user")
@@ -137,8 +145,11 @@ def validate_sizes(config, data) -> None:
   _check(stream + max(t.batch_size, t.window) < 2**31, "train.num_negatives",
          t.num_negatives, f"{data.train_users.shape[0]} positives x (1 + m) "
          "examples per epoch must stay below 2^31 (int32 stream positions)")
-  need = _memory_bytes(config, data.num_users, data.num_items,
-                       1 + data.test_negatives.shape[1])
+  from dot_vs_learned import evaluate  # pylint: disable=g-import-not-at-top
+  # Item lists have no sampled candidates (full ranking: chunked).
+  sampled = (1 + data.test_negatives.shape[1]
+             if evaluate.has_negatives(data) else 0)
+  need = _memory_bytes(config, data.num_users, data.num_items, sampled)
   have = available_bytes()
   if need > 0.9 * have:
     sizes = ", ".join(f"{f}={v}" for f, v in (
@@ -176,6 +187,8 @@ def default_config():
   config.experiment = "ncf"  # which experiment main.py runs
   config.data = ml_collections.ConfigDict(dict(
       name="default",  # "default" (generated, embedded), "ml-1m", "pinterest-20".
+      format="ncf",  # "ncf" ({name}.train.rating etc.) or "lists" (train.txt
+      # and test.txt of user item item ...; full ranking only: item_lists.py)
       dir="",  # folder with {name}.train.rating etc.; "" = download cache.
       cache_dir="",  # "" = $DOT_VS_LEARNED_CACHE or ~/.cache/dot_vs_learned.
       download=True,  # fetch missing NCF files (pinned checksums).

@@ -7,7 +7,10 @@ factor-32 rows agree with a second transcription. Dacrema et al. 2019 and
 Rendle et al. 2020 (MF, d = 192): Table 1 of Rendle et al. 2020. EASE^R
 (Dacrema et al. 2019) and iALS at d = 64 (Rendle, Krichene, Zhang and Koren
 2022, "Revisiting the Performance of iALS on Item Recommendation
-Benchmarks") on MovieLens-1M only, as issue 15 quotes them.
+Benchmarks") on MovieLens-1M only, as issue 15 quotes them. Gowalla (the
+LightGCN split, full ranking, embedding size 64): LightGCN from its paper
+(He et al., SIGIR 2020), the others from the BARS benchmark tables, as the
+shared data's README and issue 17 quote them.
 """
 
 # {dataset: {factor k: (HR@10, NDCG@10)}}
@@ -50,4 +53,15 @@ TABLE1 = {
         "ml-1m": (0.7294, 0.4523), "pinterest-20": (0.8895, 0.5794)},
     "EASE^R [Dacrema et al. 2019, quoted]": {"ml-1m": (0.7192, 0.4494)},
     "iALS, d = 64 [Rendle et al. 2022, quoted]": {"ml-1m": (0.722, 0.445)},
+}
+
+# Full ranking on item-list splits: {dataset: {method: (Recall@20, NDCG@20)}}.
+FULL_RANKING_K = 20
+FULL_RANKING = {
+    "gowalla": {
+        "LightGCN [He et al. 2020, quoted]": (0.1830, 0.1554),
+        "MF-BPR [BARS, quoted]": (0.1627, 0.1378),
+        "EASE^R [BARS, quoted]": (0.1765, 0.1467),
+        "SimpleX [BARS, quoted]": (0.1872, 0.1557),
+    },
 }

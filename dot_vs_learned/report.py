@@ -16,7 +16,11 @@ Writes into --out:
                baselines, labelled with their sources (SLIM is quoted only);
   rankings.md  sampled, corrected and full-ranking HR@10 / NDCG@10 of every
                run, and whether each estimator orders the models as the
-               full ranking does (report_ranking.py).
+               full ranking does (report_ranking.py);
+  full_ranking.md, full_ranking.csv  runs on item-list datasets (Gowalla),
+               which have no sampled metrics and so are in none of the
+               above: Recall@20 / NDCG@20 (and @10), seeds, hyperparameters
+               and time beside the published rows (report_lists.py).
 Figure 3 and its table (report_synthetic.py) are written by the §4 grid
 itself (synthetic.py) into its workdir.
 """
@@ -35,6 +39,7 @@ from dot_vs_learned import distributed
 from dot_vs_learned import ncf_config
 from dot_vs_learned import plotting
 from dot_vs_learned import quoted
+from dot_vs_learned import report_lists
 from dot_vs_learned import report_ranking
 from dot_vs_learned import results
 
@@ -81,10 +86,13 @@ def collect(paths, k=10) -> list[dict]:
         continue  # another experiment's results
       key = (run["dataset"], run["model"], run["dim"])
       final = run["final"]
+      sampled = f"hr@{k}" in final  # not item lists (full ranking only)
       row = {"dataset": run["dataset"], "model": run["model"],
              "dim": run["dim"], "epoch": final["epoch"],
-             "hr": list(final[f"hr@{k}"]["per_seed"]),
-             "ndcg": list(final[f"ndcg@{k}"]["per_seed"]),
+             "sampled": sampled,
+             "hr": list(final[f"hr@{k}"]["per_seed"]) if sampled else [],
+             "ndcg": list(final[f"ndcg@{k}"]["per_seed"]) if sampled else [],
+             "seconds": [run.get("seconds", 0.0)],
              "paths": [str(path.parent)],
              "config": _config_but_seed(path.parent),
              "metrics": {name: list(v["per_seed"]) for name, v in
@@ -98,7 +106,7 @@ def collect(paths, k=10) -> list[dict]:
             f"two runs of {key} that are not one config with other seeds: "
             f"{other['paths'][0]} and {path.parent}; pass folders that hold "
             "one config per model and d")
-      for name in ("hr", "ndcg", "paths"):
+      for name in ("hr", "ndcg", "seconds", "paths"):
         other[name] += row[name]
       for name, values in row["metrics"].items():
         other["metrics"].setdefault(name, []).extend(values)
@@ -229,19 +237,32 @@ def write_report(paths, out_dir) -> tuple[list[dict], list[str]]:
   rows = collect(paths)
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  table, datasets = table1(rows), table_datasets(rows)
-  csv_text = io.StringIO()
-  csv.writer(csv_text).writerows(
-      [["method", "source"] + [f"{d}_{m}" for d in datasets
-                               for m in ("hr@10", "ndcg@10")]] + table)
-  texts = {"figure2.csv": figure2_csv(rows),
-           "table1.md": table1_markdown(table, datasets),
-           "table1.csv": csv_text.getvalue(),
-           "rankings.md": report_ranking.markdown(rows)}
+  sampled = [r for r in rows if r["sampled"]]
+  listed = [r for r in rows if not r["sampled"]]
+  texts = {}
+  if sampled:
+    table, datasets = table1(sampled), table_datasets(sampled)
+    texts = {"figure2.csv": figure2_csv(sampled),
+             "table1.md": table1_markdown(table, datasets),
+             "table1.csv": _csv([["method", "source"] + [
+                 f"{d}_{m}" for d in datasets
+                 for m in ("hr@10", "ndcg@10")]] + table),
+             "rankings.md": report_ranking.markdown(sampled)}
+  if listed:
+    texts.update({"full_ranking.md": report_lists.markdown(listed),
+                  "full_ranking.csv": _csv(report_lists.csv_rows(listed))})
   for name, text in texts.items():
     results.write_atomically(out / name, lambda f, t=text: f.write(t))
-  drawn = ["figure2.png"] if figure2(rows, out / "figure2.png") else []
+  drawn = (["figure2.png"] if sampled and figure2(sampled,
+                                                   out / "figure2.png")
+           else [])
   return rows, drawn + list(texts)
+
+
+def _csv(table) -> str:
+  text = io.StringIO()
+  csv.writer(text).writerows(table)
+  return text.getvalue()
 
 
 def main(argv):
@@ -252,7 +273,11 @@ def main(argv):
   except ReportError as e:
     sys.exit(f"error: {e}")
   print(f"{len(rows)} runs -> {_OUT.value}: {', '.join(written)}")
-  print(table1_markdown(table1(rows), table_datasets(rows)))
+  sampled = [r for r in rows if r["sampled"]]
+  if sampled:
+    print(table1_markdown(table1(sampled), table_datasets(sampled)))
+  if len(sampled) < len(rows):
+    print(report_lists.markdown([r for r in rows if not r["sampled"]]))
 
 
 if __name__ == "__main__":

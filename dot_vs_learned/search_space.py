@@ -92,9 +92,10 @@ def hyperparameters(point) -> dict:
   return {name: value for name, value in point.items() if name != "seed"}
 
 
-def select(records, k) -> dict:
-  """The best (shape, hyperparameters, epoch) by mean tuning HR (then NDCG)
-  over seeds; failed points never win."""
+def select(records, names=("hr", "ndcg"), labels=("hr@10", "ndcg@10")) -> dict:
+  """The best (shape, hyperparameters, epoch) by the mean over seeds of the
+  curves' `names[0]` (ties: names[1]); failed points never win. The
+  selection's tuning values are named "tuning_" + labels."""
   best = None
   for r in records:
     configs = {}  # hyperparameters -> the indices of their seeds' points
@@ -105,16 +106,17 @@ def select(records, k) -> dict:
       for c in r["curves"]:
         if any(0 < r["failed_at_epoch"][j] <= c["epoch"] for j in js):
           continue
-        score = (float(np.mean([c["hr"][j] for j in js])),
-                 float(np.mean([c["ndcg"][j] for j in js])))
+        score = tuple(float(np.mean([c[name][j] for j in js]))
+                      for name in names)
         if best is None or score > best[0]:
           best = (score, dict(model=r["model"], dim=r["dim"],
                               num_negatives=r["num_negatives"], **dict(key),
                               epochs=c["epoch"]))
   if best is None:
     raise FloatingPointError("every point of the sweep diverged")
-  (hr, ndcg), chosen = best
-  return dict(chosen, **{f"tuning_hr@{k}": hr, f"tuning_ndcg@{k}": ndcg})
+  score, chosen = best
+  return dict(chosen, **{f"tuning_{label}": value
+                         for label, value in zip(labels, score)})
 
 
 def apply(config, chosen) -> None:

@@ -2,9 +2,10 @@
 
 summary.md holds the final metrics (mean ± std over seeds, and per seed),
 the config fields that define the run, its time and the environment;
-curves.png the training loss, HR@K and NDCG@K against the epoch (a line per
-stage), when matplotlib is installed. `environment()` goes into
-results.json too, so every result says which code and which JAX made it.
+curves.png the training loss and the two metrics the run is judged by
+(results.json's judged_by: HR@K and NDCG@K, or full-ranking recall@K and
+NDCG@K on item lists) against the epoch (a line per stage), when
+matplotlib is installed. `environment()` goes into results.json too, so every result says which code and which JAX made it.
 """
 
 import datetime
@@ -102,8 +103,10 @@ def markdown(config, final) -> str:
   return "\n".join(lines)
 
 
-def plot_curves(records, path, k) -> bool:
-  """Loss, HR@k and NDCG@k against the epoch; False without matplotlib."""
+def plot_curves(records, path, names) -> bool:
+  """The loss and the metrics `names` (the run's judged_by: HR@k and
+  NDCG@k, or full recall@k and NDCG@k) against the epoch; False without
+  matplotlib."""
   trained = [r for r in records if "loss" in r]
   plt = plotting.pyplot(path) if trained else None
   if plt is None:
@@ -113,7 +116,7 @@ def plot_curves(records, path, k) -> bool:
   for stage in stages:
     rows = [r for r in trained if r.get("stage", "") == stage]
     epochs = [r["epoch"] for r in rows]
-    for ax, name in zip(axes, ("loss", f"hr@{k}", f"ndcg@{k}")):
+    for ax, name in zip(axes, ("loss", *names)):
       mean = [r[name]["mean"] for r in rows]
       std = [r[name]["std"] for r in rows]
       ax.errorbar(epochs, mean, yerr=std, marker="o", markersize=3,
@@ -134,7 +137,8 @@ def write(workdir, config, final) -> list[str]:
   results.write_atomically(workdir / SUMMARY,
                            lambda f: f.write(markdown(config, final)))
   written = [SUMMARY]
+  k = config.eval.k
   if plot_curves(results.read_metrics(workdir), workdir / CURVES,
-                 config.eval.k):
+                 final.get("judged_by", (f"hr@{k}", f"ndcg@{k}"))):
     written.append(CURVES)
   return written

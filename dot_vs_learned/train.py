@@ -173,7 +173,8 @@ def make_train(config, data, mesh=None):
   Returns:
     init(keys, params=None, stddevs=None) -> TrainState, and
     run(states, num_epochs, hps=None) -> (states, metrics), which trains
-    num_epochs epochs then evaluates. Both work over a leading axis of
+    num_epochs epochs then evaluates (the sampled "hr", "ndcg" and "rank";
+    none for item lists, which the caller ranks fully: ncf_eval.py). Both work over a leading axis of
     points: seeds, or (hyperparameter, seed) pairs of a sweep, vmapped.
     params: per-point initial parameters (e.g. pretrained); stddevs: per-point
     init scales (MF); hps: per-point Hparams (default: the config's).
@@ -182,9 +183,7 @@ def make_train(config, data, mesh=None):
     of their number), with axis "replicas" every device computes every
     point; the data is replicated.
   """
-  arrays = (data.train_users, data.train_items, data.test_items,
-            data.test_negatives,
-            evaluate.candidate_mask(data.test_items, data.test_negatives))
+  arrays = (data.train_users, data.train_items, *evaluate.test_arrays(data))
   points = whole = None
   if mesh is None:
     arrays = tuple(jnp.asarray(a) for a in arrays)
@@ -206,10 +205,10 @@ def make_train(config, data, mesh=None):
                       stddev)
 
   def run_one(state, hp, arrays, num_epochs):
-    users, items, test, negs, msk = arrays
+    users, items, *test = arrays
     state, losses = jax.lax.scan(
         lambda s, _: epoch(s, users, items, hp), state, None, length=num_epochs)
-    metrics = evaluate.sampled_metrics(score, state.params, test, negs, msk, k)
+    metrics = evaluate.metrics_of(score, state.params, test, k)
     return state, dict(metrics, loss=losses[-1],
                        **parameter_norms(state.params))
 

@@ -7,7 +7,8 @@ negatives), evaluated on the tuning test set every `eval.every` epochs. Each sha
 a finished shape is not recomputed. A point whose loss turns NaN or Inf is
 marked failed (from that epoch on); the others go on.
 Selection, on the tuning set only (search_space.select): the (shape,
-hyperparameters, epoch) of the best mean HR@k over seeds (ties: NDCG@k).
+hyperparameters, epoch) of the best mean HR@k over seeds (ties: NDCG@k);
+on item lists (data.format="lists"), full-ranking recall@k (ties: NDCG@k).
 Stage 2: the selected configuration trained on the final training split
 (config.final.data) for every d of config.final.dims with final.num_seeds
 seeds, each an NCF run (ncf.py) in `final_d{d}/`, evaluated on the test file;
@@ -31,10 +32,12 @@ from dot_vs_learned import checks
 from dot_vs_learned import datasets
 from dot_vs_learned import distributed
 from dot_vs_learned import dot_baselines
+from dot_vs_learned import evaluate
 from dot_vs_learned import ials
 from dot_vs_learned import loop
 from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
+from dot_vs_learned import ncf_eval
 from dot_vs_learned import results
 from dot_vs_learned import search_space
 from dot_vs_learned import sweep
@@ -65,7 +68,8 @@ def default_config():
   search_space.add_sections(config)
   config.final = ml_collections.ConfigDict(dict(
       # The final runs' data (fields as in data): the real split.
-      data=ml_collections.ConfigDict(dict(name="ml-1m", dir="", cache_dir="",
+      data=ml_collections.ConfigDict(dict(name="ml-1m", format="ncf", dir="",
+                                          cache_dir="",
                                           download=True, seed=0,
                                           num_users=2000, num_items=1000)),
       dims=(16, 32, 64, 96, 128, 192),  # final runs, one per d (Fig. 2)
@@ -129,20 +133,25 @@ def _train_points(config, shape, data, grid, label, saver=None):
   root = jax.random.key(config.train.seed)
   keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(values["seed"])
   states = init(keys, stddevs=column("init_stddev"))
-  k = config.eval.k
+  names = curve_names(config, data)
+  full = (None if evaluate.has_negatives(data) else
+          ncf_eval.make_full_ranking(shape, data))
+
+  def advance(states, num_epochs):
+    states, metrics = run(states, num_epochs, hps)
+    return states, dict(metrics, **(full(states.params) if full else {}))
 
   def record(done, metrics, _):
-    return {"epoch": done, "hr": np.asarray(metrics["hr"]).tolist(),
-            "ndcg": np.asarray(metrics["ndcg"]).tolist(),
-            "loss": np.asarray(metrics["loss"]).tolist()}
+    return {"epoch": done, **{name: np.asarray(metrics[name]).tolist()
+                              for name in (*names, "loss")}}
 
   def describe(r, failed_at):
-    alive = np.asarray(r["hr"])[failed_at == 0]
+    alive = np.asarray(r[names[0]])[failed_at == 0]
     best = f"{alive.max():.4f}" if alive.size else "-"
-    return (f"best HR@{k} {best}; {(failed_at > 0).sum()} of {len(grid)} "
-            f"points failed; {num_devices} devices")
+    return (f"best {names[0]} {best}; {(failed_at > 0).sum()} of "
+            f"{len(grid)} points failed; {num_devices} devices")
 
-  outcome = loop.train(states, lambda s, n: run(s, n, hps),
+  outcome = loop.train(states, advance,
                        epochs=shape.train.epochs, every=config.eval.every,
                        record=record, label=f"[{label}] ", saver=saver,
                        describe=describe, nan="mark")
@@ -186,7 +195,7 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
       curves = part
     else:
       for whole, piece in zip(curves, part):
-        for key in ("hr", "ndcg", "loss"):
+        for key in (*curve_names(config, data), "loss"):
           whole[key] += piece[key]
   return {"model": name, "dim": dim, "num_negatives": num_negatives,
           "points": grid, "failed_at_epoch": np.concatenate(failed).tolist(),
@@ -196,16 +205,24 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
 
 def _tune_ease(config, data, grid):
   """EASE^R's shape: every lambda of the grid in one program, epoch 0."""
-  start = time.time()
-  metrics = dot_baselines.ease_grid([p["reg"] for p in grid], data,
-                                    config.eval.k)
-  curve = {"epoch": 0, "hr": metrics["hr"].tolist(),
-           "ndcg": metrics["ndcg"].tolist(), "loss": [0.0] * len(grid)}
-  logging.info("[ease] lambda %s: HR@%d %s", [p["reg"] for p in grid],
-               config.eval.k, np.round(metrics["hr"], 4).tolist())
+  start, names = time.time(), curve_names(config, data)
+  metrics = dot_baselines.ease_grid([p["reg"] for p in grid], data, config)
+  curve = {"epoch": 0, **{name: metrics[name].tolist() for name in names},
+           "loss": [0.0] * len(grid)}
+  logging.info("[ease] lambda %s: %s %s", [p["reg"] for p in grid],
+               names[0], np.round(metrics[names[0]], 4).tolist())
   return {"model": "ease", "dim": 0, "num_negatives": 0, "points": grid,
           "failed_at_epoch": [0] * len(grid), "curves": [curve],
           "devices": 1, "seconds": time.time() - start}
+
+
+def curve_names(config, data) -> tuple[str, str]:
+  """A tuning curve's metrics, the selection's (search_space.select): the
+  sampled "hr" and "ndcg" (at eval.k) on NCF data, ncf_eval.selection's
+  full-ranking names on item lists."""
+  if evaluate.has_negatives(data):
+    return "hr", "ndcg"
+  return ncf_eval.selection(config, data)
 
 
 def checkpoint_prefix(name, dim, num_negatives) -> str:
@@ -270,7 +287,9 @@ def _run(config, data, workdir) -> dict:
     distributed.sync(f"recorded {cell}")
     checkpoints.remove(workdir, f"{checkpoint_prefix(name, dim, m)}_points*")
   records = [done[f"tune model={n} d={d} m={m}"] for n, d, m in shapes]
-  chosen = search_space.select(records, config.eval.k)
+  names = curve_names(config, data)
+  chosen = search_space.select(records, names, ncf_eval.selection(config,
+                                                                  data))
   results.write_json(workdir / SELECTION, chosen)
   logging.info("selected on the tuning split: %s", chosen)
   finals = {}

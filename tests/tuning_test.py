@@ -151,7 +151,7 @@ def test_diverging_points_fail_alone(split_dirs):
   lrs = [p["learning_rate"] for p in record["points"]]
   failed = [f > 0 for f in record["failed_at_epoch"]]
   assert failed == [lr == 1e4 for lr in lrs]
-  assert search_space.select([record], 10)["learning_rate"] == 0.05
+  assert search_space.select([record])["learning_rate"] == 0.05
 
 
 def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
