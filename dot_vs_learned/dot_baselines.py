@@ -12,11 +12,15 @@ accelerator has run it yet.
 
 EASE^R has no epochs and no randomness: fit_ease solves B once for lambda =
 train.reg (one "seed", whatever train.num_seeds); ease_grid scores a grid
-of lambdas from one eigendecomposition, for the tuning sweep.
+of lambdas from one eigendecomposition, for the tuning sweep. Catalogues
+too large for that (Gowalla's 41k items on a 24 GB CPU: ease_in_place)
+solve B in G's own buffer, one lambda at a time.
 """
 
 import functools
+import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +29,7 @@ from dot_vs_learned import ease
 from dot_vs_learned import evaluate
 from dot_vs_learned import ials
 from dot_vs_learned import models
+from dot_vs_learned import ncf_config
 from dot_vs_learned import ncf_eval
 
 
@@ -103,11 +108,32 @@ def _sampled(params, arrays, k):
   return evaluate.metrics_of(ease.score, params, arrays, k)
 
 
+def ease_in_place(data) -> bool:
+  """Whether B must be solved in G's own buffer (ease.fit_in_place): when
+  JAX's fit (about 4 I^2 floats with X; ease.py) would take more than 90%
+  of the device's memory. Then a lambda grid is one fit per lambda, not
+  one eigendecomposition (its G, Q, P and B would not fit either)."""
+  need = 4 * (4 * data.num_items**2 + data.num_users * data.num_items)
+  return need > 0.9 * ncf_config.available_bytes()
+
+
+def _ease_weights(data, reg) -> jax.Array:
+  """B at lambda `reg`, by the path ease_in_place chooses."""
+  if not ease_in_place(data):
+    return ease.fit(_gram(data), jnp.float32(reg))
+  start = time.time()
+  weights = ease.fit_in_place(ease.gram_numpy(
+      data.train_users, data.train_items, data.num_users, data.num_items),
+                              reg)
+  logging.info("EASE^R at lambda %g: B of %d items solved in place (LAPACK) "
+               "in %.0f s", reg, data.num_items, time.time() - start)
+  return jnp.asarray(weights)
+
+
 def fit_ease(config, data):
   """EASE^R at lambda = train.reg: (params with a point axis of 1, sampled
   metrics {"hr", "ndcg": float, "rank": [U]}; {} for item lists)."""
-  params = models.EaseParams(ease.fit(_gram(data),
-                                      jnp.float32(config.train.reg)),
+  params = models.EaseParams(_ease_weights(data, config.train.reg),
                              _history(data))
   metrics = _sampled(params, _test_arrays(data), k=config.eval.k)
   out = {name: np.asarray(value) if name == "rank" else float(value)
@@ -125,6 +151,17 @@ def ease_grid(regs, data, config) -> dict[str, np.ndarray]:
                                     k=config.eval.k)
   else:
     evaluate_fn = ncf_eval.full_ranking_fn(config, data)
+  if ease_in_place(data):  # one fit per lambda
+    history, per_reg = _history(data), []
+    for reg in regs:
+      metrics = jax.jit(evaluate_fn)(models.EaseParams(
+          _ease_weights(data, reg), history))
+      logging.info("EASE^R at lambda %g: %s", reg,
+                   {name: round(float(v), 4) for name, v in metrics.items()
+                    if np.ndim(v) == 0})
+      per_reg.append(metrics)
+    return {name: np.stack([np.asarray(m[name]) for m in per_reg])
+            for name in per_reg[0]}
   metrics = ease.grid_evaluate(_gram(data), jnp.asarray(regs, jnp.float32),
                                _history(data), evaluate_fn)
   return {name: np.asarray(value) for name, value in metrics.items()}

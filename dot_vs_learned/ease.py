@@ -19,6 +19,9 @@ items, for a GPU; donating G or updating it in place by column blocks did
 not lower either peak on XLA:CPU. `fit_grid` holds G, Q, one P and the
 stacked B's; `grid_metrics` G, Q and one B. Scoring reads B and the dense
 histories X (U x I: 90 MB for ML-1M).
+`fit_in_place` is for catalogues where those peaks do not fit: G from the
+sparse X (scipy), then LAPACK's Cholesky (potrf) and inverse (potri) and B,
+all in G's own buffer: one I^2 array at its peak.
 """
 
 import functools
@@ -96,6 +99,53 @@ def fit(gram_IxI, reg) -> jax.Array:
   p_IxI = jax.lax.linalg.triangular_solve(chol, inv, left_side=True,
                                           lower=True, transpose_a=True)
   return weights_from_inverse(p_IxI)
+
+
+def gram_numpy(train_users, train_items, num_users,
+               num_items) -> np.ndarray:
+  """G = X^T X as a writable numpy float32 [I, I], through scipy.sparse."""
+  import scipy.sparse  # pylint: disable=g-import-not-at-top
+  x = scipy.sparse.csr_matrix(
+      (np.ones(len(train_users), np.float32),
+       (np.asarray(train_users), np.asarray(train_items))),
+      shape=(num_users, num_items))
+  x.sum_duplicates()
+  x.data[:] = 1.0  # repeated pairs count once
+  g = (x.T @ x).tocoo()
+  out = np.zeros((num_items, num_items), np.float32)
+  out[g.row, g.col] = g.data
+  return out
+
+
+def fit_in_place(g_IxI: np.ndarray, reg, block=2048) -> np.ndarray:
+  """B for one lambda, computed in the buffer of G (numpy float32 [I, I],
+  overwritten and returned); G's own buffer is the only I x I array."""
+  import scipy.linalg.lapack as lapack  # pylint: disable=g-import-not-at-top
+  n = g_IxI.shape[0]
+  if g_IxI.dtype != np.float32 or not g_IxI.flags.c_contiguous:
+    raise ValueError("ease.fit_in_place: needs a C-contiguous float32 G")
+  g_IxI[np.diag_indices(n)] += np.float32(reg)
+  # G is symmetric: its transpose is the same matrix, Fortran-ordered, so
+  # LAPACK works in place; its upper triangle is our lower one.
+  factor, info = lapack.spotrf(g_IxI.T, lower=0, overwrite_a=1, clean=0)
+  if info != 0 or not np.shares_memory(factor, g_IxI):
+    raise FloatingPointError(f"ease.fit_in_place: potrf info {info}")
+  inverse, info = lapack.spotri(factor, lower=0, overwrite_c=1)
+  if info != 0 or not np.shares_memory(inverse, g_IxI):
+    raise FloatingPointError(f"ease.fit_in_place: potri info {info}")
+  # P's lower triangle (row >= column) is set; mirror it block by block.
+  for start in range(0, n, block):
+    stop = min(start + block, n)
+    g_IxI[start:stop, stop:] = g_IxI[stop:, start:stop].T
+    square = g_IxI[start:stop, start:stop]
+    upper = np.triu_indices(stop - start, 1)
+    square[upper] = square.T[upper]
+  # B = I - P diagMat(1 / diag(P)), as weights_from_inverse.
+  diagonal = g_IxI[np.diag_indices(n)].copy()
+  for start in range(0, n, block):
+    g_IxI[start:start + block] /= -diagonal[None, :]
+  g_IxI[np.diag_indices(n)] = 0.0
+  return g_IxI
 
 
 def eigen(gram_IxI):

@@ -113,8 +113,9 @@ def _memory_bytes(config, num_users, num_items, num_candidates) -> int:
   and a step's batch (a few B x d arrays).
   """
   t, d = config.train, config.model.dim
-  if config.model.name == "ease":  # G, its factor and inverse, B; X
-    return 4 * (4 * num_items**2 + num_users * num_items)
+  if config.model.name == "ease":  # at least B solved in place and its
+    # copy to the device, and X (dot_baselines.ease_in_place)
+    return 4 * (2 * num_items**2 + num_users * num_items)
   tables = (num_users + num_items) * d * (3 if t.optimizer == "adam" else 1)
   batch = (t.window if t.optimizer == "exact" else t.batch_size) * d * 8
   if config.model.name == "ials":  # a chunk's gathered rows and systems

@@ -6,8 +6,8 @@ point is a dict of hyperparameters and a "seed":
   mf, gmf, mlp, neumf: learning_rate x reg x init_stddev (swept for MF
       only) from sweep.learning_rates, sweep.regs, sweep.init_stddevs; a
       shape per d in sweep.dims and m in sweep.num_negatives;
-  ials: reg x alpha0 x init_stddev from sweep.ials.regs, sweep.ials.alpha0s
-      and sweep.init_stddevs; a shape per d (m = 0: it samples no
+  ials: reg x alpha0 x nu x init_stddev from sweep.ials.regs,
+      sweep.ials.alpha0s, sweep.ials.nus and sweep.init_stddevs; a shape per d (m = 0: it samples no
       negatives);
   ease: reg from sweep.ease.regs; one shape (d = m = 0); no seeds (it has
       no randomness) and no epochs (epoch 0: closed form).
@@ -27,7 +27,7 @@ MODELS = ("mf", "gmf", "mlp", "neumf", "ials", "ease")  # that can be tuned
 # Where a point's hyperparameter goes in a run's config.
 FIELDS = {"learning_rate": ("train", "learning_rate"),
           "reg": ("train", "reg"), "init_stddev": ("train", "init_stddev"),
-          "alpha0": ("ials", "alpha0")}
+          "alpha0": ("ials", "alpha0"), "nu": ("ials", "nu")}
 
 
 def add_sections(config) -> None:
@@ -36,6 +36,7 @@ def add_sections(config) -> None:
   config.sweep.ials = ml_collections.ConfigDict(dict(
       regs=(0.001, 0.003, 0.007, 0.02),  # lambda; ML-1M's published: 0.007
       alpha0s=(0.1, 0.3, 1.0),  # unobserved weight; ML-1M's: 0.3
+      nus=(1.0,),  # exponent of the frequency-scaled L2; Rendle et al.: 1
   ))
   config.sweep.ease = ml_collections.ConfigDict(dict(
       regs=(100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0),  # lambda
@@ -51,6 +52,8 @@ def validate(config) -> None:
         "sweep.ials.regs", s.ials.regs, "needs values > 0")
   check(all(v >= 0 for v in s.ials.alpha0s) and len(s.ials.alpha0s) > 0,
         "sweep.ials.alpha0s", s.ials.alpha0s, "needs values >= 0")
+  check(all(v >= 0 for v in s.ials.nus) and len(s.ials.nus) > 0,
+        "sweep.ials.nus", s.ials.nus, "needs values >= 0")
   check(all(v > 0 for v in s.ease.regs) and len(s.ease.regs) > 0,
         "sweep.ease.regs", s.ease.regs, "needs values > 0")
   check(len(s.init_stddevs) == 1 or set(s.models) <= {"mf", "ials"},
@@ -77,7 +80,7 @@ def points(config, name) -> list[dict]:
   if name == "ease":
     return [{"reg": float(reg), "seed": 0} for reg in s.ease.regs]
   if name == "ials":
-    axes = {"reg": s.ials.regs, "alpha0": s.ials.alpha0s,
+    axes = {"reg": s.ials.regs, "alpha0": s.ials.alpha0s, "nu": s.ials.nus,
             "init_stddev": s.init_stddevs}
   else:
     axes = {"learning_rate": s.learning_rates, "reg": s.regs,

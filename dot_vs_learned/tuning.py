@@ -123,8 +123,7 @@ def _train_points(config, shape, data, grid, label, saver=None):
   if shape.model.name == "ials":  # on one device (dot_baselines.py)
     mesh = None
     init, run = dot_baselines.make_ials_train(shape, data)
-    hps = ials.Hparams(column("reg"), column("alpha0"),
-                       np.full(len(grid), shape.ials.nu, np.float32))
+    hps = ials.Hparams(column("reg"), column("alpha0"), column("nu"))
   else:
     mesh = distributed.point_mesh(len(grid))
     init, run = train.make_train(shape, data, mesh)

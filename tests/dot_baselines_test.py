@@ -120,6 +120,34 @@ def test_ease_run_is_the_closed_form(ease_run):
   assert summary.startswith("# ease on default\n\nClosed form")
 
 
+def test_ease_in_place_when_the_device_is_small(ease_run, tmp_path,
+                                                monkeypatch):
+  config, workdir, out = ease_run
+  data = datasets.load_dataset(config.data)
+  from dot_vs_learned import dot_baselines  # pylint: disable=g-import-not-at-top
+  assert not dot_baselines.ease_in_place(data)
+  # A device too small for JAX's fit (4 I^2 floats with X), not for B.
+  small = 4 * (3 * data.num_items**2 + data.num_users * data.num_items)
+  monkeypatch.setattr(ncf_config, "available_bytes", lambda: small)
+  assert dot_baselines.ease_in_place(data)
+  in_place = ncf.run(config, tmp_path / "ease")
+  np.testing.assert_allclose(
+      results.load_params(tmp_path / "ease")["ease/weights"],
+      results.load_params(workdir)["ease/weights"], atol=2e-5)
+  for name in ("hr@10", "full/hr@10", "full/ndcg@10"):
+    assert in_place["final"][name]["mean"] == pytest.approx(
+        out["final"][name]["mean"], abs=1e-6)
+  # The lambda grid: one in-place fit per lambda, the same metrics as one
+  # eigendecomposition's.
+  grid = dot_baselines.ease_grid([5.0, 20.0], data, config)
+  monkeypatch.undo()
+  eigen = dot_baselines.ease_grid([5.0, 20.0], data, config)
+  assert sorted(grid) == ["hr", "ndcg", "rank"]
+  for name in grid:
+    np.testing.assert_allclose(grid[name], eigen[name], atol=1e-6)
+  assert grid["hr"][1] == pytest.approx(out["final"]["hr@10"]["mean"])
+
+
 @pytest.mark.parametrize("which", ["ials", "ease"])
 def test_recommend_serves_both(ials_run, ease_run, which):
   config, workdir, _ = ials_run if which == "ials" else ease_run
@@ -193,14 +221,18 @@ def test_search_space_points_per_model():
   assert search_space.shapes(config) == [
       ("mf", 8, 4), ("mf", 8, 8), ("mf", 16, 4), ("mf", 16, 8),
       ("ials", 8, 0), ("ials", 16, 0), ("ease", 0, 0)]
+  config.sweep.ials.nus = (0.5, 1.0)
   ials_points = search_space.points(config, "ials")
-  assert len(ials_points) == 4 * 3 * 1 * 2  # lambda x alpha0 x sigma x seed
-  assert ials_points[1] == {"reg": 0.001, "alpha0": 0.1, "init_stddev": 0.1,
-                            "seed": 1}
+  # lambda x alpha0 x nu x sigma x seed
+  assert len(ials_points) == 4 * 3 * 2 * 1 * 2
+  assert ials_points[3] == {"reg": 0.001, "alpha0": 0.1, "nu": 1.0,
+                            "init_stddev": 0.1, "seed": 1}
   assert search_space.points(config, "ease")[0] == {"reg": 100.0, "seed": 0}
   run = ncf_config.default_config()
-  search_space.apply(run, {"reg": 0.5, "alpha0": 2.0, "epochs": 3})
-  assert (run.train.reg, run.ials.alpha0, run.train.epochs) == (0.5, 2.0, 256)
+  search_space.apply(run, {"reg": 0.5, "alpha0": 2.0, "nu": 0.5,
+                           "epochs": 3})
+  assert (run.train.reg, run.ials.alpha0, run.ials.nu,
+          run.train.epochs) == (0.5, 2.0, 0.5, 256)
 
 
 @pytest.mark.parametrize("models", [("popularity",), ("mf", "nope"), ()])

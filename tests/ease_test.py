@@ -53,6 +53,20 @@ def test_fit_equals_numpy_formula_with_zero_diagonal():
                              atol=1e-4)
 
 
+@pytest.mark.parametrize("block", [4, 2048])  # mirrored in uneven blocks
+def test_in_place_fit_equals_numpy_formula_in_gs_own_buffer(block):
+  x, users, items = _history()
+  g = ease.gram_numpy(np.append(users, users[:3]), np.append(items, items[:3]),
+                      NUM_USERS, NUM_ITEMS)
+  np.testing.assert_array_equal(g, x.T @ x)  # repeated pairs count once
+  weights = ease.fit_in_place(g, 3.0, block=block)
+  assert weights is g
+  np.testing.assert_allclose(weights, _steck(x, 3.0), atol=2e-6)
+  np.testing.assert_array_equal(np.diagonal(weights), 0.0)
+  with pytest.raises(ValueError, match="C-contiguous float32"):
+    ease.fit_in_place(np.zeros((3, 3)), 1.0)
+
+
 def test_grid_through_one_eigendecomposition_equals_direct_inverses():
   x, _, _ = _history()
   regs = np.array([0.5, 3.0, 40.0], np.float32)
