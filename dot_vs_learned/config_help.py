@@ -10,6 +10,7 @@ import inspect
 import pathlib
 import re
 
+from dot_vs_learned import compare
 from dot_vs_learned import ncf_config
 from dot_vs_learned import search_space
 from dot_vs_learned import serving
@@ -18,6 +19,7 @@ from dot_vs_learned import tuning
 
 # Where each experiment's fields are defined (and commented), basic first.
 DEFAULTS = {"ncf": (ncf_config.default_config,),
+            "compare": (ncf_config.default_config, compare.default_config),
             "retrieval": (serving.default_config,),
             "synthetic": (synthetic.default_config,),
             "tuning": (ncf_config.default_config, tuning.default_config,

@@ -8,6 +8,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from dot_vs_learned import checks
+from dot_vs_learned import compare
 from dot_vs_learned import config_help
 from dot_vs_learned import data
 from dot_vs_learned import distributed
@@ -32,7 +33,7 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
                                       "--distributed: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "--distributed: this process's index.")
-EXPERIMENTS = {"ncf": ncf.run, "retrieval": serving.run,
+EXPERIMENTS = {"ncf": ncf.run, "compare": compare.run, "retrieval": serving.run,
                "synthetic": synthetic.run, "tuning": tuning.run}
 _HELP = {"--help", "-h", "-?", "--helpshort", "--helpfull"}
 

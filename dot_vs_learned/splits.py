@@ -174,6 +174,15 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
 PICKS = ("latest", "random")
 
 
+def has_times(ncf_dir, name) -> bool:
+  """Whether `{name}.train.rating` has real timestamps: a 4th column whose
+  values are not all equal (a 3-column file, or one rebuilt with a
+  constant, has none)."""
+  times = logs.read_log(pathlib.Path(ncf_dir) / f"{name}.train.rating",
+                        "blank").times
+  return times is not None and bool(np.any(times != times[0]))
+
+
 def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
                   pick="latest") -> NCFData:
   """The tuning split of paper App. A.2, built from an NCF training file only.

@@ -1,0 +1,340 @@
+"""Is a dot product enough on my data? Every model tuned the same way, by one
+command (configs/compare.py).
+
+python -m dot_vs_learned.main --config=configs/compare.py \
+  --config.data.dir=DIR --config.data.name=NAME --workdir=W
+
+  1. The tuning split, into W/tuning_split/ (config.data is the real split):
+     NCF files lose each user's latest training interaction (App. A.2), or
+     a seeded random one when the file has no real timestamps
+     (compare.pick="auto"); item lists a seeded compare.test_fraction of
+     each user's training items. Of the real test file only its counts and
+     validity are used: nothing of it reaches the selection.
+  2. Each model of compare.models tuned on it by tuning.py's vmapped,
+     sharded sweep, on its own grid (compare.<model>; the iALS and EASE^R
+     grids scale with the data: alpha0 x items and lambda / mean item count
+     are what the grids hold), judged by sampled HR@k (item lists: full
+     recall@k) at compare.evaluations evaluations per point, which select
+     the epoch too. compare.budget, the epochs x points of the whole sweep,
+     is split equally among the models that train in epochs.
+  3. Each model's selection trained on the real split with compare.num_seeds
+     seeds in final_{model}/, evaluated on the real test file; popularity
+     as the floor.
+  4. comparison.md, comparison.csv and comparison.png (report_compare.py).
+A killed command resumes: recorded cells are kept, final runs resume from
+their checkpoints. The ETA printed before the sweep comes from one timed
+epoch of one point per model.
+"""
+
+import copy
+import json
+import pathlib
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+from dot_vs_learned import checks
+from dot_vs_learned import data as data_lib
+from dot_vs_learned import datasets
+from dot_vs_learned import dot_baselines
+from dot_vs_learned import evaluate
+from dot_vs_learned import item_lists
+from dot_vs_learned import loop
+from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
+from dot_vs_learned import ncf_eval
+from dot_vs_learned import report_compare
+from dot_vs_learned import results
+from dot_vs_learned import search_space
+from dot_vs_learned import splits
+from dot_vs_learned import sweep
+from dot_vs_learned import train
+from dot_vs_learned import tuning
+from dot_vs_learned import workdir as workdir_lib
+
+MODELS = ("popularity", "mf", "ials", "ease", "gmf", "mlp", "neumf")
+LEARNED = ("gmf", "mlp", "neumf")  # NCF's recipe: Adam, batch 256, m 4
+SPLIT = "tuning_split"
+PLAN = "plan.json"
+
+
+def validate(config) -> None:
+  c, check = config.compare, checks.check
+  check(len(c.models) > 0 and set(c.models) <= set(MODELS), "compare.models",
+        c.models, f"needs values among {MODELS}")
+  check(c.budget >= 1, "compare.budget", c.budget, "must be >= 1")
+  check(c.evaluations >= 1, "compare.evaluations", c.evaluations,
+        "must be >= 1")
+  check(c.num_seeds >= 1, "compare.num_seeds", c.num_seeds, "must be >= 1")
+  check(c.pick in ("auto", *splits.PICKS), "compare.pick", c.pick,
+        f"must be 'auto' or one of {splits.PICKS}")
+  check(0 < c.test_fraction < 1, "compare.test_fraction", c.test_fraction,
+        "must be in (0, 1)")
+  for name, fields in (("mf", ("learning_rates", "regs", "num_negatives",
+                               "dims")),
+                       ("ncf", ("learning_rates", "regs", "dims")),
+                       ("ials", ("regs", "alpha0_totals", "dims")),
+                       ("ease", ("regs_per_count",))):
+    for field in fields:
+      values = c[name][field]
+      check(len(values) > 0 and all(v >= 0 for v in values),
+            f"compare.{name}.{field}", values, "needs values >= 0")
+  ncf_config.validate(config)
+
+
+def _split_name(config) -> str:
+  return f"{config.data.name}.holdout"
+
+
+def tuning_split(config, workdir) -> pathlib.Path:
+  """Builds (once) the tuning split of config.data in workdir/tuning_split."""
+  out = pathlib.Path(workdir) / SPLIT
+  c = config.compare
+  if config.data.format == "lists":
+    if not (out / item_lists.FILES[0]).exists():
+      item_lists.holdout_split(config.data.dir, out, c.test_fraction,
+                               c.split_seed, config.data.name)
+    return out
+  if not (out / f"{_split_name(config)}.train.rating").exists():
+    pick = c.pick
+    if pick == "auto":  # latest by time, random where time is unknown
+      pick = "latest" if splits.has_times(config.data.dir,
+                                          config.data.name) else "random"
+      logging.info("tuning split: each user's %s training interaction "
+                   "held out", pick)
+    splits.holdout_split(config.data.dir, config.data.name, out,
+                         _split_name(config), c.split_seed, pick)
+  return out
+
+
+def _grid(config, name, data) -> dict:
+  """The sweep fields of model `name` (tuning.default_config's sweep)."""
+  c = config.compare
+  if name == "mf":
+    return dict(learning_rates=c.mf.learning_rates, regs=c.mf.regs,
+                num_negatives=c.mf.num_negatives, dims=c.mf.dims,
+                init_stddevs=(config.train.init_stddev,))
+  if name in LEARNED:  # NeuMF: d = 3k, the multiple of 3 below
+    dims = tuple(3 * (d // 3) if name == "neumf" else d for d in c.ncf.dims)
+    return dict(learning_rates=c.ncf.learning_rates, regs=c.ncf.regs,
+                num_negatives=(4,), dims=dims, init_stddevs=(0.01,))
+  if name == "ials":
+    return dict(dims=c.ials.dims, init_stddevs=(config.train.init_stddev,))
+  return {}
+
+
+def _scaled(values, scale) -> tuple:
+  """values x scale, to 3 significant digits (readable grids)."""
+  return tuple(float(f"{v * scale:.3g}") for v in values)
+
+
+def model_config(config, name, data, split_dir):
+  """The tuning command's config (tuning.py) for model `name`: its grid,
+  the tuning split as data, the real split as final.data, epochs 0 (set
+  by plan)."""
+  t = tuning.default_config()
+  for section in ("model", "train", "eval", "ials", "pretrain",
+                  "checkpoint"):
+    t[section] = copy.deepcopy(config[section])
+  t.data = copy.deepcopy(config.data)
+  t.data.update(dir=str(split_dir), name=_split_name(config))
+  t.final.data = copy.deepcopy(config.data)
+  t.final.num_seeds = config.compare.num_seeds
+  if name in LEARNED:
+    ncf_config.use_ncf_recipe(t, name)
+  t.sweep.update(models=(name,), num_seeds=1, **_grid(config, name, data))
+  c = config.compare
+  if name == "ials":
+    t.sweep.ials.update(regs=tuple(c.ials.regs), alpha0s=_scaled(
+        c.ials.alpha0_totals, 1 / data.num_items), nus=(t.ials.nu,))
+  if name == "ease":
+    mean_count = len(data.train_items) / data.num_items
+    t.sweep.ease.regs = _scaled(c.ease.regs_per_count, mean_count)
+  return t
+
+
+def plan(config, data, split_dir) -> dict:
+  """{model: its tuning config with epochs and eval.every set}: the budget
+  split equally among the models that train in epochs."""
+  c = config.compare
+  trained = [m for m in c.models if m not in ncf_config.CLOSED_FORM]
+  out = {}
+  for name in c.models:
+    if name == "popularity":
+      continue
+    t = model_config(config, name, data, split_dir)
+    if name in trained:
+      points = (len(search_space.points(t, name))
+                * len(search_space.shapes(t)))
+      per_point = int(c.budget / len(trained) / points)
+      checks.check(per_point >= 1, "compare.budget", c.budget,
+                   f"{name}'s grid has {points} points: the budget needs at "
+                   f"least {points * len(trained)} epochs")
+      every = max(1, per_point // c.evaluations)
+      t.train.epochs = every * (per_point // every)
+      t.eval.every = t.final.every = every
+    out[name] = t
+  return out
+
+
+def _probe_seconds(t, name, data) -> float:
+  """Seconds of one steady epoch (and its evaluation) of one point of the
+  model's first shape: run twice, the second timed."""
+  _, dim, m = search_space.shapes(t)[0]
+  shape = search_space.shape_config(t, name, dim, m)
+  shape.train.num_seeds = 1
+  make = (dot_baselines.make_ials_train if name == "ials" else
+          train.make_train)
+  init, run = make(shape, data)
+  states, _ = run(init(jax.random.split(jax.random.key(0), 1)), 1)
+  jax.block_until_ready(states)
+  start = time.time()
+  jax.block_until_ready(run(states, 1))
+  return time.time() - start
+
+
+def eta(plans, data) -> float:
+  """Seconds the sweep should take: each model's probe epoch x its epochs x
+  points (evaluations and EASE^R's fits not counted)."""
+  total = 0.0
+  for name, t in plans.items():
+    if name in ncf_config.CLOSED_FORM:
+      continue
+    points = len(search_space.points(t, name)) * len(search_space.shapes(t))
+    seconds = _probe_seconds(t, name, data)
+    logging.info("ETA probe: one %s epoch of one point %.2f s; %d points x "
+                 "%d epochs", name, seconds, points, t.train.epochs)
+    total += seconds * points * t.train.epochs
+  return total
+
+
+def run(config, workdir, overwrite=False) -> dict:
+  """Runs (or resumes) the comparison into `workdir`."""
+  validate(config)
+  workdir_lib.check_path(workdir)
+  if not config.data.dir:
+    raise data_lib.DataError(
+        "compare needs a dataset in files: set --config.data.dir=DIR and "
+        "--config.data.name=NAME")
+  data = datasets.load_dataset(config.data)  # validated before any write
+  ncf_config.validate(config, ncf_eval.num_candidates(data))
+  with workdir_lib.use(workdir, config.to_dict(), overwrite,
+                       datasets.input_paths(config.data),
+                       outputs=(SPLIT, sweep.CELLS, PLAN, "final_*",
+                                *report_compare.FILES)) as path:
+    return _run(config, data, path)
+
+
+def _run(config, data, workdir) -> dict:
+  split_dir = tuning_split(config, workdir)
+  split_config = copy.deepcopy(config.data)
+  split_config.update(dir=str(split_dir), name=_split_name(config))
+  split = datasets.load_dataset(split_config)
+  plans = plan(config, split, split_dir)
+  results.write_json(workdir / PLAN, {
+      name: {"epochs": t.train.epochs, "every": t.eval.every,
+             "points": len(search_space.points(t, name)),
+             "shapes": search_space.shapes(t)}
+      for name, t in plans.items()})
+  done = sweep.done_cells(workdir)
+  pending = {name: t for name, t in plans.items()
+             if any(_cell(n, d, m) not in done
+                    for n, d, m in search_space.shapes(t))}
+  if pending:
+    logging.info("sweep ETA about %s (one probe epoch per model; "
+                 "evaluations not counted)", loop.format_eta(
+                     eta(pending, split)))
+  rows = {}
+  for name in config.compare.models:
+    if name == "popularity":
+      rows[name] = _popularity(config, workdir)
+      continue
+    t = plans[name]
+    records = []
+    for n, dim, m in search_space.shapes(t):
+      cell = _cell(n, dim, m)
+      if cell not in done:
+        done[cell] = dict(tuning.tune_shape(t, split, n, dim, m, workdir),
+                          cell=cell)
+        sweep.record_cell(workdir, done[cell])
+      records.append(done[cell])
+    names = tuning.curve_names(t, split)
+    chosen = search_space.select(records, names,
+                                 ncf_eval.selection(t, split))
+    dim = chosen["dim"] or t.model.dim
+    final_dir = workdir / f"final_{name}"
+    if (final_dir / results.RESULTS).exists():
+      final = json.loads((final_dir / results.RESULTS).read_text())
+    else:
+      final = ncf.run(tuning.final_config(t, chosen, dim), final_dir)
+    rows[name] = {"selected": chosen, "final": final,
+                  "tuning_seconds": sum(r["seconds"] for r in records)}
+  out = {"experiment": "compare", "dataset": data.name,
+         "judged_by": list(ncf_eval.selection(config, data)),
+         "sampled": evaluate.has_negatives(data), "models": rows}
+  report_compare.write(workdir, out)
+  results.write_json(workdir / results.RESULTS, out)
+  return out
+
+
+def _cell(name, dim, m) -> str:
+  return f"tune model={name} d={dim} m={m}"
+
+
+def _popularity(config, workdir) -> dict:
+  run_dir = workdir / "final_popularity"
+  if (run_dir / results.RESULTS).exists():
+    final = json.loads((run_dir / results.RESULTS).read_text())
+  else:
+    pop = copy.deepcopy(config)
+    with pop.unlocked():
+      del pop.compare
+    pop.experiment = "ncf"
+    pop.model.name = "popularity"
+    final = ncf.run(pop, run_dir)
+  return {"selected": {}, "final": final, "tuning_seconds": 0.0}
+
+
+def default_config():
+  """The comparison's fields: the NCF run's, and the compare section."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  config = ncf_config.default_config()
+  config.experiment = "compare"
+  config.compare = ml_collections.ConfigDict(dict(
+      models=MODELS,  # compared; popularity is the floor (not tuned)
+      budget=2000,  # epochs x points over the whole sweep, split equally
+      # among the models that train in epochs
+      evaluations=4,  # evaluations per tuning point (the epoch choices)
+      num_seeds=3,  # seeds of each final run
+      pick="auto",  # NCF files: the held-out tuning item; "auto": latest
+      # by time, random when the file has no real timestamps
+      test_fraction=0.2,  # item lists: share of each user's training items
+      # held out for tuning
+      split_seed=0,  # seed of the tuning split
+  ))
+  config.compare.mf = ml_collections.ConfigDict(dict(  # App. A.1's SGD
+      learning_rates=(0.001, 0.003, 0.01),  # eta
+      regs=(0.001, 0.003, 0.01),  # lambda
+      num_negatives=(4, 8),  # m (a program each)
+      dims=(64,),  # d (a program each)
+  ))
+  config.compare.ncf = ml_collections.ConfigDict(dict(  # GMF, MLP, NeuMF
+      learning_rates=(0.0003, 0.001, 0.003),  # Adam's; NCF: 0.001
+      regs=(0.0, 0.0001, 0.001),  # L2 on the embedding rows used; NCF: 0
+      dims=(64,),  # d of GMF and MLP (NCF's predictive factor 32 is MLP's
+      # d = 64); NeuMF's: the multiple of 3 below (63)
+  ))
+  config.compare.ials = ml_collections.ConfigDict(dict(
+      regs=(0.001, 0.003, 0.01),  # lambda of the frequency-scaled L2
+      alpha0_totals=(100.0, 300.0, 1000.0),  # alpha0 x items (ML-1M's 0.3
+      # x 3,706 = 1,112); alpha0 = these / the catalogue's size
+      dims=(64,),  # d (a program each)
+  ))
+  config.compare.ease = ml_collections.ConfigDict(dict(
+      regs_per_count=(0.5, 1.0, 2.0, 4.0, 8.0),  # lambda / mean training
+      # pairs per item (ML-1M's 1,000 is 3.7 x its 268)
+  ))
+  config.ials.solver = "cg"
+  return config

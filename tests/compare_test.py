@@ -1,0 +1,177 @@
+"""Tests of the comparison command (compare.py, configs/compare.py)."""
+
+import json
+import re
+
+import pytest
+
+from dot_vs_learned import compare
+from dot_vs_learned import data
+from dot_vs_learned import datasets
+from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
+from dot_vs_learned import results
+from dot_vs_learned import splits
+from dot_vs_learned import tuning
+
+
+def _files(folder, three_columns=False, swap_test=False):
+  """The generated set as NCF files in `folder` (name "tiny"). swap_test:
+  each user's test item traded with its first negative (another valid
+  test file, same training file). three_columns: no timestamp column."""
+  d = datasets.generate_default(num_users=100, num_items=140, seed=5,
+                                num_negatives=30)
+  if swap_test:
+    negatives = d.test_negatives.copy()
+    test = negatives[:, 0].copy()
+    negatives[:, 0] = d.test_items
+    d = d._replace(test_items=test, test_negatives=negatives)
+  data.write_ncf(d, folder, "tiny")
+  if three_columns:
+    path = folder / "tiny.train.rating"
+    lines = path.read_text().splitlines()
+    path.write_text("".join("\t".join(line.split()[:3]) + "\n"
+                            for line in lines))
+  return folder
+
+
+def _config(folder, budget=240):
+  config = compare.default_config()
+  config.data.update(name="tiny", dir=str(folder))
+  config.eval.full_ranking_ks = (10,)
+  c = config.compare
+  c.update(budget=budget, evaluations=2, num_seeds=2)
+  c.mf.update(learning_rates=(0.01, 0.05), regs=(0.001,), num_negatives=(4,),
+              dims=(8,))
+  c.ncf.update(learning_rates=(0.003,), regs=(0.0,), dims=(8,))
+  c.ials.update(regs=(0.01, 0.1), alpha0_totals=(30.0,), dims=(8,))
+  c.ease.regs_per_count = (1.0, 4.0)
+  config.train.batch_size = 256
+  return config
+
+
+QUICK = ("popularity", "mf", "ease")  # the quick tests' models
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+  """MF, EASE^R and popularity compared on 3-column files."""
+  folder = _files(tmp_path_factory.mktemp("data"), three_columns=True)
+  workdir = tmp_path_factory.mktemp("compare")
+  config = _config(folder)
+  config.compare.models = QUICK
+  return folder, workdir, compare.run(config, workdir)
+
+
+@pytest.mark.slow
+def test_every_model_is_tuned_and_trained_on_the_real_split(tmp_path):
+  folder = _files(tmp_path / "data")
+  workdir = tmp_path / "compare"
+  out = compare.run(_config(folder), workdir)
+  assert list(out["models"]) == list(compare.MODELS)
+  assert out["judged_by"] == ["hr@10", "ndcg@10"]
+  for name, row in out["models"].items():
+    final = row["final"]
+    assert final["model"] == name and final["dataset"] == "tiny"
+    assert final["num_seeds"] == (1 if name in ("popularity", "ease") else 2)
+    if name != "popularity":
+      assert row["selected"]["model"] == name
+      # The final run trains the selected epochs with the selected values.
+      config = json.loads((workdir / f"final_{name}" / "config.json")
+                          .read_text())
+      assert config["train"]["reg"] == row["selected"]["reg"]
+      if name not in ("ease", "popularity"):
+        assert final["final"]["epoch"] == row["selected"]["epochs"]
+  # iALS's alpha0 grid is alpha0 x items = 30 on 140 items (3 digits).
+  assert out["models"]["ials"]["selected"]["alpha0"] == 0.214
+  # The learned models keep NCF's batch and negatives.
+  gmf = json.loads((workdir / "final_gmf" / "config.json").read_text())
+  assert (gmf["train"]["batch_size"], gmf["train"]["num_negatives"],
+          gmf["train"]["optimizer"]) == (256, 4, "adam")
+  text = (workdir / "comparison.md").read_text()
+  assert len([line for line in text.splitlines()
+              if line.startswith("| ")]) == 1 + len(compare.MODELS)
+  mf = out["models"]["mf"]["final"]["final"]["hr@10"]
+  assert f"| {mf['mean']:.4f} ± {mf['std']:.4f} |" in text
+  rows = (workdir / "comparison.csv").read_text().splitlines()
+  assert rows[0].startswith("model,selected on the tuning split,tuning value")
+  assert len(rows) == 1 + len(compare.MODELS)
+
+
+def test_three_column_file_gets_a_random_tuning_item(compared):
+  folder, workdir, _ = compared
+  assert not splits.has_times(folder, "tiny")
+  tune = data.load_ncf(workdir / compare.SPLIT, "tiny.holdout")
+  real = data.load_ncf(folder, "tiny")
+  assert tune.num_users == real.num_users
+  assert len(tune.train_users) == len(real.train_users) - real.num_users
+
+
+def test_budget_is_honoured(compared):
+  _, workdir, out = compared
+  plan = json.loads((workdir / compare.PLAN).read_text())
+  trained = [n for n in plan if n not in ("ease",)]
+  spent = sum(p["epochs"] * p["points"] * len(p["shapes"])
+              for n, p in plan.items() if n in trained)
+  # MF alone trains: 240 epochs over its 2 points, evaluated twice.
+  assert spent == 240 and plan["mf"]["every"] == 60
+  assert out["models"]["mf"]["selected"]["epochs"] in (60, 120)
+  assert "| mf d=8 |" in (workdir / "comparison.md").read_text()
+  cells = results.read_json_lines(workdir / "cells.jsonl")
+  for cell in cells:
+    if cell["model"] in trained:
+      # Each point trained its planned epochs, evaluated at every `every`.
+      p = plan[cell["model"]]
+      assert [c["epoch"] for c in cell["curves"]] == list(
+          range(p["every"], p["epochs"] + 1, p["every"]))
+
+
+def test_too_small_a_budget_names_the_field(tmp_path):
+  folder = _files(tmp_path / "data")
+  with pytest.raises(ncf_config.ConfigError,
+                     match=re.escape("compare.budget=5")):
+    compare.run(_config(folder, budget=5), tmp_path / "w")
+
+
+def test_selection_never_sees_the_test_file(compared, tmp_path):
+  _, _, out = compared
+  folder = _files(tmp_path / "data", three_columns=True, swap_test=True)
+  config = _config(folder)
+  config.compare.models = QUICK
+  again = compare.run(config, tmp_path / "w")
+  for name in ("mf", "ease"):
+    assert again["models"][name]["selected"] == out["models"][name]["selected"]
+  # ... while the final metrics, on another test file, differ.
+  assert (again["models"]["mf"]["final"]["final"]["hr@10"]
+          != out["models"]["mf"]["final"]["final"]["hr@10"])
+
+
+def test_a_killed_comparison_resumes_without_redoing_cells(tmp_path,
+                                                           monkeypatch):
+  folder = _files(tmp_path / "data")
+  config = _config(folder)
+  config.compare.models = ("mf", "ease")
+  calls = []
+  real_tune, real_run = tuning.tune_shape, ncf.run
+  monkeypatch.setattr(tuning, "tune_shape",
+                      lambda *a, **k: calls.append(a[2]) or real_tune(*a, **k))
+
+  def killed(*args, **kwargs):
+    raise KeyboardInterrupt("killed")
+
+  monkeypatch.setattr(ncf, "run", killed)
+  with pytest.raises(KeyboardInterrupt):
+    compare.run(config, tmp_path / "w")
+  assert calls == ["mf"]  # MF's cell recorded, then its final run killed
+  monkeypatch.setattr(ncf, "run", real_run)
+  out = compare.run(config, tmp_path / "w")
+  assert calls == ["mf", "ease"]  # MF's cell was not tuned again
+  assert set(out["models"]) == {"mf", "ease"}
+  assert (tmp_path / "w" / "comparison.md").exists()
+
+
+def test_needs_a_dataset_in_files(tmp_path):
+  config = compare.default_config()
+  with pytest.raises(data.DataError, match="compare needs a dataset in files"):
+    compare.run(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
