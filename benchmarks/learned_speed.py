@@ -10,7 +10,11 @@ reference, quoted at about 95k examples/s on a 2-core CPU). Rows:
   mf-sgd   MF with biases, App. A.1 SGD (`batched`), the dot-product recipe;
   mf-adam  MF with biases, Adam on the minibatch loss (NCF's trainer);
   gmf, mlp, neumf  NCF's models, Adam (NCF's trainer). NeuMF needs d = 3k:
-           it runs at the multiple of 3 nearest --dim (63 for 64).
+           it runs at the multiple of 3 nearest --dim (63 for 64);
+  gmf-lazy, mlp-lazy, neumf-lazy  the same with lazy Adam (lazy_adam.py:
+           only the embedding rows a batch uses move), with its speed-up over
+           the dense row ("x dense"). Compare at two --num_items with the
+           same positives to see the dense step's cost grow with the tables.
 Ratios are against the two MF rows of the same run, so they compare on one
 machine at one moment; absolute examples/s are not comparable across runs.
 """
@@ -47,7 +51,8 @@ _REFERENCE = flags.DEFINE_float(
 
 ROWS = {"mf-sgd": ("mf", "batched"), "mf-adam": ("mf", "adam"),
         "gmf": ("gmf", "adam"), "mlp": ("mlp", "adam"),
-        "neumf": ("neumf", "adam")}
+        "neumf": ("neumf", "adam"), "gmf-lazy": ("gmf", "lazy_adam"),
+        "mlp-lazy": ("mlp", "lazy_adam"), "neumf-lazy": ("neumf", "lazy_adam")}
 
 
 def model_config(row, dim, num_negatives, batch_size):
@@ -97,14 +102,15 @@ def main(argv):
     return f"{rates[row] / rates[base]:.2f}" if base in rates else "-"
 
   header = ["model", "d", "examples/s", "per seed", "s/epoch", "warm-up s",
-            "x mf-sgd", "x mf-adam"]
+            "x mf-sgd", "x mf-adam", "x dense"]
   if _REFERENCE.value:
     header.append("x RecBole")
   print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
   for row, dim, r in lines:
     cells = [row, dim, f"{rates[row]:,.0f}", f"{rates[row] / seeds:,.0f}",
              f"{per_epoch * seeds / rates[row]:.1f}", f"{r['warmup']:.1f}",
-             ratio(row, "mf-sgd"), ratio(row, "mf-adam")]
+             ratio(row, "mf-sgd"), ratio(row, "mf-adam"),
+             ratio(row, row[:-len("-lazy")]) if row.endswith("-lazy") else "-"]
     if _REFERENCE.value:
       cells.append(f"{rates[row] / seeds / _REFERENCE.value:.2f}")
     print("| " + " | ".join(str(c) for c in cells) + " |")

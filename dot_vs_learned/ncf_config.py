@@ -14,8 +14,9 @@ MODELS = ("mf", "gmf", "mlp", "neumf", "neumf_pretrained", "popularity",
           "ials", "ease")
 CLOSED_FORM = ("popularity", "ease")  # no epochs, no seeds: one fit
 SOLVED = ("mf", "popularity", "ials", "ease")  # no gradient optimizer
-OPTIMIZERS = ("exact", "batched", "adam", "sgd")
-GRADIENT_OPTIMIZERS = ("adam", "sgd")  # those that train any model
+OPTIMIZERS = ("exact", "batched", "adam", "lazy_adam", "sgd")
+# Those that train any model.
+GRADIENT_OPTIMIZERS = ("adam", "lazy_adam", "sgd")
 
 
 MAX_EPOCHS = 100_000  # a bound on typos: App. A.2's longest run is 256
@@ -116,7 +117,7 @@ def _memory_bytes(config, num_users, num_items, num_candidates) -> int:
   if config.model.name == "ease":  # at least B solved in place and its
     # copy to the device, and X (dot_baselines.ease_in_place)
     return 4 * (2 * num_items**2 + num_users * num_items)
-  tables = (num_users + num_items) * d * (3 if t.optimizer == "adam" else 1)
+  tables = (num_users + num_items) * d * (3 if "adam" in t.optimizer else 1)
   batch = (t.window if t.optimizer == "exact" else t.batch_size) * d * 8
   if config.model.name == "ials":  # a chunk's gathered rows and systems
     batch = (1 << 17) * d + 1024 * d * d * 2
@@ -204,7 +205,8 @@ def default_config():
       hidden=(),  # MLP layer sizes; () = NCF's [4k, 2k, k] for d = 2k (3k).
   ))
   config.train = ml_collections.ConfigDict(dict(
-      optimizer="batched",  # MF SGD: "exact" or "batched" (sum); or "adam".
+      optimizer="batched",  # MF SGD: "exact" or "batched" (sum); or "adam",
+      # "lazy_adam" (only the embedding rows a batch uses move), "sgd".
       learning_rate=0.002,  # eta; App. A.2: 0.002 for MovieLens.
       reg=0.005,  # lambda: L2 on used embedding rows; App. A.2: 0.005.
       # iALS: lambda of its frequency-scaled L2; EASE^R: lambda of B.

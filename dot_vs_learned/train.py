@@ -5,8 +5,10 @@ Models differ only in the similarity function (paper §3.2). Two recipes:
     sgd.py), as Rendle et al. 2020;
   * any model (MF, GMF, MLP, NeuMF) trained on the mean logistic loss of a
     minibatch plus L2 on the embedding rows it uses and on the layer weights,
-    by Adam (`adam`) as NCF (He et al. 2017), or by plain minibatch gradient
-    descent (`sgd`), which NCF uses to fine-tune a pretrained NeuMF.
+    by Adam (`adam`) as NCF (He et al. 2017), by lazy Adam (`lazy_adam`:
+    only the embedding rows a batch uses move; lazy_adam.py), or by plain
+    minibatch gradient descent (`sgd`), which NCF uses to fine-tune a
+    pretrained NeuMF.
 An epoch is one `lax.scan` over the shuffled stream of stream.py; a run
 trains `num_epochs` epochs, then evaluates, with seeds vmapped.
 """
@@ -22,6 +24,7 @@ import optax
 
 from dot_vs_learned import distributed
 from dot_vs_learned import evaluate
+from dot_vs_learned import lazy_adam
 from dot_vs_learned import models
 from dot_vs_learned import sgd
 from dot_vs_learned import stream
@@ -89,10 +92,21 @@ def minibatch_loss(score, config, params, batch, hp):
 
 
 def make_gradient_step(score, config):
-  """Returns init(params) -> optimizer state, and the `adam`/`sgd` step."""
+  """Returns init(params) -> optimizer state, and the `adam`/`lazy_adam`/
+  `sgd` step."""
+  loss_fn = functools.partial(minibatch_loss, score, config)
+  if config.train.optimizer == "lazy_adam":
+
+    def lazy_step(params, opt_state, batch, hp):
+      grads, loss_sum = jax.grad(loss_fn, has_aux=True)(params, batch, hp)
+      params, opt_state = lazy_adam.step(params, opt_state, grads,
+                                         batch.users, batch.items,
+                                         hp.learning_rate)
+      return params, opt_state, loss_sum
+
+    return lazy_adam.init, lazy_step
   direction = (optax.scale_by_adam() if config.train.optimizer == "adam" else
                optax.identity())
-  loss_fn = functools.partial(minibatch_loss, score, config)
 
   def step(params, opt_state, batch, hp):
     grads, loss_sum = jax.grad(loss_fn, has_aux=True)(params, batch, hp)
@@ -110,7 +124,7 @@ def make_epoch(config, num_items, num_train, score=models.mf_score):
   optimizer = config.train.optimizer
   size = config.train.window if optimizer == "exact" else (
       config.train.batch_size)
-  if optimizer in ("adam", "sgd"):
+  if optimizer in ("adam", "lazy_adam", "sgd"):
     _, step_fn = make_gradient_step(score, config)
   else:
     sgd_step = sgd.exact_step if optimizer == "exact" else sgd.train_step
@@ -156,7 +170,8 @@ def init_state(key, config, num_users, num_items, params=None,
   init, score = models.make_model(config, num_users, num_items)
   params = init(init_key, stddev) if params is None else params
   opt_state = (make_gradient_step(score, config)[0](params)
-               if config.train.optimizer in ("adam", "sgd") else ())
+               if config.train.optimizer in ("adam", "lazy_adam", "sgd")
+               else ())
   return TrainState(params, opt_state, train_key, jnp.zeros((), jnp.int32))
 
 

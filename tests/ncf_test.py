@@ -54,7 +54,7 @@ def test_validate_names_the_field(field, value, message):
 
 
 @pytest.mark.parametrize("name, dim, optimizer, message", [
-    ("gmf", 8, "batched", "gmf trains with ('adam', 'sgd') only"),
+    ("gmf", 8, "batched", "gmf trains with ('adam', 'lazy_adam', 'sgd') only"),
     ("mlp", 7, "adam", "mlp: must be even"),
     ("neumf", 8, "adam", "neumf: must be a multiple of 3"),
 ])

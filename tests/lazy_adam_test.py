@@ -1,0 +1,102 @@
+"""Tests of lazy Adam (lazy_adam.py) against optax's dense Adam."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dot_vs_learned import datasets
+from dot_vs_learned import lazy_adam
+from dot_vs_learned import models
+from dot_vs_learned import ncf
+from dot_vs_learned import ncf_config
+from dot_vs_learned import train
+
+LR = 0.01
+
+
+def _gmf_params():
+  module = models.GMF(num_users=6, num_items=9, dim=3)
+  ids = jnp.zeros((1,), jnp.int32)
+  params = module.init(jax.random.key(0), ids, ids)
+  return jax.tree.map(lambda x: jax.random.normal(jax.random.key(1),
+                                                  x.shape), params)
+
+
+def _grads(params, users, items):
+  """Gradients that touch only the rows of `users` and `items`."""
+  def loss(p):
+    flat = p["params"]
+    return (jnp.sum(flat["user"]["embedding"][users] ** 2)
+            + jnp.sum(jnp.sin(flat["item"]["embedding"][items]))
+            + jnp.sum(flat["out"]["kernel"] ** 2))
+  return jax.grad(loss)(params)
+
+
+def _dense(params, state, grads):
+  updates, state = optax.scale_by_adam().update(grads, state, params)
+  return jax.tree.map(lambda p, u: p - LR * u, params, updates), state
+
+
+def test_a_batch_using_every_row_is_dense_adam():
+  params = _gmf_params()
+  users, items = jnp.arange(6), jnp.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 8])
+  lazy_p, lazy_s = params, lazy_adam.init(params)
+  dense_p, dense_s = params, optax.scale_by_adam().init(params)
+  for _ in range(3):
+    lazy_p, lazy_s = lazy_adam.step(lazy_p, lazy_s,
+                                    _grads(lazy_p, users, items), users,
+                                    items, LR)
+    dense_p, dense_s = _dense(dense_p, dense_s, _grads(dense_p, users, items))
+  for a, b in zip(jax.tree.leaves((lazy_p, lazy_s)),
+                  jax.tree.leaves((dense_p, dense_s))):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_rows_outside_the_batch_do_not_move():
+  params = _gmf_params()
+  state = lazy_adam.init(params)
+  # Step 1 uses every row (they get momentum), step 2 users 0-1, items 2-3.
+  params, state = lazy_adam.step(params, state,
+                                 _grads(params, jnp.arange(6), jnp.arange(9)),
+                                 jnp.arange(6), jnp.arange(9), LR)
+  users, items = jnp.array([0, 1, 1]), jnp.array([2, 3, 2])
+  after, state2 = lazy_adam.step(params, state, _grads(params, users, items),
+                                 users, items, LR)
+  user_before = params["params"]["user"]["embedding"]
+  user_after = after["params"]["user"]["embedding"]
+  np.testing.assert_array_equal(user_after[2:], user_before[2:])
+  assert np.all(np.abs(user_after[:2] - user_before[:2]) > 0)
+  item_mu = state2.mu["params"]["item"]["embedding"]
+  np.testing.assert_array_equal(np.delete(item_mu, [2, 3], axis=0),
+                                np.delete(state.mu["params"]["item"]
+                                          ["embedding"], [2, 3], axis=0))
+  # Dense Adam moves every row by its momentum.
+  dense, _ = _dense(params, state, _grads(params, users, items))
+  assert np.all(np.abs(dense["params"]["user"]["embedding"][2:]
+                       - user_before[2:]) > 0)
+  # Layer weights are dense: the kernel moves.
+  assert not np.allclose(after["params"]["out"]["kernel"],
+                         params["params"]["out"]["kernel"])
+  assert int(state2.count) == 2
+
+
+def test_mf_rows_and_a_gmf_run_train(tmp_path):
+  # MF's tables through lazy Adam: the unused item rows stay.
+  params = models.MFParams(jnp.ones((3, 2)), jnp.ones((4, 2)), jnp.zeros(()))
+  grads = models.MFParams(jnp.ones((3, 2)), jnp.ones((4, 2)), jnp.ones(()))
+  out, _ = lazy_adam.step(params, lazy_adam.init(params), grads,
+                          jnp.array([0]), jnp.array([1]), LR)
+  np.testing.assert_array_equal(np.asarray(out.item)[[0, 2, 3]], 1.0)
+  np.testing.assert_allclose(out.item[1], 1.0 - LR, rtol=1e-5)
+  np.testing.assert_allclose(out.bias, -LR, rtol=1e-5)
+  config = ncf_config.default_config()
+  config.data.update(num_users=150, num_items=200)
+  ncf_config.use_ncf_recipe(config, "gmf")
+  config.model.dim = 8
+  config.train.update(optimizer="lazy_adam", epochs=4, learning_rate=0.01)
+  config.eval.update(every=4, full_ranking=False)
+  hr = ncf.run(config, tmp_path / "gmf")["final"]["hr@10"]["mean"]
+  popularity = train.popularity_metrics(
+      datasets.load_dataset(config.data), 10)["hr"]
+  assert hr > popularity + 0.03
