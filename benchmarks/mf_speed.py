@@ -2,6 +2,7 @@
 
 python benchmarks/mf_speed.py --data_dir=/work/shared/data/ml-1m --dims=16,64,192
 python benchmarks/mf_speed.py --dims=16 --numpy_examples=20000  # generated data
+python benchmarks/mf_speed.py --data_dir=/work/shared/data/gowalla --dims=64  # item lists
 
 For each d it measures training examples/s of (a) benchmarks/numpy_sgd.py, a
 Python loop over the examples as in the paper's reference code, on a prefix of
@@ -24,6 +25,7 @@ the printed differences on b, and through it on the rows, are not zero.
 import concurrent.futures
 import multiprocessing
 import os
+import pathlib
 import resource
 import sys
 import time
@@ -34,13 +36,15 @@ import numpy as np
 
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
+from dot_vs_learned import item_lists
 from dot_vs_learned import ncf_config
 import numpy_sgd  # benchmarks/ is on sys.path when this script runs
 import timing
 
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", "", "folder with {data_name}.train.rating etc.; '' = the "
-    "embedded generated data (datasets.generate_default).")
+    "data_dir", "", "folder with {data_name}.train.rating etc., or with "
+    "train.txt and test.txt (item lists); '' = the embedded generated data "
+    "(datasets.generate_default).")
 _DATA_NAME = flags.DEFINE_string("data_name", "ml-1m", "NCF file prefix.")
 _DIMS = flags.DEFINE_list("dims", ["16", "64", "192"],
                           "embedding dimensions d (bias included, Eq. 2).")
@@ -79,8 +83,11 @@ def _peak_mib() -> float:
   return kib / 1024
 
 
-def _load(spec) -> data_lib.NCFData:
+def _load(spec):
+  """NCF files, an item-list folder (train.txt: Gowalla's), or generated."""
   if spec["data_dir"]:
+    if (pathlib.Path(spec["data_dir"]) / item_lists.FILES[0]).exists():
+      return item_lists.load_lists(spec["data_dir"])
     return data_lib.load_ncf(spec["data_dir"], spec["data_name"])
   return datasets.generate_default()
 

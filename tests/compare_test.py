@@ -175,3 +175,26 @@ def test_needs_a_dataset_in_files(tmp_path):
   with pytest.raises(data.DataError, match="compare needs a dataset in files"):
     compare.run(config, tmp_path / "w")
   assert not (tmp_path / "w").exists()
+
+
+def test_item_lists_are_compared_by_full_ranking(tmp_path):
+  from dot_vs_learned import item_lists  # pylint: disable=g-import-not-at-top
+  d = datasets.generate_default(num_users=100, num_items=140, seed=5,
+                                num_negatives=30)
+  users = d.train_users.astype(int)
+  train, test = item_lists.holdout_fraction(users, d.train_items, 100, 0.2, 0)
+  item_lists.write_lists(item_lists.ListData(
+      "tiny", 100, 140, users[train], d.train_items[train], users[test],
+      d.train_items[test]), tmp_path / "lists")
+  config = _config(tmp_path / "lists")
+  config.data.format = "lists"
+  config.eval.update(k=10, full_ranking_ks=(10,))
+  config.compare.models = QUICK
+  out = compare.run(config, tmp_path / "w")
+  assert out["judged_by"] == ["full/recall@10", "full/ndcg@10"]
+  assert "tuning_full/recall@10" in out["models"]["mf"]["selected"]
+  # The tuning split holds out a fifth of the training items only.
+  split = item_lists.load_lists(tmp_path / "w" / compare.SPLIT)
+  assert len(split.train_users) + len(split.test_users) == train.sum()
+  text = (tmp_path / "w" / "comparison.md").read_text()
+  assert "full/recall@10" in text and "hr@10" not in text
