@@ -222,7 +222,8 @@ def run(config, workdir, overwrite=False) -> dict:
   ncf_config.validate(config, ncf_eval.num_candidates(data))
   with workdir_lib.use(workdir, config.to_dict(), overwrite,
                        datasets.input_paths(config.data),
-                       outputs=(SPLIT, sweep.CELLS, PLAN, "final_*",
+                       outputs=(SPLIT, sweep.CELLS, PLAN, tuning.EASE_GRID,
+                                "final_*",
                                 *report_compare.FILES)) as path:
     return _run(config, data, path)
 

@@ -31,6 +31,7 @@ from dot_vs_learned import ials
 from dot_vs_learned import models
 from dot_vs_learned import ncf_config
 from dot_vs_learned import ncf_eval
+from dot_vs_learned import results
 
 
 def _test_arrays(data):
@@ -141,10 +142,13 @@ def fit_ease(config, data):
   return jax.tree.map(lambda x: x[None], params), out
 
 
-def ease_grid(regs, data, config) -> dict[str, np.ndarray]:
+def ease_grid(regs, data, config, done_path=None) -> dict[str, np.ndarray]:
   """Metrics of EASE^R for each lambda in `regs` (a leading axis [L]), in
   one program: the sampled {"hr", "ndcg", "rank"}, or for item lists the
-  full ranking's {"full/recall@K", ...} (ncf_eval.full_ranking_fn)."""
+  full ranking's {"full/recall@K", ...} (ncf_eval.full_ranking_fn).
+  In place (ease_in_place), one fit per lambda: with `done_path`, each
+  lambda's metrics are appended there as it finishes and read back by a
+  rerun, which fits only the others."""
   if evaluate.has_negatives(data):
     evaluate_fn = functools.partial(evaluate.metrics_of, ease.score,
                                     arrays=_test_arrays(data),
@@ -152,14 +156,23 @@ def ease_grid(regs, data, config) -> dict[str, np.ndarray]:
   else:
     evaluate_fn = ncf_eval.full_ranking_fn(config, data)
   if ease_in_place(data):  # one fit per lambda
+    done = {} if done_path is None else {
+        r["reg"]: r["metrics"] for r in results.read_json_lines(done_path)}
     history, per_reg = _history(data), []
     for reg in regs:
-      metrics = jax.jit(evaluate_fn)(models.EaseParams(
-          _ease_weights(data, reg), history))
-      logging.info("EASE^R at lambda %g: %s", reg,
-                   {name: round(float(v), 4) for name, v in metrics.items()
-                    if np.ndim(v) == 0})
-      per_reg.append(metrics)
+      if float(reg) not in done:
+        metrics = jax.jit(evaluate_fn)(models.EaseParams(
+            _ease_weights(data, reg), history))
+        done[float(reg)] = {name: np.asarray(v).tolist()
+                            for name, v in metrics.items()}
+        logging.info("EASE^R at lambda %g: %s", reg,
+                     {name: round(v, 4) for name, v in
+                      done[float(reg)].items()
+                      if np.ndim(v) == 0})
+        if done_path is not None:
+          results.append_json_line(done_path, {"reg": float(reg),
+                                               "metrics": done[float(reg)]})
+      per_reg.append(done[float(reg)])
     return {name: np.stack([np.asarray(m[name]) for m in per_reg])
             for name in per_reg[0]}
   metrics = ease.grid_evaluate(_gram(data), jnp.asarray(regs, jnp.float32),

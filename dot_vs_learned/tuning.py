@@ -20,6 +20,7 @@ The point axis (hyperparameters x seeds) is sharded over all devices
 
 import copy
 import json
+import pathlib
 import time
 
 from absl import logging
@@ -45,6 +46,7 @@ from dot_vs_learned import train
 from dot_vs_learned import workdir as workdir_lib
 
 SELECTION = "selection.json"
+EASE_GRID = "ease_grid.jsonl"  # EASE^R's lambdas done, when fitted one by one
 
 
 def default_config():
@@ -170,7 +172,7 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
   shape = search_space.shape_config(config, name, dim, num_negatives)
   grid = search_space.points(config, name)
   if name == "ease":
-    return _tune_ease(config, data, grid)
+    return _tune_ease(config, data, grid, workdir)
   size = config.sweep.points_per_program or len(grid)
   start, curves, failed, devices = time.time(), None, [], 1
   for first in range(0, len(grid), size):
@@ -202,10 +204,14 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
           "seconds": time.time() - start}
 
 
-def _tune_ease(config, data, grid):
-  """EASE^R's shape: every lambda of the grid in one program, epoch 0."""
+def _tune_ease(config, data, grid, workdir=None):
+  """EASE^R's shape: every lambda of the grid in one program, epoch 0 (one
+  fit per lambda where B is solved in place; each lambda's metrics are then
+  kept in workdir/ease_grid.jsonl, and a killed grid resumes)."""
   start, names = time.time(), curve_names(config, data)
-  metrics = dot_baselines.ease_grid([p["reg"] for p in grid], data, config)
+  metrics = dot_baselines.ease_grid(
+      [p["reg"] for p in grid], data, config,
+      None if workdir is None else pathlib.Path(workdir) / EASE_GRID)
   curve = {"epoch": 0, **{name: metrics[name].tolist() for name in names},
            "loss": [0.0] * len(grid)}
   logging.info("[ease] lambda %s: %s %s", [p["reg"] for p in grid],
@@ -269,7 +275,8 @@ def run(config, workdir, overwrite=False) -> dict:
       workdir, config.to_dict(), overwrite,
       datasets.input_paths(config.data) +
       datasets.input_paths(config.final.data),
-      outputs=(sweep.CELLS, SELECTION, "final_d*", "final")) as path:
+      outputs=(sweep.CELLS, SELECTION, EASE_GRID, "final_d*",
+               "final")) as path:
     return _run(config, data, path)
 
 

@@ -139,7 +139,17 @@ def test_ease_in_place_when_the_device_is_small(ease_run, tmp_path,
         out["final"][name]["mean"], abs=1e-6)
   # The lambda grid: one in-place fit per lambda, the same metrics as one
   # eigendecomposition's.
-  grid = dot_baselines.ease_grid([5.0, 20.0], data, config)
+  done = tmp_path / "ease_grid.jsonl"
+  grid = dot_baselines.ease_grid([5.0, 20.0], data, config, done)
+  assert [r["reg"] for r in results.read_json_lines(done)] == [5.0, 20.0]
+  # A rerun fits only the lambdas not recorded.
+  fitted = []
+  real = dot_baselines._ease_weights
+  monkeypatch.setattr(dot_baselines, "_ease_weights",
+                      lambda d, reg: fitted.append(reg) or real(d, reg))
+  again = dot_baselines.ease_grid([5.0, 10.0, 20.0], data, config, done)
+  assert fitted == [10.0]
+  np.testing.assert_array_equal(again["hr"][[0, 2]], grid["hr"])
   monkeypatch.undo()
   eigen = dot_baselines.ease_grid([5.0, 20.0], data, config)
   assert sorted(grid) == ["hr", "ndcg", "rank"]
