@@ -58,12 +58,12 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
   from dot_vs_learned import data as data_lib  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import datasets  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
-  from dot_vs_learned import tuning  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import tuning_config  # pylint: disable=g-import-not-at-top
   if _DATA_DIR.value:
     data = data_lib.load_ncf(_DATA_DIR.value, _DATA_NAME.value)
   else:
     data = datasets.generate_default(_NUM_USERS.value, _NUM_ITEMS.value)
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   config.model.dim = _DIM.value
   config.train.num_negatives = _NUM_NEGATIVES.value
   devices = jax.devices()[:num_devices]

@@ -14,11 +14,11 @@ of train.txt and evaluated on test.txt at d = 64, with 3 seeds. MODEL:
   ease  the lambda grid, one eigendecomposition (no d, no seeds).
 """
 
-from dot_vs_learned import tuning
+from dot_vs_learned import tuning_config
 
 
 def get_config(model="mf"):
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   config.data.update(name="gowalla.holdout", format="lists")
   config.final.data.update(name="gowalla", format="lists")
   config.final.update(dims=(64,), num_seeds=3)

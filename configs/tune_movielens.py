@@ -17,11 +17,11 @@ their tuning HR, then 8 seeds for each d. Hours on a CPU; a killed run
 resumes where it stopped when the same command is run again.
 """
 
-from dot_vs_learned import tuning
+from dot_vs_learned import tuning_config
 
 
 def get_config(size="coarse"):
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   if size == "quick":
     config.train.epochs = 32
     config.eval.every = 8

@@ -29,16 +29,13 @@ epoch of one point per model.
 import copy
 import json
 import pathlib
-import time
 
 from absl import logging
-import jax
-import numpy as np
 
 from dot_vs_learned import checks
+from dot_vs_learned import compare_plan
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
-from dot_vs_learned import dot_baselines
 from dot_vs_learned import evaluate
 from dot_vs_learned import item_lists
 from dot_vs_learned import loop
@@ -50,12 +47,10 @@ from dot_vs_learned import results
 from dot_vs_learned import search_space
 from dot_vs_learned import splits
 from dot_vs_learned import sweep
-from dot_vs_learned import train
 from dot_vs_learned import tuning
 from dot_vs_learned import workdir as workdir_lib
 
 MODELS = ("popularity", "mf", "ials", "ease", "gmf", "mlp", "neumf")
-LEARNED = ("gmf", "mlp", "neumf")  # NCF's recipe: Adam, batch 256, m 4
 SPLIT = "tuning_split"
 PLAN = "plan.json"
 
@@ -84,20 +79,18 @@ def validate(config) -> None:
   ncf_config.validate(config)
 
 
-def _split_name(config) -> str:
-  return f"{config.data.name}.holdout"
-
-
 def tuning_split(config, workdir) -> pathlib.Path:
   """Builds (once) the tuning split of config.data in workdir/tuning_split."""
   out = pathlib.Path(workdir) / SPLIT
   c = config.compare
+  # A split cut short by a kill (a file missing) is built again.
   if config.data.format == "lists":
-    if not (out / item_lists.FILES[0]).exists():
+    if not all((out / f).exists() for f in item_lists.FILES):
       item_lists.holdout_split(config.data.dir, out, c.test_fraction,
                                c.split_seed, config.data.name)
     return out
-  if not (out / f"{_split_name(config)}.train.rating").exists():
+  if not all((out / f"{compare_plan.split_name(config)}.{suffix}").exists()
+             for suffix in data_lib.SUFFIXES):
     pick = c.pick
     if pick == "auto":  # latest by time, random where time is unknown
       pick = "latest" if splits.has_times(config.data.dir,
@@ -105,109 +98,8 @@ def tuning_split(config, workdir) -> pathlib.Path:
       logging.info("tuning split: each user's %s training interaction "
                    "held out", pick)
     splits.holdout_split(config.data.dir, config.data.name, out,
-                         _split_name(config), c.split_seed, pick)
+                         compare_plan.split_name(config), c.split_seed, pick)
   return out
-
-
-def _grid(config, name, data) -> dict:
-  """The sweep fields of model `name` (tuning.default_config's sweep)."""
-  c = config.compare
-  if name == "mf":
-    return dict(learning_rates=c.mf.learning_rates, regs=c.mf.regs,
-                num_negatives=c.mf.num_negatives, dims=c.mf.dims,
-                init_stddevs=(config.train.init_stddev,))
-  if name in LEARNED:  # NeuMF: d = 3k, the multiple of 3 below
-    dims = tuple(3 * (d // 3) if name == "neumf" else d for d in c.ncf.dims)
-    return dict(learning_rates=c.ncf.learning_rates, regs=c.ncf.regs,
-                num_negatives=(4,), dims=dims, init_stddevs=(0.01,))
-  if name == "ials":
-    return dict(dims=c.ials.dims, init_stddevs=(config.train.init_stddev,))
-  return {}
-
-
-def _scaled(values, scale) -> tuple:
-  """values x scale, to 3 significant digits (readable grids)."""
-  return tuple(float(f"{v * scale:.3g}") for v in values)
-
-
-def model_config(config, name, data, split_dir):
-  """The tuning command's config (tuning.py) for model `name`: its grid,
-  the tuning split as data, the real split as final.data, epochs 0 (set
-  by plan)."""
-  t = tuning.default_config()
-  for section in ("model", "train", "eval", "ials", "pretrain",
-                  "checkpoint"):
-    t[section] = copy.deepcopy(config[section])
-  t.data = copy.deepcopy(config.data)
-  t.data.update(dir=str(split_dir), name=_split_name(config))
-  t.final.data = copy.deepcopy(config.data)
-  t.final.num_seeds = config.compare.num_seeds
-  if name in LEARNED:
-    ncf_config.use_ncf_recipe(t, name)
-  t.sweep.update(models=(name,), num_seeds=1, **_grid(config, name, data))
-  c = config.compare
-  if name == "ials":
-    t.sweep.ials.update(regs=tuple(c.ials.regs), alpha0s=_scaled(
-        c.ials.alpha0_totals, 1 / data.num_items), nus=(t.ials.nu,))
-  if name == "ease":
-    mean_count = len(data.train_items) / data.num_items
-    t.sweep.ease.regs = _scaled(c.ease.regs_per_count, mean_count)
-  return t
-
-
-def plan(config, data, split_dir) -> dict:
-  """{model: its tuning config with epochs and eval.every set}: the budget
-  split equally among the models that train in epochs."""
-  c = config.compare
-  trained = [m for m in c.models if m not in ncf_config.CLOSED_FORM]
-  out = {}
-  for name in c.models:
-    if name == "popularity":
-      continue
-    t = model_config(config, name, data, split_dir)
-    if name in trained:
-      points = (len(search_space.points(t, name))
-                * len(search_space.shapes(t)))
-      per_point = int(c.budget / len(trained) / points)
-      checks.check(per_point >= 1, "compare.budget", c.budget,
-                   f"{name}'s grid has {points} points: the budget needs at "
-                   f"least {points * len(trained)} epochs")
-      every = max(1, per_point // c.evaluations)
-      t.train.epochs = every * (per_point // every)
-      t.eval.every = t.final.every = every
-    out[name] = t
-  return out
-
-
-def _probe_seconds(t, name, data) -> float:
-  """Seconds of one steady epoch (and its evaluation) of one point of the
-  model's first shape: run twice, the second timed."""
-  _, dim, m = search_space.shapes(t)[0]
-  shape = search_space.shape_config(t, name, dim, m)
-  shape.train.num_seeds = 1
-  make = (dot_baselines.make_ials_train if name == "ials" else
-          train.make_train)
-  init, run = make(shape, data)
-  states, _ = run(init(jax.random.split(jax.random.key(0), 1)), 1)
-  jax.block_until_ready(states)
-  start = time.time()
-  jax.block_until_ready(run(states, 1))
-  return time.time() - start
-
-
-def eta(plans, data) -> float:
-  """Seconds the sweep should take: each model's probe epoch x its epochs x
-  points (evaluations and EASE^R's fits not counted)."""
-  total = 0.0
-  for name, t in plans.items():
-    if name in ncf_config.CLOSED_FORM:
-      continue
-    points = len(search_space.points(t, name)) * len(search_space.shapes(t))
-    seconds = _probe_seconds(t, name, data)
-    logging.info("ETA probe: one %s epoch of one point %.2f s; %d points x "
-                 "%d epochs", name, seconds, points, t.train.epochs)
-    total += seconds * points * t.train.epochs
-  return total
 
 
 def run(config, workdir, overwrite=False) -> dict:
@@ -231,9 +123,9 @@ def run(config, workdir, overwrite=False) -> dict:
 def _run(config, data, workdir) -> dict:
   split_dir = tuning_split(config, workdir)
   split_config = copy.deepcopy(config.data)
-  split_config.update(dir=str(split_dir), name=_split_name(config))
+  split_config.update(dir=str(split_dir), name=compare_plan.split_name(config))
   split = datasets.load_dataset(split_config)
-  plans = plan(config, split, split_dir)
+  plans = compare_plan.plan(config, split, split_dir)
   results.write_json(workdir / PLAN, {
       name: {"epochs": t.train.epochs, "every": t.eval.every,
              "points": len(search_space.points(t, name)),
@@ -246,7 +138,7 @@ def _run(config, data, workdir) -> dict:
   if pending:
     logging.info("sweep ETA about %s (one probe epoch per model; "
                  "evaluations not counted)", loop.format_eta(
-                     eta(pending, split)))
+                     compare_plan.eta(pending, split)))
   rows = {}
   for name in config.compare.models:
     if name == "popularity":

@@ -15,14 +15,14 @@ from dot_vs_learned import ncf_config
 from dot_vs_learned import search_space
 from dot_vs_learned import serving
 from dot_vs_learned import synthetic
-from dot_vs_learned import tuning
+from dot_vs_learned import tuning_config
 
 # Where each experiment's fields are defined (and commented), basic first.
 DEFAULTS = {"ncf": (ncf_config.default_config,),
             "compare": (ncf_config.default_config, compare.default_config),
             "retrieval": (serving.default_config,),
             "synthetic": (synthetic.default_config,),
-            "tuning": (ncf_config.default_config, tuning.default_config,
+            "tuning": (ncf_config.default_config, tuning_config.default_config,
                        search_space.add_sections)}
 
 _SECTION = re.compile(r"\s*config\.([\w.]+) = ml_collections\.ConfigDict\(")

@@ -15,6 +15,7 @@ from dot_vs_learned import distributed
 from dot_vs_learned import ncf
 from dot_vs_learned import results
 from dot_vs_learned import serving
+from dot_vs_learned import summary
 from dot_vs_learned import synthetic
 from dot_vs_learned import tuning
 
@@ -81,6 +82,7 @@ def main(argv):
   if experiment not in EXPERIMENTS:
     raise app.UsageError(f"config field experiment={config.experiment!r}: "
                          f"must be one of {tuple(EXPERIMENTS)}")
+  summary.code_version()  # the code of this process, before anything runs
   try:
     EXPERIMENTS[config.experiment](config, _WORKDIR.value, _OVERWRITE.value)
   except (data.DataError, checks.ConfigError, results.WorkdirError) as e:

@@ -9,6 +9,7 @@ matplotlib is installed. `environment()` goes into results.json too, so every re
 """
 
 import datetime
+import functools
 import importlib.metadata
 import pathlib
 import subprocess
@@ -22,9 +23,12 @@ SUMMARY = "summary.md"
 CURVES = "curves.png"
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
   """The git commit of the package's checkout (with '+dirty' for local
-  changes), else the installed package's version."""
+  changes), else the installed package's version: as at the first call in
+  the process (main.py calls it at start), which is the code that runs, even
+  when the checkout changes while a long command trains."""
   root = pathlib.Path(__file__).resolve().parents[1]
   try:
     commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],

@@ -19,6 +19,7 @@ from dot_vs_learned import results
 from dot_vs_learned import search_space
 from dot_vs_learned import sweep
 from dot_vs_learned import tuning
+from dot_vs_learned import tuning_config
 
 import tuning_test  # pylint: disable=g-bad-import-order
 
@@ -225,7 +226,7 @@ def test_tuning_selects_ease_lambda_and_ials_alpha0_on_the_tuning_split(
 
 
 def test_search_space_points_per_model():
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   config.sweep.update(num_seeds=2, dims=(8, 16), num_negatives=(4, 8),
                       models=("mf", "ials", "ease"))
   assert search_space.shapes(config) == [
@@ -247,7 +248,7 @@ def test_search_space_points_per_model():
 
 @pytest.mark.parametrize("models", [("popularity",), ("mf", "nope"), ()])
 def test_sweep_models_outside_the_tunable_ones_are_refused(models):
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   config.sweep.models = models
   with pytest.raises(checks.ConfigError, match=r"sweep\.models.*needs values "
                      "among"):

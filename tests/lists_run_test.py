@@ -14,6 +14,7 @@ from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
 from dot_vs_learned import results
 from dot_vs_learned import tuning
+from dot_vs_learned import tuning_config
 from dot_vs_learned.data_checks import DataError
 
 KS = (5, 10)
@@ -138,7 +139,7 @@ def test_item_lists_need_a_folder(tmp_path):
 def test_tuning_on_item_lists_selects_by_recall(lists_dir, tmp_path):
   tune_dir = tmp_path / "tune"
   item_lists.holdout_split(lists_dir, tune_dir, seed=0)
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   config.data.update(name="tiny.holdout", format="lists", dir=str(tune_dir))
   config.final.data.update(name="tiny", format="lists", dir=str(lists_dir))
   config.model.dim = 8

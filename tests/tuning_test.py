@@ -19,6 +19,7 @@ from dot_vs_learned import search_space
 from dot_vs_learned import splits
 from dot_vs_learned import sweep
 from dot_vs_learned import tuning
+from dot_vs_learned import tuning_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def make_split_dirs(root):
 
 
 def tiny_config(split_dirs, **sweep_overrides):
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   config.data.update(name="toy.holdout", dir=str(split_dirs / "tune"))
   config.final.data.update(name="toy", dir=str(split_dirs / "full"))
   config.model.dim = 4
@@ -216,7 +217,7 @@ def test_points_in_smaller_programs_give_the_same_record(split_dirs):
 
 
 def test_final_runs_evaluate_as_the_sweep_did_or_every_final_every():
-  config = tuning.default_config()
+  config = tuning_config.default_config()
   config.eval.every = 256  # the paper's protocol: select 256 epochs
   chosen = dict(model="mf", dim=64, num_negatives=8, learning_rate=0.002,
                 reg=0.005, init_stddev=0.1, epochs=256)

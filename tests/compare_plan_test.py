@@ -1,0 +1,64 @@
+"""Tests of the comparison's plan (compare_plan.py): grids and budget."""
+
+import re
+
+import pytest
+
+from dot_vs_learned import compare
+from dot_vs_learned import compare_plan
+from dot_vs_learned import data
+from dot_vs_learned import ncf_config
+from dot_vs_learned import search_space
+
+import compare_test  # pylint: disable=g-bad-import-order
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+  folder = compare_test._files(tmp_path_factory.mktemp("data"))
+  return folder, data.load_ncf(folder, "tiny")
+
+
+def test_budget_split_equally_among_the_trained_models(split):
+  folder, d = split
+  config = compare_test._config(folder, budget=3000)
+  plans = compare_plan.plan(config, d, folder)
+  assert list(plans) == [m for m in compare.MODELS if m != "popularity"]
+  spent = {}
+  for name, t in plans.items():
+    points = (len(search_space.points(t, name))
+              * len(search_space.shapes(t)))
+    if name != "ease":  # EASE^R trains no epochs
+      spent[name] = t.train.epochs * points
+      # Each trained model's share is 3000 / 5 = 600 epochs x points.
+      assert 600 - points * t.eval.every < spent[name] <= 600
+      assert t.train.epochs % t.eval.every == 0
+      assert t.train.epochs // t.eval.every <= 2  # compare.evaluations
+  assert sum(spent.values()) <= 3000
+
+
+def test_grids_follow_the_data_and_ncf_keeps_its_recipe(split):
+  folder, d = split
+  config = compare_test._config(folder)
+  config.compare.ials.alpha0_totals = (14.0, 140.0)
+  config.compare.ease.regs_per_count = (1.0,)
+  plans = compare_plan.plan(config, d, folder)
+  assert plans["ials"].sweep.ials.alpha0s == (0.1, 1.0)  # / 140 items
+  mean_count = len(d.train_items) / 140
+  assert plans["ease"].sweep.ease.regs == (float(f"{mean_count:.3g}"),)
+  for name in ("gmf", "mlp", "neumf"):
+    t = plans[name]
+    assert (t.train.optimizer, t.train.batch_size, t.sweep.num_negatives,
+            t.sweep.init_stddevs) == ("adam", 256, (4,), (0.01,))
+  assert plans["neumf"].sweep.dims == (6,)  # d = 8 -> 3k below
+  # The tuning split is the data, the real split the final runs'.
+  assert plans["mf"].data.name == "tiny.holdout"
+  assert plans["mf"].final.data.name == "tiny"
+  assert plans["mf"].final.num_seeds == 2
+
+
+def test_a_budget_below_one_epoch_per_point_is_refused(split):
+  folder, d = split
+  with pytest.raises(ncf_config.ConfigError, match=re.escape(
+      "compare.budget=5")):  # 1 epoch per model: MF has 2 points
+    compare_plan.plan(compare_test._config(folder, budget=5), d, folder)
