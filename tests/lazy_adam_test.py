@@ -13,6 +13,7 @@ from dot_vs_learned import ncf_config
 from dot_vs_learned import train
 
 LR = 0.01
+_step = jax.jit(lazy_adam.step)
 
 
 def _gmf_params():
@@ -23,6 +24,7 @@ def _gmf_params():
                                                   x.shape), params)
 
 
+@jax.jit
 def _grads(params, users, items):
   """Gradients that touch only the rows of `users` and `items`."""
   def loss(p):
@@ -33,6 +35,7 @@ def _grads(params, users, items):
   return jax.grad(loss)(params)
 
 
+@jax.jit
 def _dense(params, state, grads):
   updates, state = optax.scale_by_adam().update(grads, state, params)
   return jax.tree.map(lambda p, u: p - LR * u, params, updates), state
@@ -44,7 +47,7 @@ def test_a_batch_using_every_row_is_dense_adam():
   lazy_p, lazy_s = params, lazy_adam.init(params)
   dense_p, dense_s = params, optax.scale_by_adam().init(params)
   for _ in range(3):
-    lazy_p, lazy_s = lazy_adam.step(lazy_p, lazy_s,
+    lazy_p, lazy_s = _step(lazy_p, lazy_s,
                                     _grads(lazy_p, users, items), users,
                                     items, LR)
     dense_p, dense_s = _dense(dense_p, dense_s, _grads(dense_p, users, items))
@@ -57,11 +60,11 @@ def test_rows_outside_the_batch_do_not_move():
   params = _gmf_params()
   state = lazy_adam.init(params)
   # Step 1 uses every row (they get momentum), step 2 users 0-1, items 2-3.
-  params, state = lazy_adam.step(params, state,
+  params, state = _step(params, state,
                                  _grads(params, jnp.arange(6), jnp.arange(9)),
                                  jnp.arange(6), jnp.arange(9), LR)
   users, items = jnp.array([0, 1, 1]), jnp.array([2, 3, 2])
-  after, state2 = lazy_adam.step(params, state, _grads(params, users, items),
+  after, state2 = _step(params, state, _grads(params, users, items),
                                  users, items, LR)
   user_before = params["params"]["user"]["embedding"]
   user_after = after["params"]["user"]["embedding"]
@@ -85,7 +88,7 @@ def test_mf_rows_and_a_gmf_run_train(tmp_path):
   # MF's tables through lazy Adam: the unused item rows stay.
   params = models.MFParams(jnp.ones((3, 2)), jnp.ones((4, 2)), jnp.zeros(()))
   grads = models.MFParams(jnp.ones((3, 2)), jnp.ones((4, 2)), jnp.ones(()))
-  out, _ = lazy_adam.step(params, lazy_adam.init(params), grads,
+  out, _ = _step(params, lazy_adam.init(params), grads,
                           jnp.array([0]), jnp.array([1]), LR)
   np.testing.assert_array_equal(np.asarray(out.item)[[0, 2, 3]], 1.0)
   np.testing.assert_allclose(out.item[1], 1.0 - LR, rtol=1e-5)
