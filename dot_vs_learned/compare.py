@@ -208,9 +208,10 @@ def default_config():
       split_seed=0,  # seed of the tuning split
   ))
   config.compare.mf = ml_collections.ConfigDict(dict(  # App. A.1's SGD
-      learning_rates=(0.001, 0.003, 0.01),  # eta
+      learning_rates=(0.003, 0.01, 0.03),  # eta (App. A.2: 0.002 over 256
+      # epochs; a budget of tens of epochs needs larger steps)
       regs=(0.001, 0.003, 0.01),  # lambda
-      num_negatives=(4, 8),  # m (a program each)
+      num_negatives=(8,),  # m (a program each; each divides MF's share)
       dims=(64,),  # d (a program each)
   ))
   config.compare.ncf = ml_collections.ConfigDict(dict(  # GMF, MLP, NeuMF
