@@ -177,6 +177,7 @@ def test_needs_a_dataset_in_files(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow  # 15 s; item lists' selection: lists_run_test.py
 def test_item_lists_are_compared_by_full_ranking(tmp_path):
   from dot_vs_learned import item_lists  # pylint: disable=g-import-not-at-top
   d = datasets.generate_default(num_users=100, num_items=140, seed=5,

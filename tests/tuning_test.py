@@ -203,6 +203,7 @@ def test_sharded_over_four_host_devices_equals_one_device(split_dirs):
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
 
 
+@pytest.mark.slow  # 12 s; an equivalence the quick sweep tests rely on
 def test_points_in_smaller_programs_give_the_same_record(split_dirs):
   config = tiny_config(split_dirs, regs=(0.0,))
   d = datasets.load_dataset(config.data)
