@@ -433,4 +433,5 @@ def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
   # absl's flags, then the config's fields with their values and meanings.
   assert "--workdir: Where results are written." in help_out.stdout
   assert ("  --config.train.optimizer='adam'\n      MF SGD: \"exact\" or "
-          "\"batched\" (sum); or \"adam\".") in help_out.stdout
+          "\"batched\" (sum); or \"adam\", \"lazy_adam\" (only the embedding "
+          "rows a batch uses move), \"sgd\".") in help_out.stdout
