@@ -7,9 +7,10 @@ python -m dot_vs_learned.main --config=configs/compare.py \
   1. The tuning split, into W/tuning_split/ (config.data is the real split):
      NCF files lose each user's latest training interaction (App. A.2), or
      a seeded random one when the file has no real timestamps
-     (compare.pick="auto"); item lists a seeded compare.test_fraction of
-     each user's training items. Of the real test file only its counts and
-     validity are used: nothing of it reaches the selection.
+     (compare.pick="auto": splits.holdout_split); item lists a seeded
+     compare.test_fraction of each user's training items. Of the real test
+     file only its counts and validity are used: nothing of it reaches the
+     selection.
   2. Each model of compare.models tuned on it by tuning.py's vmapped,
      sharded sweep, on its own grid (compare.<model>; the iALS and EASE^R
      grids scale with the data: alpha0 x items and lambda / mean item count
@@ -63,8 +64,8 @@ def validate(config) -> None:
   check(c.evaluations >= 1, "compare.evaluations", c.evaluations,
         "must be >= 1")
   check(c.num_seeds >= 1, "compare.num_seeds", c.num_seeds, "must be >= 1")
-  check(c.pick in ("auto", *splits.PICKS), "compare.pick", c.pick,
-        f"must be 'auto' or one of {splits.PICKS}")
+  check(c.pick in splits.PICKS, "compare.pick", c.pick,
+        f"must be one of {splits.PICKS}")
   check(0 < c.test_fraction < 1, "compare.test_fraction", c.test_fraction,
         "must be in (0, 1)")
   for name, fields in (("mf", ("learning_rates", "regs", "num_negatives",
@@ -91,14 +92,9 @@ def tuning_split(config, workdir) -> pathlib.Path:
     return out
   if not all((out / f"{compare_plan.split_name(config)}.{suffix}").exists()
              for suffix in data_lib.SUFFIXES):
-    pick = c.pick
-    if pick == "auto":  # latest by time, random where time is unknown
-      pick = "latest" if splits.has_times(config.data.dir,
-                                          config.data.name) else "random"
-      logging.info("tuning split: each user's %s training interaction "
-                   "held out", pick)
     splits.holdout_split(config.data.dir, config.data.name, out,
-                         compare_plan.split_name(config), c.split_seed, pick)
+                         compare_plan.split_name(config), c.split_seed,
+                         c.pick)
   return out
 
 

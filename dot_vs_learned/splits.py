@@ -171,16 +171,7 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
   return _write(split, out_dir, name, train_times, test_times, id_maps)
 
 
-PICKS = ("latest", "random")
-
-
-def has_times(ncf_dir, name) -> bool:
-  """Whether `{name}.train.rating` has real timestamps: a 4th column whose
-  values are not all equal (a 3-column file, or one rebuilt with a
-  constant, has none)."""
-  times = logs.read_log(pathlib.Path(ncf_dir) / f"{name}.train.rating",
-                        "blank").times
-  return times is not None and bool(np.any(times != times[0]))
+PICKS = ("latest", "random", "auto")
 
 
 def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
@@ -194,7 +185,8 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   order, which is biased where the file is not in time order (sorted by item
   id, it holds out each user's highest, i.e. newest and rarest, item): a
   warning says so. pick="random": a uniformly random interaction per user
-  (seeded), the unbiased choice when time is unknown. Its negatives, as many
+  (seeded), the unbiased choice when time is unknown. pick="auto": "latest"
+  where the timestamps differ, else "random" (logged). Its negatives, as many
   per user as the NCF test file has, are sampled uniformly from items the
   user has no training interaction with (among the item ids of the training
   file); the rest is the tuning training set. Nothing of the final test
@@ -219,6 +211,10 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
     raise DataError(
         f"{train_path}: user {user} has {counts[user]} training "
         "interactions; the tuning split needs >= 2 (one held out, one kept)")
+  if pick == "auto":  # a 3-column file, or one rebuilt with a constant
+    pick = "random" if np.all(times == times[0]) else "latest"
+    logging.info("%s: the tuning test item is each user's %s interaction",
+                 train_path, pick)
   if pick == "latest" and np.all(times == times[0]):
     logging.warning(
         "%s: every timestamp is %s, so the 'latest' interaction is the last "
@@ -280,7 +276,8 @@ if __name__ == "__main__":
   _PICK = flags.DEFINE_enum(
       "pick", "latest", list(PICKS), "--holdout_of: which interaction of a "
       "user becomes the tuning test item: the latest (timestamp, then file "
-      "order) or a random one (for files without real timestamps).")
+      "order) or a random one (for files without real timestamps); auto: "
+      "random where the timestamps are all equal, else latest.")
   _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where NCF files go.")
   _NAME = flags.DEFINE_string("name", None, "Dataset name: {name}.* files.")
   _NUM_NEGATIVES = flags.DEFINE_integer("num_negatives", 99,

@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 from dot_vs_learned import compare
@@ -98,10 +99,14 @@ def test_every_model_is_tuned_and_trained_on_the_real_split(tmp_path):
   assert len(rows) == 1 + len(compare.MODELS)
 
 
-def test_three_column_file_gets_a_random_tuning_item(compared):
+def test_three_column_file_gets_a_random_tuning_item(compared, tmp_path):
   folder, workdir, _ = compared
-  assert not splits.has_times(folder, "tiny")
   tune = data.load_ncf(workdir / compare.SPLIT, "tiny.holdout")
+  # "auto" picked "random": the same split as pick="random", not "latest".
+  for pick, same in (("random", True), ("latest", False)):
+    other = splits.holdout_split(folder, "tiny", tmp_path / pick, "x", 0,
+                                 pick)
+    assert np.array_equal(other.test_items, tune.test_items) == same
   real = data.load_ncf(folder, "tiny")
   assert tune.num_users == real.num_users
   assert len(tune.train_users) == len(real.train_users) - real.num_users
