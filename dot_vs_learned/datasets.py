@@ -149,17 +149,15 @@ def generate_default(num_users=2000, num_items=1000, seed=0, rank=8,
   return split
 
 
-FORMATS = ("ncf", "lists")  # data.format
-
-
 def load_dataset(data_config) -> NCFData | item_lists.ListData:
   """Returns the dataset a `config.data` ConfigDict names.
 
   With format "lists", `{dir}/train.txt` and `test.txt` (item_lists.py),
   named `name`. Else "default" is generated in memory; with `dir` set,
-  `{dir}/{name}.*` NCF files are loaded and validated by content; "ml-1m" and "pinterest-20" otherwise
-  come from `cache_dir` (else $DOT_VS_LEARNED_CACHE, else
-  ~/.cache/dot_vs_learned), downloaded and checksummed if `download` is true.
+  `{dir}/{name}.*` NCF files are loaded and validated by content; "ml-1m"
+  and "pinterest-20" otherwise come from `cache_dir` (else
+  $DOT_VS_LEARNED_CACHE, else ~/.cache/dot_vs_learned), downloaded and
+  checksummed if `download` is true.
   """
   name = data_config.get("name", "default")
   if data_config.get("format", "ncf") == "lists":

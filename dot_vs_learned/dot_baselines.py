@@ -159,20 +159,20 @@ def ease_grid(regs, data, config, done_path=None) -> dict[str, np.ndarray]:
     done = {} if done_path is None else {
         r["reg"]: r["metrics"] for r in results.read_json_lines(done_path)}
     history, per_reg = _history(data), []
-    for reg in regs:
-      if float(reg) not in done:
-        metrics = jax.jit(evaluate_fn)(models.EaseParams(
-            _ease_weights(data, reg), history))
-        done[float(reg)] = {name: np.asarray(v).tolist()
-                            for name, v in metrics.items()}
+    evaluate_one = jax.jit(evaluate_fn)
+    for reg in map(float, regs):
+      if reg not in done:
+        metrics = evaluate_one(models.EaseParams(_ease_weights(data, reg),
+                                                 history))
+        done[reg] = {name: np.asarray(v).tolist()
+                     for name, v in metrics.items()}
         logging.info("EASE^R at lambda %g: %s", reg,
-                     {name: round(v, 4) for name, v in
-                      done[float(reg)].items()
+                     {name: round(v, 4) for name, v in done[reg].items()
                       if np.ndim(v) == 0})
         if done_path is not None:
-          results.append_json_line(done_path, {"reg": float(reg),
-                                               "metrics": done[float(reg)]})
-      per_reg.append(done[float(reg)])
+          results.append_json_line(done_path, {"reg": reg,
+                                               "metrics": done[reg]})
+      per_reg.append(done[reg])
     return {name: np.stack([np.asarray(m[name]) for m in per_reg])
             for name in per_reg[0]}
   metrics = ease.grid_evaluate(_gram(data), jnp.asarray(regs, jnp.float32),

@@ -14,6 +14,7 @@ MODELS = ("mf", "gmf", "mlp", "neumf", "neumf_pretrained", "popularity",
           "ials", "ease")
 CLOSED_FORM = ("popularity", "ease")  # no epochs, no seeds: one fit
 SOLVED = ("mf", "popularity", "ials", "ease")  # no gradient optimizer
+FORMATS = ("ncf", "lists")  # data.format: NCF files, or item lists
 OPTIMIZERS = ("exact", "batched", "adam", "lazy_adam", "sgd")
 # Those that train any model.
 GRADIENT_OPTIMIZERS = ("adam", "lazy_adam", "sgd")
@@ -93,8 +94,8 @@ def validate(config, num_candidates=None) -> None:
                                             e.full_ranking_ks),
          "eval.full_ranking_ks", e.full_ranking_ks, "needs values >= 1")
   _check(0 < e.gamma <= 1, "eval.gamma", e.gamma, "must be in (0, 1]")
-  _check(config.data.format in ("ncf", "lists"), "data.format",
-         config.data.format, "must be 'ncf' or 'lists'")
+  _check(config.data.format in FORMATS, "data.format", config.data.format,
+         f"must be one of {FORMATS}")
   if config.data.format == "lists":  # judged by full ranking alone
     _check(e.full_ranking, "eval.full_ranking", e.full_ranking,
            "item lists have no sampled negatives: must be True")

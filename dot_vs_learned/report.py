@@ -244,25 +244,20 @@ def write_report(paths, out_dir) -> tuple[list[dict], list[str]]:
     table, datasets = table1(sampled), table_datasets(sampled)
     texts = {"figure2.csv": figure2_csv(sampled),
              "table1.md": table1_markdown(table, datasets),
-             "table1.csv": _csv([["method", "source"] + [
+             "table1.csv": results.csv_text([["method", "source"] + [
                  f"{d}_{m}" for d in datasets
                  for m in ("hr@10", "ndcg@10")]] + table),
              "rankings.md": report_ranking.markdown(sampled)}
   if listed:
     texts.update({"full_ranking.md": report_lists.markdown(listed),
-                  "full_ranking.csv": _csv(report_lists.csv_rows(listed))})
+                  "full_ranking.csv": results.csv_text(
+                      report_lists.csv_rows(listed))})
   for name, text in texts.items():
     results.write_atomically(out / name, lambda f, t=text: f.write(t))
   drawn = (["figure2.png"] if sampled and figure2(sampled,
                                                    out / "figure2.png")
            else [])
   return rows, drawn + list(texts)
-
-
-def _csv(table) -> str:
-  text = io.StringIO()
-  csv.writer(text).writerows(table)
-  return text.getvalue()
 
 
 def main(argv):

@@ -7,9 +7,6 @@ full-ranking recall@k and NDCG@k of item lists) and the full ranking's, as
 mean ± std over seeds, and the seconds of tuning and of the final runs.
 """
 
-import csv
-import io
-
 from dot_vs_learned import ncf_config
 from dot_vs_learned import plotting
 from dot_vs_learned import results
@@ -96,11 +93,9 @@ def plot(out, path) -> bool:
 
 def write(workdir, out) -> list[str]:
   """Writes the three files (the plot only with matplotlib)."""
-  text = io.StringIO()
-  csv.writer(text).writerows(table(out))
+  text = results.csv_text(table(out))
   results.write_atomically(workdir / FILES[0],
                            lambda f: f.write(markdown(out)))
-  results.write_atomically(workdir / FILES[1],
-                           lambda f: f.write(text.getvalue()))
+  results.write_atomically(workdir / FILES[1], lambda f: f.write(text))
   return list(FILES[:2]) + ([FILES[2]] if plot(out, workdir / FILES[2])
                             else [])

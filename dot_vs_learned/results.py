@@ -8,6 +8,8 @@ and a rename, so a killed run never leaves a truncated JSON file behind. In a
 multi-host run (distributed.py) only process 0 writes.
 """
 
+import csv
+import io
 import json
 import os
 import pathlib
@@ -34,6 +36,13 @@ def write_atomically(path, write, mode="w") -> None:
   """atomic.write on process 0: write(file) on a temporary file, renamed."""
   if distributed.is_writer():
     atomic.write(path, write, mode)
+
+
+def csv_text(rows) -> str:
+  """Rows (lists of cells) as CSV text."""
+  text = io.StringIO()
+  csv.writer(text).writerows(rows)
+  return text.getvalue()
 
 
 def write_json(path, value) -> None:

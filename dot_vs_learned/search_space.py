@@ -7,8 +7,8 @@ point is a dict of hyperparameters and a "seed":
       only) from sweep.learning_rates, sweep.regs, sweep.init_stddevs; a
       shape per d in sweep.dims and m in sweep.num_negatives;
   ials: reg x alpha0 x nu x init_stddev from sweep.ials.regs,
-      sweep.ials.alpha0s, sweep.ials.nus and sweep.init_stddevs; a shape per d (m = 0: it samples no
-      negatives);
+      sweep.ials.alpha0s, sweep.ials.nus and sweep.init_stddevs; a shape
+      per d (m = 0: it samples no negatives);
   ease: reg from sweep.ease.regs; one shape (d = m = 0); no seeds (it has
       no randomness) and no epochs (epoch 0: closed form).
 Every model draws sweep.num_seeds seeds except EASE^R.

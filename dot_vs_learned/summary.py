@@ -5,7 +5,8 @@ the config fields that define the run, its time and the environment;
 curves.png the training loss and the two metrics the run is judged by
 (results.json's judged_by: HR@K and NDCG@K, or full-ranking recall@K and
 NDCG@K on item lists) against the epoch (a line per stage), when
-matplotlib is installed. `environment()` goes into results.json too, so every result says which code and which JAX made it.
+matplotlib is installed. `environment()` goes into results.json too, so
+every result says which code and which JAX made it.
 """
 
 import datetime

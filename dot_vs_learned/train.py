@@ -189,8 +189,9 @@ def make_train(config, data, mesh=None):
     init(keys, params=None, stddevs=None) -> TrainState, and
     run(states, num_epochs, hps=None) -> (states, metrics), which trains
     num_epochs epochs then evaluates (the sampled "hr", "ndcg" and "rank";
-    none for item lists, which the caller ranks fully: ncf_eval.py). Both work over a leading axis of
-    points: seeds, or (hyperparameter, seed) pairs of a sweep, vmapped.
+    none for item lists, which the caller ranks fully: ncf_eval.py). Both
+    work over a leading axis of points: seeds, or (hyperparameter, seed)
+    pairs of a sweep, vmapped.
     params: per-point initial parameters (e.g. pretrained); stddevs: per-point
     init scales (MF); hps: per-point Hparams (default: the config's).
     mesh: a 1-D jax.sharding.Mesh (distributed.point_mesh); with axis "points" the
