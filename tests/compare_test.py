@@ -99,6 +99,7 @@ def test_every_model_is_tuned_and_trained_on_the_real_split(tmp_path):
   assert len(rows) == 1 + len(compare.MODELS)
 
 
+@pytest.mark.slow  # a whole comparison
 def test_three_column_file_gets_a_random_tuning_item(compared, tmp_path):
   folder, workdir, _ = compared
   tune = data.load_ncf(workdir / compare.SPLIT, "tiny.holdout")
@@ -112,6 +113,7 @@ def test_three_column_file_gets_a_random_tuning_item(compared, tmp_path):
   assert len(tune.train_users) == len(real.train_users) - real.num_users
 
 
+@pytest.mark.slow  # a whole comparison
 def test_budget_is_honoured(compared):
   _, workdir, out = compared
   plan = json.loads((workdir / compare.PLAN).read_text())
@@ -138,6 +140,7 @@ def test_too_small_a_budget_names_the_field(tmp_path):
     compare.run(_config(folder, budget=5), tmp_path / "w")
 
 
+@pytest.mark.slow  # a whole comparison
 def test_selection_never_sees_the_test_file(compared, tmp_path):
   _, _, out = compared
   folder = _files(tmp_path / "data", three_columns=True, swap_test=True)
@@ -151,6 +154,7 @@ def test_selection_never_sees_the_test_file(compared, tmp_path):
           != out["models"]["mf"]["final"]["final"]["hr@10"])
 
 
+@pytest.mark.slow  # a whole comparison
 def test_a_killed_comparison_resumes_without_redoing_cells(tmp_path,
                                                            monkeypatch):
   folder = _files(tmp_path / "data")

@@ -63,6 +63,7 @@ def _numpy_metrics(scores_UxI, data, k):
   return np.mean(sampled_rank < k), np.mean(full_rank < k)
 
 
+@pytest.mark.slow  # an iALS run
 def test_ials_run_records_its_loss_and_metrics(ials_run):
   config, workdir, out = ials_run
   final = out["final"]
@@ -88,6 +89,7 @@ def test_ials_run_records_its_loss_and_metrics(ials_run):
   assert "| ials.alpha0 | 0.2 |" in (workdir / "summary.md").read_text()
 
 
+@pytest.mark.slow  # an iALS run
 def test_ials_seed_i_trains_from_key_i_of_the_split(ials_run):
   config, workdir, _ = ials_run
   # Seed i of a run starts from split(key(train.seed), n)[i], as MF's do.
@@ -159,7 +161,8 @@ def test_ease_in_place_when_the_device_is_small(ease_run, tmp_path,
   assert grid["hr"][1] == pytest.approx(out["final"]["hr@10"]["mean"])
 
 
-@pytest.mark.parametrize("which", ["ials", "ease"])
+@pytest.mark.parametrize(
+    "which", [pytest.param("ials", marks=pytest.mark.slow), "ease"])
 def test_recommend_serves_both(ials_run, ease_run, which):
   config, workdir, _ = ials_run if which == "ials" else ease_run
   flat = results.load_params(workdir)
@@ -195,6 +198,7 @@ def test_bad_ials_fields_are_refused(tmp_path, field, value, message):
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # an iALS run
 def test_tuning_selects_ease_lambda_and_ials_alpha0_on_the_tuning_split(
     tmp_path):
   split_dirs = tuning_test.make_split_dirs(tmp_path / "data")

@@ -138,6 +138,7 @@ def test_divergence_stops_with_a_clear_error(tmp_path):
   assert (tmp_path / results.RESULTS).exists()
 
 
+@pytest.mark.slow  # a subprocess run
 def test_entry_point_end_to_end(tmp_path):
   command = [sys.executable, "-m", "dot_vs_learned.main",
              f"--config={REPO / 'configs' / 'test.py'}",

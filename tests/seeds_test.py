@@ -131,7 +131,9 @@ def test_vmapped_seed_starts_from_its_single_runs_parameters():
     np.testing.assert_array_equal(states.key[i], single.key[0])
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [
+    pytest.param(m, marks=pytest.mark.slow) if m in ("mlp", "neumf") else m
+    for m in MODELS])  # the slow pass runs MLP and NeuMF
 def test_vmapped_seed_equals_its_single_run_after_an_epoch(model):
   vmapped, single, other_key = one_epoch(model)
   num_users = tiny_data().num_users

@@ -96,6 +96,7 @@ def test_benchmark_on_trained_mf_embeddings(mf_run, tmp_path):
   assert (row["n"], row["d"]) == (200, 4)
 
 
+@pytest.mark.slow  # trains a GMF run
 def test_trained_embeddings_must_come_from_mf(tmp_path):
   gmf = tmp_path / "gmf"
   ncf.run(_tiny_ncf("gmf", 4), gmf)

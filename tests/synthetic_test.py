@@ -44,6 +44,7 @@ def test_mlp_learns_a_two_dimensional_dot_product():
   assert record["error_fresh"]["mean"] < 0.02
 
 
+@pytest.mark.slow  # several trainings
 def test_vmapped_seeds_equal_seed_by_seed_training():
   c = _config().synthetic
   data = synthetic_data.stack_seeds(300, 4, c)
@@ -130,6 +131,7 @@ def test_bad_checkpoint_config_names_the_field(tmp_path, field, value):
   assert not (tmp_path / "grid").exists()
 
 
+@pytest.mark.slow  # several trainings
 def test_grid_refuses_a_finished_grid_or_another_config(tmp_path):
   synthetic.run(_config(), tmp_path)
   with pytest.raises(results.WorkdirError, match="finished run"):
@@ -142,6 +144,7 @@ def test_grid_refuses_a_finished_grid_or_another_config(tmp_path):
   assert out["cells"][0]["epochs"] == 2
 
 
+@pytest.mark.slow  # a grid
 def test_a_diverging_cell_is_marked_failed_and_the_grid_goes_on(
     tmp_path, monkeypatch):
   real = synthetic.train_cell

@@ -247,8 +247,9 @@ def learnable_data():
   return datasets.generate_default(num_users=400, num_items=200, seed=3)
 
 
-@pytest.mark.parametrize("name, dim", [("mf", 16), ("gmf", 16), ("mlp", 16),
-                                       ("neumf", 18)])
+@pytest.mark.parametrize("name, dim", [
+    ("mf", 16), ("gmf", 16), pytest.param("mlp", 16, marks=pytest.mark.slow),
+    pytest.param("neumf", 18, marks=pytest.mark.slow)])
 def test_every_model_learns_with_adam(learnable_data, name, dim):
   config = ncf_config.default_config()
   config.model.update(name=name, dim=dim)

@@ -52,6 +52,7 @@ def tiny_config(split_dirs, **sweep_overrides):
   return config
 
 
+@pytest.mark.slow  # a sweep and its finals
 def test_sweep_selects_on_the_tuning_split_and_runs_the_finals(
     split_dirs, tmp_path):
   config = tiny_config(split_dirs)
