@@ -15,5 +15,7 @@ compare.num_seeds seeds and writes W/comparison.md, .csv and .png
 from dot_vs_learned import compare
 
 
-def get_config():
+def get_config(arg=None):
+  if arg is not None:
+    raise ValueError(f"configs/compare.py takes no ':' argument (got {arg!r})")
   return compare.default_config()

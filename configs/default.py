@@ -6,7 +6,9 @@ python -m dot_vs_learned.main --config=configs/default.py --workdir=/tmp/dvl_def
 from dot_vs_learned import ncf_config
 
 
-def get_config():
+def get_config(arg=None):
+  if arg is not None:
+    raise ValueError(f"configs/default.py takes no ':' argument (got {arg!r})")
   config = ncf_config.default_config()
   config.data.name = "default"
   config.model.dim = 32

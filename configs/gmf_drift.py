@@ -12,7 +12,9 @@ Runs on the embedded data in about a minute on a 2-core CPU.
 from dot_vs_learned import ncf_config
 
 
-def get_config():
+def get_config(arg=None):
+  if arg is not None:
+    raise ValueError(f"configs/gmf_drift.py takes no ':' argument (got {arg!r})")
   config = ncf_config.default_config()
   config.data.name = "default"
   ncf_config.use_ncf_recipe(config, "gmf")

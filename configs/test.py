@@ -6,7 +6,9 @@ python -m dot_vs_learned.main --config=configs/test.py --workdir=/tmp/dvl_test
 from dot_vs_learned import ncf_config
 
 
-def get_config():
+def get_config(arg=None):
+  if arg is not None:
+    raise ValueError(f"configs/test.py takes no ':' argument (got {arg!r})")
   config = ncf_config.default_config()
   config.data.name = "default"
   config.data.num_users = 200

@@ -34,6 +34,7 @@ import pathlib
 from absl import logging
 
 from dot_vs_learned import checks
+from dot_vs_learned import checkpoints
 from dot_vs_learned import compare_plan
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
@@ -56,11 +57,29 @@ SPLIT = "tuning_split"
 PLAN = "plan.json"
 
 
+# compare.<field>: (the values' test, what it asks); every model's grid is
+# checked, so a bad value stops the command before anything is written.
+_GRIDS = {
+    "mf.learning_rates": (lambda v: v > 0, "values > 0"),
+    "mf.regs": (lambda v: v >= 0, "values >= 0"),
+    "mf.num_negatives": (lambda v: v >= 1 and v == int(v), "integers >= 1"),
+    "mf.dims": (lambda v: v >= 1 and v == int(v), "integers >= 1"),
+    "ncf.learning_rates": (lambda v: v > 0, "values > 0"),
+    "ncf.regs": (lambda v: v >= 0, "values >= 0"),
+    # MLP's d = 2k; NeuMF's is the multiple of 3 below d.
+    "ncf.dims": (lambda v: v >= 4 and v % 2 == 0, "even integers >= 4"),
+    "ials.regs": (lambda v: v > 0, "values > 0"),
+    "ials.alpha0_totals": (lambda v: v > 0, "values > 0"),
+    "ials.dims": (lambda v: v >= 1 and v == int(v), "integers >= 1"),
+    "ease.regs_per_count": (lambda v: v > 0, "values > 0"),
+}
+
+
 def validate(config) -> None:
   c, check = config.compare, checks.check
-  check(len(c.models) > 0 and set(c.models) <= set(MODELS), "compare.models",
-        c.models, f"needs values among {MODELS}")
-  check(c.budget >= 1, "compare.budget", c.budget, "must be >= 1")
+  check(len(c.models) > 0 and set(c.models) <= set(MODELS)
+        and len(set(c.models)) == len(c.models), "compare.models",
+        c.models, f"needs distinct values among {MODELS}")
   check(c.evaluations >= 1, "compare.evaluations", c.evaluations,
         "must be >= 1")
   check(c.num_seeds >= 1, "compare.num_seeds", c.num_seeds, "must be >= 1")
@@ -68,15 +87,22 @@ def validate(config) -> None:
         f"must be one of {splits.PICKS}")
   check(0 < c.test_fraction < 1, "compare.test_fraction", c.test_fraction,
         "must be in (0, 1)")
-  for name, fields in (("mf", ("learning_rates", "regs", "num_negatives",
-                               "dims")),
-                       ("ncf", ("learning_rates", "regs", "dims")),
-                       ("ials", ("regs", "alpha0_totals", "dims")),
-                       ("ease", ("regs_per_count",))):
-    for field in fields:
-      values = c[name][field]
-      check(len(values) > 0 and all(v >= 0 for v in values),
-            f"compare.{name}.{field}", values, "needs values >= 0")
+  check(c.ncf.optimizer in ("adam", "lazy_adam"), "compare.ncf.optimizer",
+        c.ncf.optimizer, "must be 'adam' (NCF's) or 'lazy_adam'")
+  check(config.train.optimizer in ("batched", "exact"), "train.optimizer",
+        config.train.optimizer, "compare tunes MF with App. A.1's SGD "
+        "('batched' or 'exact'); GMF, MLP and NeuMF take "
+        "compare.ncf.optimizer")
+  for field, (ok, need) in _GRIDS.items():
+    section, name = field.split(".")
+    values = c[section][name]
+    check(len(values) > 0 and all(ok(v) for v in values),
+          f"compare.{field}", values, f"needs {need}")
+  trained = compare_plan.trained(config)
+  most = max((compare_plan.grid_size(config, n) for n in trained), default=0)
+  check(c.budget >= max(1, most * len(trained)), "compare.budget", c.budget,
+        f"{len(trained)} models train in epochs, on grids of up to {most} "
+        f"points: the budget needs at least {most * len(trained)} epochs")
   ncf_config.validate(config)
 
 
@@ -123,7 +149,8 @@ def _run(config, data, workdir) -> dict:
   split = datasets.load_dataset(split_config)
   plans = compare_plan.plan(config, split, split_dir)
   results.write_json(workdir / PLAN, {
-      name: {"epochs": t.train.epochs, "every": t.eval.every,
+      name: {**({} if name in ncf_config.CLOSED_FORM else
+                {"epochs": t.train.epochs, "every": t.eval.every}),
              "points": len(search_space.points(t, name)),
              "shapes": search_space.shapes(t)}
       for name, t in plans.items()})
@@ -148,6 +175,8 @@ def _run(config, data, workdir) -> dict:
         done[cell] = dict(tuning.tune_shape(t, split, n, dim, m, workdir),
                           cell=cell)
         sweep.record_cell(workdir, done[cell])
+      checkpoints.remove(workdir,
+                         f"{tuning.checkpoint_prefix(n, dim, m)}_points*")
       records.append(done[cell])
     names = tuning.curve_names(t, split)
     chosen = search_space.select(records, names,
@@ -215,6 +244,8 @@ def default_config():
       regs=(0.0, 0.0001, 0.001),  # L2 on the embedding rows used; NCF: 0
       dims=(64,),  # d of GMF and MLP (NCF's predictive factor 32 is MLP's
       # d = 64); NeuMF's: the multiple of 3 below (63)
+      optimizer="adam",  # NCF's dense Adam, or "lazy_adam" (lazy_adam.py;
+      # several times faster on large catalogues: docs/results.md)
   ))
   config.compare.ials = ml_collections.ConfigDict(dict(
       regs=(0.001, 0.003, 0.01),  # lambda of the frequency-scaled L2

@@ -8,8 +8,10 @@ the embeddings; iALS's alpha0 and EASE^R's lambda are given per item and
 per mean item count, so the grids follow the data), the tuning split as
 its data and the real split as its final data. compare.budget, epochs x
 points over the whole sweep, is split equally among the models that train
-in epochs: a model's epochs per point are its share over its points,
-evaluated compare.evaluations times (the epoch choices).
+in epochs: a model's epochs per point are its share over its points (E),
+evaluated every E // compare.evaluations epochs (the epoch choices: at
+least compare.evaluations of them; E itself is rounded down to a multiple
+of that step).
 """
 
 import copy
@@ -17,8 +19,8 @@ import time
 
 from absl import logging
 import jax
+import numpy as np
 
-from dot_vs_learned import checks
 from dot_vs_learned import dot_baselines
 from dot_vs_learned import ncf_config
 from dot_vs_learned import search_space
@@ -49,6 +51,23 @@ def _grid(config, name) -> dict:
   return {}
 
 
+def trained(config) -> list[str]:
+  """The models of compare.models that train in epochs (share the budget)."""
+  return [m for m in config.compare.models if m not in ncf_config.CLOSED_FORM]
+
+
+def grid_size(config, name) -> int:
+  """Points x shapes of model `name`'s grid (search_space counts the same
+  from the tuning config)."""
+  c = config.compare
+  sizes = {"mf": (c.mf.learning_rates, c.mf.regs, c.mf.num_negatives,
+                  c.mf.dims),
+           "ials": (c.ials.regs, c.ials.alpha0_totals, c.ials.dims),
+           "ease": (c.ease.regs_per_count,)}.get(
+               name, (c.ncf.learning_rates, c.ncf.regs, c.ncf.dims))
+  return int(np.prod([len(values) for values in sizes]))
+
+
 def _scaled(values, scale) -> tuple:
   """values x scale, to 3 significant digits (readable grids)."""
   return tuple(float(f"{v * scale:.3g}") for v in values)
@@ -68,6 +87,7 @@ def model_config(config, name, data, split_dir):
   t.final.num_seeds = config.compare.num_seeds
   if name in LEARNED:
     ncf_config.use_ncf_recipe(t, name)
+    t.train.optimizer = config.compare.ncf.optimizer
   t.sweep.update(models=(name,), num_seeds=1, **_grid(config, name))
   c = config.compare
   if name == "ials":
@@ -83,19 +103,13 @@ def plan(config, data, split_dir) -> dict:
   """{model: its tuning config with epochs and eval.every set}: the budget
   split equally among the models that train in epochs."""
   c = config.compare
-  trained = [m for m in c.models if m not in ncf_config.CLOSED_FORM]
   out = {}
   for name in c.models:
     if name == "popularity":
       continue
     t = model_config(config, name, data, split_dir)
-    if name in trained:
-      points = (len(search_space.points(t, name))
-                * len(search_space.shapes(t)))
-      per_point = int(c.budget / len(trained) / points)
-      checks.check(per_point >= 1, "compare.budget", c.budget,
-                   f"{name}'s grid has {points} points: the budget needs at "
-                   f"least {points * len(trained)} epochs")
+    if name in trained(config):  # compare.validate: per_point >= 1
+      per_point = c.budget // len(trained(config)) // grid_size(config, name)
       every = max(1, per_point // c.evaluations)
       t.train.epochs = every * (per_point // every)
       t.eval.every = t.final.every = every

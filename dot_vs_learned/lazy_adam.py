@@ -39,8 +39,9 @@ def _row_ids(params, users, items):
        for path in flat})
 
 
-def step(params, state, grads, users, items, learning_rate):
-  """One lazy Adam step; returns (params, state)."""
+def step(params, state, grads, users, items, used, learning_rate):
+  """One lazy Adam step; returns (params, state). `used` [B] is False for
+  the batch's padding (examples of weight 0), whose rows stay untouched."""
   count = optax.safe_increment(state.count)
   c1 = 1 - B1 ** count.astype(jnp.float32)
   c2 = 1 - B2 ** count.astype(jnp.float32)
@@ -54,8 +55,11 @@ def step(params, state, grads, users, items, learning_rate):
     m_r = B1 * m[ids] + (1 - B1) * g_r
     v_r = B2 * v[ids] + (1 - B2) * g_r * g_r
     p_r = p[ids] - learning_rate * (m_r / c1) / (jnp.sqrt(v_r / c2) + EPS)
-    # A row used twice is written twice with the same values.
-    return p.at[ids].set(p_r), m.at[ids].set(m_r), v.at[ids].set(v_r)
+    # A row used twice is written twice with the same values; padding's
+    # ids point past the table, and their writes are dropped.
+    ids = jnp.where(used, ids, p.shape[0])
+    return tuple(x.at[ids].set(x_r, mode="drop")
+                 for x, x_r in ((p, p_r), (m, m_r), (v, v_r)))
 
   ids = _row_ids(params, users, items)
   leaves, treedef = jax.tree.flatten(params)

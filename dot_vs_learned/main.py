@@ -59,8 +59,10 @@ def parse_flags(argv):
     hint = re.search(r"Did you mean [^?]*\?", text)
     sys.exit(f"error: {given[0] if given else '--config'}: no such config "
              f"field{'; ' + hint[0] if hint else ''}")
-  except flags.Error as e:
-    sys.exit(f"error: {str(e).splitlines()[0]}")
+  except flags.Error as e:  # a config file's error comes with its traceback
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    reason = f" {lines[-1]}" if "Traceback" in str(e) else ""
+    sys.exit(f"error: {lines[0]}{reason}")
   except SyntaxError as e:  # in the config file
     sys.exit(f"error: --config: {e.filename}:{e.lineno}: {e.msg}")
 

@@ -28,8 +28,8 @@ def _metrics(out) -> list[str]:
 def selected(chosen) -> str:
   """"lr 0.01, lambda 0.003, m 8, epochs 32" ("-": nothing tuned)."""
   parts = [f"{label} {chosen[name]:g}" for name, label in _SHOWN.items()
-           if name in chosen and not (name == "num_negatives"
-                                      and not chosen[name])]
+           if name in chosen and not (name in ("num_negatives", "epochs")
+                                      and not chosen[name])]  # EASE^R: 0
   return ", ".join(parts) or "-"
 
 

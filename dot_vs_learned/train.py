@@ -101,7 +101,7 @@ def make_gradient_step(score, config):
       grads, loss_sum = jax.grad(loss_fn, has_aux=True)(params, batch, hp)
       params, opt_state = lazy_adam.step(params, opt_state, grads,
                                          batch.users, batch.items,
-                                         hp.learning_rate)
+                                         batch.weights > 0, hp.learning_rate)
       return params, opt_state, loss_sum
 
     return lazy_adam.init, lazy_step

@@ -1,13 +1,10 @@
 """Tests of the comparison's plan (compare_plan.py): grids and budget."""
 
-import re
-
 import pytest
 
 from dot_vs_learned import compare
 from dot_vs_learned import compare_plan
 from dot_vs_learned import data
-from dot_vs_learned import ncf_config
 from dot_vs_learned import search_space
 
 import compare_test  # pylint: disable=g-bad-import-order
@@ -57,8 +54,18 @@ def test_grids_follow_the_data_and_ncf_keeps_its_recipe(split):
   assert plans["mf"].final.num_seeds == 2
 
 
-def test_a_budget_below_one_epoch_per_point_is_refused(split):
+def test_each_model_gets_its_grid_size_and_optimizer(split):
   folder, d = split
-  with pytest.raises(ncf_config.ConfigError, match=re.escape(
-      "compare.budget=5")):  # 1 epoch per model: MF has 2 points
-    compare_plan.plan(compare_test._config(folder, budget=5), d, folder)
+  config = compare_test._config(folder)
+  config.compare.ncf.optimizer = "lazy_adam"
+  for name in compare.MODELS[1:]:
+    t = compare_plan.model_config(config, name, d, folder)
+    assert compare_plan.grid_size(config, name) == (
+        len(search_space.points(t, name)) * len(search_space.shapes(t)))
+    assert t.train.optimizer == ("lazy_adam" if name in compare_plan.LEARNED
+                                 else "batched")
+  # 40 epochs: MF, iALS (2 points each) 4 per point; GMF, MLP, NeuMF 8.
+  plans = compare_plan.plan(config, d, folder)
+  assert {n: (t.train.epochs, t.eval.every) for n, t in plans.items()
+          if n != "ease"} == {"mf": (4, 2), "ials": (4, 2), "gmf": (8, 4),
+                              "mlp": (8, 4), "neumf": (8, 4)}

@@ -135,9 +135,29 @@ def test_budget_is_honoured(compared):
 
 def test_too_small_a_budget_names_the_field(tmp_path):
   folder = _files(tmp_path / "data")
+  # MF, iALS, GMF, MLP and NeuMF train, on grids of up to 2 points.
   with pytest.raises(ncf_config.ConfigError,
-                     match=re.escape("compare.budget=5")):
-    compare.run(_config(folder, budget=5), tmp_path / "w")
+                     match=re.escape("compare.budget=9") + ".*at least 10"):
+    compare.run(_config(folder, budget=9), tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("compare.models", ("mf", "mf")), ("compare.mf.dims", (0,)),
+    ("compare.mf.num_negatives", (0,)), ("compare.mf.learning_rates", (0.0,)),
+    ("compare.ncf.dims", (63,)), ("compare.ncf.dims", (2,)),
+    ("compare.ials.regs", (0.0,)), ("compare.ease.regs_per_count", (0.0,)),
+    ("compare.ncf.optimizer", "sgd"), ("train.optimizer", "adam")])
+def test_bad_fields_are_refused_before_anything_is_written(tmp_path, field,
+                                                           value):
+  config = _config(_files(tmp_path / "data"))
+  section = config
+  for part in field.split(".")[:-1]:
+    section = section[part]
+  section[field.split(".")[-1]] = value
+  with pytest.raises(ncf_config.ConfigError, match=re.escape(f"{field}=")):
+    compare.run(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow  # a whole comparison
@@ -177,6 +197,8 @@ def test_a_killed_comparison_resumes_without_redoing_cells(tmp_path,
   assert calls == ["mf", "ease"]  # MF's cell was not tuned again
   assert set(out["models"]) == {"mf", "ease"}
   assert (tmp_path / "w" / "comparison.md").exists()
+  # The tuning checkpoints went with their recorded cell.
+  assert not list((tmp_path / "w").glob("checkpoints/tune_*"))
 
 
 def test_needs_a_dataset_in_files(tmp_path):

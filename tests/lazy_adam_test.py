@@ -13,6 +13,7 @@ from dot_vs_learned import ncf_config
 from dot_vs_learned import train
 
 LR = 0.01
+_ALL_USERS = jnp.arange(9) % 6  # as many as the 9 items: a batch's pairs
 _step = jax.jit(lazy_adam.step)
 
 
@@ -35,6 +36,11 @@ def _grads(params, users, items):
   return jax.grad(loss)(params)
 
 
+def _every(ids):
+  """`used`: every example of the batch is real (no padding)."""
+  return jnp.ones(ids.shape, bool)
+
+
 @jax.jit
 def _dense(params, state, grads):
   updates, state = optax.scale_by_adam().update(grads, state, params)
@@ -43,13 +49,13 @@ def _dense(params, state, grads):
 
 def test_a_batch_using_every_row_is_dense_adam():
   params = _gmf_params()
-  users, items = jnp.arange(6), jnp.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 8])
+  users = jnp.arange(10) % 6
+  items = jnp.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 8])
   lazy_p, lazy_s = params, lazy_adam.init(params)
   dense_p, dense_s = params, optax.scale_by_adam().init(params)
   for _ in range(3):
-    lazy_p, lazy_s = _step(lazy_p, lazy_s,
-                                    _grads(lazy_p, users, items), users,
-                                    items, LR)
+    lazy_p, lazy_s = _step(lazy_p, lazy_s, _grads(lazy_p, users, items),
+                           users, items, _every(items), LR)
     dense_p, dense_s = _dense(dense_p, dense_s, _grads(dense_p, users, items))
   for a, b in zip(jax.tree.leaves((lazy_p, lazy_s)),
                   jax.tree.leaves((dense_p, dense_s))):
@@ -61,11 +67,12 @@ def test_rows_outside_the_batch_do_not_move():
   state = lazy_adam.init(params)
   # Step 1 uses every row (they get momentum), step 2 users 0-1, items 2-3.
   params, state = _step(params, state,
-                                 _grads(params, jnp.arange(6), jnp.arange(9)),
-                                 jnp.arange(6), jnp.arange(9), LR)
+                        _grads(params, _ALL_USERS, jnp.arange(9)),
+                        _ALL_USERS, jnp.arange(9), _every(jnp.arange(9)),
+                        LR)
   users, items = jnp.array([0, 1, 1]), jnp.array([2, 3, 2])
   after, state2 = _step(params, state, _grads(params, users, items),
-                                 users, items, LR)
+                        users, items, _every(items), LR)
   user_before = params["params"]["user"]["embedding"]
   user_after = after["params"]["user"]["embedding"]
   np.testing.assert_array_equal(user_after[2:], user_before[2:])
@@ -84,12 +91,32 @@ def test_rows_outside_the_batch_do_not_move():
   assert int(state2.count) == 2
 
 
+def test_padding_leaves_its_rows_untouched():
+  params = _gmf_params()
+  state = lazy_adam.init(params)
+  params, state = _step(params, state,
+                        _grads(params, _ALL_USERS, jnp.arange(9)),
+                        _ALL_USERS, jnp.arange(9), _every(jnp.arange(9)),
+                        LR)
+  # The batch's last example is padding (weight 0: no gradient) on user 4,
+  # item 7: the step equals the one of the batch without it.
+  grads = _grads(params, jnp.array([0, 1]), jnp.array([2, 3]))
+  padded = _step(params, state, grads, jnp.array([0, 1, 4]),
+                 jnp.array([2, 3, 7]), jnp.array([True, True, False]), LR)
+  real = _step(params, state, grads, jnp.array([0, 1]), jnp.array([2, 3]),
+               _every(jnp.array([2, 3])), LR)
+  for a, b in zip(jax.tree.leaves(padded), jax.tree.leaves(real)):
+    np.testing.assert_array_equal(a, b)
+  moved = padded[0]["params"]["user"]["embedding"]
+  assert not np.array_equal(moved[0], params["params"]["user"]["embedding"][0])
+
+
 def test_mf_rows_and_a_gmf_run_train(tmp_path):
   # MF's tables through lazy Adam: the unused item rows stay.
   params = models.MFParams(jnp.ones((3, 2)), jnp.ones((4, 2)), jnp.zeros(()))
   grads = models.MFParams(jnp.ones((3, 2)), jnp.ones((4, 2)), jnp.ones(()))
   out, _ = _step(params, lazy_adam.init(params), grads,
-                          jnp.array([0]), jnp.array([1]), LR)
+                 jnp.array([0]), jnp.array([1]), _every(jnp.array([1])), LR)
   np.testing.assert_array_equal(np.asarray(out.item)[[0, 2, 3]], 1.0)
   np.testing.assert_allclose(out.item[1], 1.0 - LR, rtol=1e-5)
   np.testing.assert_allclose(out.bias, -LR, rtol=1e-5)

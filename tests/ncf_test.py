@@ -419,7 +419,10 @@ def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
        "cannot load it ([Errno 2] No such file or directory: "
        "'configs/missing.py')"),
       ([f"--config={bad_file}"], f"error: --config: {bad_file}:1: "
-       "invalid syntax")):
+       "invalid syntax"),
+      (["--config=configs/compare.py:x"], "error: flag "
+       "--config=configs/compare.py:x: Error whilst parsing config file: "
+       "ValueError: configs/compare.py takes no ':' argument (got 'x')")):
     out = subprocess.run([sys.executable, "-m", "dot_vs_learned.main",
                           f"--workdir={tmp_path / 'run'}", *flags], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
