@@ -42,8 +42,8 @@ def get_config(model="mf"):
     config.train.epochs = 12
     config.eval.every = 2
   elif model == "ease":
-    # About 25 min per lambda on the 2-core CPU; BARS's EASE^R row used
-    # 80 on all of train.txt.
+    # Each lambda is a fit of the 40,981-item system; BARS's EASE^R row
+    # used 80 on all of train.txt.
     config.sweep.ease.regs = (25.0, 50.0, 100.0, 200.0)
   else:
     raise ValueError(f"configs/tune_gowalla.py:{model}: 'mf', 'ials' or "

@@ -204,7 +204,7 @@ def load_ncf(directory, name) -> NCFData:
   Rating files have 4 columns (user item rating timestamp) or 3 (no
   timestamp, as other repositories publish them; a warning notes it).
   num_users and num_items are 1 + the largest id over the three files; a
-  stray item id far beyond the distinct ones (data_checks.check_item_ids) and
+  stray item id far beyond the distinct ones (data_checks.check_ids) and
   a test pair that is also a training pair are refused. Negatives equal to the
   user's test item or to one of its training items are kept as in the file
   (the published ML-1M file has 156 users whose test item is among its own
@@ -237,7 +237,7 @@ def load_ncf(directory, name) -> NCFData:
     raise DataError(f"{neg_path}:{row + 1}: header ({user},{neg_items[row]}) "
                     f"does not match {test_path}, which holds "
                     f"({user},{test_items[user]})")
-  num_items = data_checks.check_item_ids(
+  num_items = data_checks.check_ids(
       [(train_path, train[:, 1]), (test_path, test[:, 1]),
        (neg_path, negatives)])
   data_checks.check_no_leakage(test_path, train_path, test, train, num_items)

@@ -38,8 +38,9 @@ def check_one_per_user(path, users, num_users) -> None:
                     f"for each user 0..{num_users - 1}")
 
 
-def check_item_ids(files) -> int:
-  """Refuses a catalogue far larger than its distinct item ids; returns it.
+def check_ids(files, what="item") -> int:
+  """Refuses a catalogue far larger than its distinct item ids (or, with
+  what="user", a user count far larger than the distinct users); returns it.
 
   `files` holds (path, item ids [rows, columns]) or (path, item ids [rows],
   line of each row) in the order to search; the first line with an id
@@ -64,11 +65,11 @@ def check_item_ids(files) -> int:
       item = int(ids.reshape(len(ids), -1)[rows[0]].max())
       line = lines[0][rows[0]] if lines else rows[0] + 1
       raise DataError(
-          f"{path}:{line}: item {item} is far beyond the {distinct} "
-          f"distinct item ids of the dataset's files (the catalogue is 1 + the "
+          f"{path}:{line}: {what} {item} is far beyond the {distinct} "
+          f"distinct {what} ids of the dataset's files (the count is 1 + the "
           f"largest id; ids >= {ID_SLACK_FACTOR} x {distinct} + {ID_SLACK} = "
-          f"{bound} are refused as strays): number the items 0.., as python "
-          "-m dot_vs_learned.splits does")
+          f"{bound} are refused as strays): number the {what}s 0.., as "
+          "python -m dot_vs_learned.splits does")
   raise AssertionError("the largest id lies in no file")
 
 

@@ -109,12 +109,14 @@ def _sampled(params, arrays, k):
   return evaluate.metrics_of(ease.score, params, arrays, k)
 
 
-def ease_in_place(data) -> bool:
+def ease_in_place(data, grid=False) -> bool:
   """Whether B must be solved in G's own buffer (ease.fit_in_place): when
-  JAX's fit (about 4 I^2 floats with X; ease.py) would take more than 90%
-  of the device's memory. Then a lambda grid is one fit per lambda, not
-  one eigendecomposition (its G, Q, P and B would not fit either)."""
-  need = 4 * (4 * data.num_items**2 + data.num_users * data.num_items)
+  JAX's fit would take more than 90% of the device's memory. One fit holds
+  about 4 I^2 floats with X (ease.py); a lambda grid's one
+  eigendecomposition (grid=True) about 6 I^2 (G, Q, eigh's workspace, P
+  and B), so a grid that cannot have it fits each lambda in place."""
+  need = 4 * ((6 if grid else 4) * data.num_items**2
+              + data.num_users * data.num_items)
   return need > 0.9 * ncf_config.available_bytes()
 
 
@@ -155,7 +157,7 @@ def ease_grid(regs, data, config, done_path=None) -> dict[str, np.ndarray]:
                                     k=config.eval.k)
   else:
     evaluate_fn = ncf_eval.full_ranking_fn(config, data)
-  if ease_in_place(data):  # one fit per lambda
+  if ease_in_place(data, grid=True):  # one fit per lambda
     done = {} if done_path is None else {
         r["reg"]: r["metrics"] for r in results.read_json_lines(done_path)}
     history, per_reg = _history(data), []

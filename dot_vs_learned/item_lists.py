@@ -38,10 +38,7 @@ class ListData(NamedTuple):
 
 
 def _id(path, no, what, token) -> int:
-  try:
-    value = int(token)
-  except ValueError:
-    value = -1
+  value = int(token) if token.isdigit() else -1  # no sign, no "1_0"
   if not 0 <= value <= _MAX_ID:
     text = token.decode(errors="replace")[:40]
     raise DataError(f"{path}:{no}: {what} {text!r} is not a valid id (an "
@@ -51,7 +48,7 @@ def _id(path, no, what, token) -> int:
 
 def parse(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """One file's pairs: users, items and each pair's line number (int64)."""
-  users, items, lines, seen = [], [], [], {}
+  users, items, lines, seen, bare = [], [], [], {}, []
   for no, line in enumerate(data_lib.read_bytes(path).split(b"\n"), 1):
     fields = line.split()
     if not fields:
@@ -66,9 +63,14 @@ def parse(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
       twice = next(i for i in row if row.count(i) > 1)
       raise DataError(f"{path}:{no}: item {twice} appears twice for user "
                       f"{user}")
+    if not row:
+      bare.append(no)
     users += [user] * len(row)
     items += row
     lines += [no] * len(row)
+  if bare:
+    logging.warning("%s: %d lines name a user and no items (first: line %d)",
+                    path, len(bare), bare[0])
   return (np.array(users, np.int64), np.array(items, np.int64),
           np.array(lines, np.int64))
 
@@ -93,9 +95,9 @@ def load_lists(directory, name=None) -> ListData:
 
   Refused, naming the file and line: a malformed id, an empty line, a user
   with two lines in one file, an item twice on a line, a test pair that is
-  a training pair, an item id far beyond the distinct ones. num_users and
-  num_items are 1 + the largest ids of both files. Users without training
-  items or without test items are allowed (logged).
+  a training pair, an item or user id far beyond the distinct ones.
+  num_users and num_items are 1 + the largest ids of both files. Users
+  without training items or without test items are allowed (logged).
   """
   directory = pathlib.Path(directory)
   paths = [directory / f for f in FILES]
@@ -106,11 +108,14 @@ def load_lists(directory, name=None) -> ListData:
   train, test = parse(paths[0]), parse(paths[1])
   if not test[0].size:
     raise DataError(f"{paths[1]}: no test pairs")
-  num_items = data_checks.check_item_ids(
+  num_items = data_checks.check_ids(
       [(path, items, lines) for path, (_, items, lines) in zip(paths,
                                                              (train, test))])
   _check_leakage(*paths, train, test, num_items)
-  num_users = 1 + int(max(train[0].max(initial=0), test[0].max()))
+  num_users = data_checks.check_ids(
+      [(path, users, lines) for path, (users, _, lines) in zip(paths,
+                                                             (train, test))],
+      what="user")
   idle = np.setdiff1d(np.unique(test[0]), train[0])
   if idle.size:
     logging.warning("%s: %d test users have no training items (first: user "
@@ -181,6 +186,7 @@ def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
   """
   from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
   splits.check_output(out_dir, name, seed)
+  _check_targets(out_dir)
   if not 0 < test_fraction < 1:
     raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
   users, items, _, id_maps = logs.positives(log_path, min_interactions,
@@ -200,6 +206,15 @@ def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
   return load_lists(out_dir, name)
 
 
+def _check_targets(out_dir) -> None:
+  """Refuses, before any reading, a train.txt or test.txt in out_dir that is
+  not a regular file (a folder, a device)."""
+  for target in (pathlib.Path(out_dir) / f for f in FILES):
+    if os.path.lexists(target) and not target.is_file():
+      raise DataError(f"out_dir={out_dir}: {target.name} exists and is not "
+                      "a regular file")
+
+
 def holdout_split(directory, out_dir, test_fraction=0.2, seed=0,
                   name=None) -> ListData:
   """The tuning split of an item-list dataset: a seeded random
@@ -208,7 +223,12 @@ def holdout_split(directory, out_dir, test_fraction=0.2, seed=0,
   with train.txt but nothing of it is used. Written to `out_dir` as
   train.txt and test.txt; returned loaded back."""
   from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
-  splits.check_output(out_dir, pathlib.Path(directory).name, seed)
+  directory = pathlib.Path(directory)
+  splits.check_output(out_dir, directory.resolve().name, seed)
+  _check_targets(out_dir)
+  if pathlib.Path(out_dir).resolve() == directory.resolve():
+    raise DataError(f"out_dir={out_dir}: is the dataset's own folder; the "
+                    "tuning split would overwrite its train.txt and test.txt")
   if not 0 < test_fraction < 1:
     raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
   full = load_lists(directory, name)

@@ -54,6 +54,10 @@ def test_loads_pairs_of_several_test_items_per_user(tmp_path):
      "item 99999 is far beyond the 3 distinct item ids"),
     ("0 1\n", "0 2 99999999999\n", "test.txt:1",
      "item '99999999999' is not a valid id"),
+    ("0 1_0\n", "0 2\n", "train.txt:1", "item '1_0' is not a valid id"),
+    ("0 +5\n", "0 2\n", "train.txt:1", "item '+5' is not a valid id"),
+    ("0 1\n29858 2\n", "0 3\n", "train.txt:2",
+     "user 29858 is far beyond the 2 distinct user ids"),
 ])
 def test_malformed_files_name_the_file_and_line(tmp_path, train, test, where,
                                                 message):
@@ -155,9 +159,18 @@ def test_tuning_split_holds_out_training_items_only(tmp_path):
   again = item_lists.holdout_split(tmp_path / "full", tmp_path / "again",
                                    seed=2)
   assert pairs(again.test_users, again.test_items) == held
+  # Into the dataset's own folder: refused before anything is written.
+  before = (tmp_path / "full" / "train.txt").read_text()
+  with pytest.raises(DataError, match="is the dataset's own folder"):
+    item_lists.holdout_split(tmp_path / "full", tmp_path / "full" / ".")
+  assert (tmp_path / "full" / "train.txt").read_text() == before
 
 
-def test_users_without_training_items_load(tmp_path):
+def test_users_without_training_items_load(tmp_path, caplog):
   # Lines with a user alone: no training pairs at all, still no leakage.
-  d = item_lists.load_lists(_write(tmp_path / "d", "0\n1\n", "0 3\n1 2 3\n"))
+  with caplog.at_level("WARNING"):
+    d = item_lists.load_lists(_write(tmp_path / "d", "0\n1\n",
+                                     "0 3\n1 2 3\n"))
   assert (d.num_users, d.num_items, len(d.train_users)) == (2, 4, 0)
+  assert "train.txt: 2 lines name a user and no items (first: line 1)" in (
+      caplog.text)

@@ -173,3 +173,18 @@ def test_rankings_table_and_the_order_of_each_estimator(tmp_path):
   assert "- sampled: another order: a d=8 > b d=8" in text
   assert "- rescaled: another order: a d=8 > b d=8" in text
   assert "- CLS: same order" in text and "- BV (gamma 0.1): same order" in text
+
+
+def test_item_list_rows_at_another_k_are_reported(tmp_path):
+  # A lists run judged at K = 10 only: no @20 columns, its seeds still
+  # counted (from the metrics it has).
+  (tmp_path / "ease").mkdir()
+  final = {"epoch": 0, "full/recall@10": {"per_seed": [0.3, 0.5]},
+           "full/ndcg@10": {"per_seed": [0.2, 0.2]}}
+  (tmp_path / "ease" / "results.json").write_text(json.dumps(
+      {"model": "ease", "dataset": "toy", "dim": 0, "final": final,
+       "seconds": 2.0}))
+  rows = report.collect([tmp_path])
+  assert report.report_lists.table(rows, "toy") == [
+      ["ease", "this suite", "2", "closed form", "-", "-", "-",
+       "0.4000 ± 0.1000", "0.2000 ± 0.0000", "2"]]
