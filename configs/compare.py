@@ -17,5 +17,6 @@ from dot_vs_learned import compare
 
 def get_config(arg=None):
   if arg is not None:
-    raise ValueError(f"configs/compare.py takes no ':' argument (got {arg!r})")
+    raise ValueError(f"configs/compare.py takes no ':' argument "
+                     f"(got {arg!r})")
   return compare.default_config()

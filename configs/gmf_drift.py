@@ -14,7 +14,8 @@ from dot_vs_learned import ncf_config
 
 def get_config(arg=None):
   if arg is not None:
-    raise ValueError(f"configs/gmf_drift.py takes no ':' argument (got {arg!r})")
+    raise ValueError(f"configs/gmf_drift.py takes no ':' argument "
+                     f"(got {arg!r})")
   config = ncf_config.default_config()
   config.data.name = "default"
   ncf_config.use_ncf_recipe(config, "gmf")
