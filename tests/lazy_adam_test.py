@@ -62,14 +62,17 @@ def test_a_batch_using_every_row_is_dense_adam():
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_rows_outside_the_batch_do_not_move():
+def _after_a_step_on_every_row():
+  """GMF's params and lazy Adam's state after one step using every row."""
   params = _gmf_params()
-  state = lazy_adam.init(params)
-  # Step 1 uses every row (they get momentum), step 2 users 0-1, items 2-3.
-  params, state = _step(params, state,
-                        _grads(params, _ALL_USERS, jnp.arange(9)),
-                        _ALL_USERS, jnp.arange(9), _every(jnp.arange(9)),
-                        LR)
+  return _step(params, lazy_adam.init(params),
+               _grads(params, _ALL_USERS, jnp.arange(9)), _ALL_USERS,
+               jnp.arange(9), _every(jnp.arange(9)), LR)
+
+
+def test_rows_outside_the_batch_do_not_move():
+  # Step 1 used every row (they have momentum); step 2 users 0-1, items 2-3.
+  params, state = _after_a_step_on_every_row()
   users, items = jnp.array([0, 1, 1]), jnp.array([2, 3, 2])
   after, state2 = _step(params, state, _grads(params, users, items),
                         users, items, _every(items), LR)
@@ -92,12 +95,7 @@ def test_rows_outside_the_batch_do_not_move():
 
 
 def test_padding_leaves_its_rows_untouched():
-  params = _gmf_params()
-  state = lazy_adam.init(params)
-  params, state = _step(params, state,
-                        _grads(params, _ALL_USERS, jnp.arange(9)),
-                        _ALL_USERS, jnp.arange(9), _every(jnp.arange(9)),
-                        LR)
+  params, state = _after_a_step_on_every_row()
   # The batch's last example is padding (weight 0: no gradient) on user 4,
   # item 7: the step equals the one of the batch without it.
   grads = _grads(params, jnp.array([0, 1]), jnp.array([2, 3]))
