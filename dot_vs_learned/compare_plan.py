@@ -102,14 +102,14 @@ def model_config(config, name, data, split_dir):
 def plan(config, data, split_dir) -> dict:
   """{model: its tuning config with epochs and eval.every set}: the budget
   split equally among the models that train in epochs."""
-  c = config.compare
+  c, training = config.compare, trained(config)
   out = {}
   for name in c.models:
     if name == "popularity":
       continue
     t = model_config(config, name, data, split_dir)
-    if name in trained(config):  # compare.validate: per_point >= 1
-      per_point = c.budget // len(trained(config)) // grid_size(config, name)
+    if name in training:  # compare.validate: per_point >= 1
+      per_point = c.budget // len(training) // grid_size(config, name)
       every = max(1, per_point // c.evaluations)
       t.train.epochs = every * (per_point // every)
       t.eval.every = t.final.every = every

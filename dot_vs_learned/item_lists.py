@@ -185,8 +185,8 @@ def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
   and `{name}.item_map.tsv` map the log's ids to the numbers.
   """
   from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
-  splits.check_output(out_dir, name, seed)
-  _check_targets(out_dir)
+  splits.check_output(out_dir, name, seed, files=FILES + tuple(
+      f"{name}.{suffix}" for suffix in splits.MAPS))
   if not 0 < test_fraction < 1:
     raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
   users, items, _, id_maps = logs.positives(log_path, min_interactions,
@@ -206,15 +206,6 @@ def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
   return load_lists(out_dir, name)
 
 
-def _check_targets(out_dir) -> None:
-  """Refuses, before any reading, a train.txt or test.txt in out_dir that is
-  not a regular file (a folder, a device)."""
-  for target in (pathlib.Path(out_dir) / f for f in FILES):
-    if os.path.lexists(target) and not target.is_file():
-      raise DataError(f"out_dir={out_dir}: {target.name} exists and is not "
-                      "a regular file")
-
-
 def holdout_split(directory, out_dir, test_fraction=0.2, seed=0,
                   name=None) -> ListData:
   """The tuning split of an item-list dataset: a seeded random
@@ -224,8 +215,7 @@ def holdout_split(directory, out_dir, test_fraction=0.2, seed=0,
   train.txt and test.txt; returned loaded back."""
   from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
   directory = pathlib.Path(directory)
-  splits.check_output(out_dir, directory.resolve().name, seed)
-  _check_targets(out_dir)
+  splits.check_output(out_dir, directory.resolve().name, seed, files=FILES)
   if pathlib.Path(out_dir).resolve() == directory.resolve():
     raise DataError(f"out_dir={out_dir}: is the dataset's own folder; the "
                     "tuning split would overwrite its train.txt and test.txt")

@@ -58,8 +58,9 @@ def table(rows, dataset) -> list[list[str]]:
   out = []
   for r in ours:
     closed = r["model"] in ncf_config.CLOSED_FORM
-    seeds = len(next(v for name, v in r["metrics"].items()  # whatever
-                     if name.startswith("full/")))  # eval.k was
+    # Counted from any full-ranking metric: eval.k may not be 20.
+    seeds = len(next(v for name, v in r["metrics"].items()
+                     if name.startswith("full/")))
     out.append([ncf_config.run_label(r["model"], r["dim"]), "this suite",
                 str(seeds), "closed form" if closed else str(r["epoch"]),
                 hyperparameters(r["model"], r["config"]),

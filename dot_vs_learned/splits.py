@@ -85,8 +85,10 @@ def ncf_split(source, name, users, items, times, num_users, num_items,
   return split, t[~is_test], t[is_test]
 
 
-def check_output(out_dir, name, seed) -> None:
-  """Refuses, before any reading, what would fail only when writing."""
+def check_output(out_dir, name, seed, files=None) -> None:
+  """Refuses, before any reading, what would fail only when writing.
+  `files`: the names to write (default the NCF files and id maps of
+  `name`)."""
   if not isinstance(seed, (int, np.integer)) or seed < 0:
     raise DataError(f"seed={seed!r}: must be an integer >= 0")
   if not name or "/" in name or "\0" in name:
@@ -104,8 +106,8 @@ def check_output(out_dir, name, seed) -> None:
   except OSError as e:
     raise DataError(f"out_dir={out}: cannot write in {existing}: "
                     f"{e.strerror}") from None
-  for suffix in data.SUFFIXES + MAPS:
-    target = out / f"{name}.{suffix}"
+  for file in files or [f"{name}.{suffix}" for suffix in data.SUFFIXES + MAPS]:
+    target = out / file
     if os.path.lexists(target) and not target.is_file():
       raise DataError(f"out_dir={out}: {target.name} exists and is not a "
                       "regular file")
