@@ -21,7 +21,10 @@ stacked B's; `grid_metrics` G, Q and one B. Scoring reads B and the dense
 histories X (U x I: 90 MB for ML-1M).
 `fit_in_place` is for catalogues where those peaks do not fit: G from the
 sparse X (scipy), then LAPACK's Cholesky (potrf) and inverse (potri) and B,
-all in G's own buffer: one I^2 array at its peak.
+all in G's own buffer: one I^2 array at its peak. LAPACK runs on one
+thread there: scipy's threaded OpenBLAS (0.3.31) potrf crashed (SIGSEGV) at
+I = 32,768 and 41,000 on 2 cores, as in OpenBLAS issues #352 and #1413, and
+ran single-threaded (32,768 in 104 s).
 """
 
 import functools
@@ -121,16 +124,18 @@ def fit_in_place(g_IxI: np.ndarray, reg, block=2048) -> np.ndarray:
   """B for one lambda, computed in the buffer of G (numpy float32 [I, I],
   overwritten and returned); G's own buffer is the only I x I array."""
   import scipy.linalg.lapack as lapack  # pylint: disable=g-import-not-at-top
+  import threadpoolctl  # pylint: disable=g-import-not-at-top
   n = g_IxI.shape[0]
   if g_IxI.dtype != np.float32 or not g_IxI.flags.c_contiguous:
     raise ValueError("ease.fit_in_place: needs a C-contiguous float32 G")
   g_IxI[np.diag_indices(n)] += np.float32(reg)
   # G is symmetric: its transpose is the same matrix, Fortran-ordered, so
   # LAPACK works in place; its upper triangle is our lower one.
-  factor, info = lapack.spotrf(g_IxI.T, lower=0, overwrite_a=1, clean=0)
-  if info != 0 or not np.shares_memory(factor, g_IxI):
-    raise FloatingPointError(f"ease.fit_in_place: potrf info {info}")
-  inverse, info = lapack.spotri(factor, lower=0, overwrite_c=1)
+  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+    factor, info = lapack.spotrf(g_IxI.T, lower=0, overwrite_a=1, clean=0)
+    if info != 0 or not np.shares_memory(factor, g_IxI):
+      raise FloatingPointError(f"ease.fit_in_place: potrf info {info}")
+    inverse, info = lapack.spotri(factor, lower=0, overwrite_c=1)
   if info != 0 or not np.shares_memory(inverse, g_IxI):
     raise FloatingPointError(f"ease.fit_in_place: potri info {info}")
   # P's lower triangle (row >= column) is set; mirror it block by block.
