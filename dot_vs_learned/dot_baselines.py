@@ -121,10 +121,13 @@ def ease_in_place(data, grid=False) -> bool:
 
 
 def _ease_weights(data, reg) -> jax.Array:
-  """B at lambda `reg`, by the path ease_in_place chooses."""
+  """B^T at lambda `reg`, by the path ease_in_place chooses."""
   if not ease_in_place(data):
     return ease.fit(_gram(data), jnp.float32(reg))
   start = time.time()
+  logging.info("EASE^R at lambda %g: solving B of %d items in place (LAPACK, "
+               "one thread, one %.1f GB array)", reg, data.num_items,
+               4 * data.num_items**2 / 1e9)
   weights = ease.fit_in_place(ease.gram_numpy(
       data.train_users, data.train_items, data.num_users, data.num_items),
                               reg)

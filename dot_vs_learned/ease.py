@@ -6,7 +6,10 @@ B = argmin ||X - X B||_F^2 + lambda ||B||_F^2 subject to diag(B) = 0 are
   P = (G + lambda I)^-1,   B = I - P diagMat(1 / diag(P))     (Steck, §3.1)
 
 and a user's scores are x_u B: score(u, i) = sum of B[j, i] over the user's
-training items j. A grid of lambdas costs one eigendecomposition G = Q L Q^T,
+training items j. Every function here returns, and EaseParams holds, B^T:
+row i is column i of B, the weights of item i's score over the history,
+the layout scoring reads without a transpose (B is not symmetric; since P
+is, B^T = I - diagMat(1 / diag(P)) P). A grid of lambdas costs one eigendecomposition G = Q L Q^T,
 since (G + lambda I)^-1 = Q (L + lambda)^-1 Q^T.
 
 Memory (float32, I items, U users): G, P and B are I x I, 4 I^2 bytes each:
@@ -85,14 +88,15 @@ def gram(train_users, train_items, num_users, num_items,
 
 
 def weights_from_inverse(p_IxI) -> jax.Array:
-  """B = I - P diagMat(1 / diag(P)): column i of P scaled by 1 / P_ii."""
-  b_IxI = -p_IxI / jnp.diagonal(p_IxI)[None, :]
-  return b_IxI * (1.0 - jnp.eye(p_IxI.shape[0], dtype=b_IxI.dtype))
+  """B^T = I - diagMat(1 / diag(P)) P: row i of P scaled by -1 / P_ii, with
+  a zero diagonal (P is symmetric)."""
+  bt_IxI = -p_IxI / jnp.diagonal(p_IxI)[:, None]
+  return bt_IxI * (1.0 - jnp.eye(p_IxI.shape[0], dtype=bt_IxI.dtype))
 
 
 @jax.jit
 def fit(gram_IxI, reg) -> jax.Array:
-  """B for one lambda, via the Cholesky factor of G + lambda I."""
+  """B^T for one lambda, via the Cholesky factor of G + lambda I."""
   n = gram_IxI.shape[0]
   chol = jax.lax.linalg.cholesky(
       gram_IxI + reg * jnp.eye(n, dtype=gram_IxI.dtype), symmetrize_input=False)
@@ -121,7 +125,7 @@ def gram_numpy(train_users, train_items, num_users,
 
 
 def fit_in_place(g_IxI: np.ndarray, reg, block=2048) -> np.ndarray:
-  """B for one lambda, computed in the buffer of G (numpy float32 [I, I],
+  """B^T for one lambda, computed in the buffer of G (numpy float32 [I, I],
   overwritten and returned); G's own buffer is the only I x I array."""
   import scipy.linalg.lapack as lapack  # pylint: disable=g-import-not-at-top
   import threadpoolctl  # pylint: disable=g-import-not-at-top
@@ -145,10 +149,10 @@ def fit_in_place(g_IxI: np.ndarray, reg, block=2048) -> np.ndarray:
     square = g_IxI[start:stop, start:stop]
     upper = np.triu_indices(stop - start, 1)
     square[upper] = square.T[upper]
-  # B = I - P diagMat(1 / diag(P)), as weights_from_inverse.
+  # B^T = I - diagMat(1 / diag(P)) P, as weights_from_inverse.
   diagonal = g_IxI[np.diag_indices(n)].copy()
   for start in range(0, n, block):
-    g_IxI[start:start + block] /= -diagonal[None, :]
+    g_IxI[start:start + block] /= -diagonal[start:start + block, None]
   g_IxI[np.diag_indices(n)] = 0.0
   return g_IxI
 
@@ -159,7 +163,7 @@ def eigen(gram_IxI):
 
 
 def weights_from_eigen(eigvals_I, eigvecs_IxI, reg) -> jax.Array:
-  """B for one lambda from G's eigendecomposition."""
+  """B^T for one lambda from G's eigendecomposition."""
   p_IxI = jnp.matmul(eigvecs_IxI / (eigvals_I + reg)[None, :], eigvecs_IxI.T,
                      precision=_HI)
   return weights_from_inverse(p_IxI)
@@ -167,7 +171,7 @@ def weights_from_eigen(eigvals_I, eigvecs_IxI, reg) -> jax.Array:
 
 @jax.jit
 def fit_grid(gram_IxI, regs_L) -> jax.Array:
-  """B [L, I, I] for every lambda in regs_L, from one eigendecomposition."""
+  """B^T [L, I, I] for every lambda in regs_L, from one eigendecomposition."""
   eigvals_I, eigvecs_IxI = eigen(gram_IxI)
   return jax.lax.map(lambda r: weights_from_eigen(eigvals_I, eigvecs_IxI, r),
                      regs_L)
@@ -176,18 +180,17 @@ def fit_grid(gram_IxI, regs_L) -> jax.Array:
 def score(params: models.EaseParams, users, items, chunk=1024) -> jax.Array:
   """x_u . B[:, i] for arrays of user and item ids of the same shape.
 
-  Pairs go `chunk` at a time: each reads a row of X and a column of B.
+  Pairs go `chunk` at a time: each reads a row of X and a row of B^T.
   """
   shape = jnp.shape(users)
   users, items = jnp.ravel(users), jnp.ravel(items)
   pad = -users.shape[0] % chunk
   users = jnp.pad(users, (0, pad)).reshape(-1, chunk)
   items = jnp.pad(items, (0, pad)).reshape(-1, chunk)
-  weights_t = params.weights.T
 
   def one(pairs):
     u, i = pairs
-    return jnp.einsum("pi,pi->p", params.history[u], weights_t[i],
+    return jnp.einsum("pi,pi->p", params.history[u], params.weights_t[i],
                       precision=_HI)
 
   scores = jax.lax.map(one, (users, items)).reshape(-1)

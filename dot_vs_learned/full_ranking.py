@@ -180,9 +180,10 @@ def _chunk_sums(model, catalog, chunk: Layout, spec: Spec) -> jax.Array:
   width = catalog.ids.shape[1]
 
   def count(above_P, xs):
-    items, ids, start = xs
+    start, ids = xs
+    items = retrieval.chunk_items(catalog, start)
     # NaN marks what is not a candidate: the user's training and test items
-    # and the padding; NaN >= s is False.
+    # and the ids the last chunk repeats; NaN >= s is False.
     local = chunk.excluded_item - start
     local = jnp.where((local >= 0) & (local < width), local, width)
     skip_BxC = jnp.broadcast_to(ids < 0, (num_users, width)).at[
@@ -192,10 +193,9 @@ def _chunk_sums(model, catalog, chunk: Layout, spec: Spec) -> jax.Array:
     above_PxC = scores_BxC[chunk.pair_slot] >= test_P[:, None]
     return above_P + jnp.sum(above_PxC, axis=1, dtype=jnp.int32), None
 
-  starts = jnp.arange(catalog.ids.shape[0], dtype=jnp.int32) * width
   # zeros_like: under shard_map the carry varies over devices, as the pairs.
   filtered_P, _ = jax.lax.scan(count, jnp.zeros_like(chunk.pair_item),
-                               (catalog.items, catalog.ids, starts))
+                               (catalog.starts, catalog.ids))
   # The user's other test items at least as high take places in the list.
   same_PxP = ((chunk.pair_slot[:, None] == chunk.pair_slot[None, :])
               & chunk.pair_valid[None, :] & ~jnp.eye(num_pairs, dtype=bool))

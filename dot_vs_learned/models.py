@@ -36,7 +36,7 @@ class DotParams(NamedTuple):
 
 class EaseParams(NamedTuple):
   """EASE^R: score x_u . B[:, i]; the history X is the training data."""
-  weights: jax.Array  # B [I, I], zero diagonal
+  weights_t: jax.Array  # B^T [I, I], zero diagonal: row i = column i of B
   history: jax.Array  # X [U, I] float32, 1 where the user has the item
 
 
@@ -202,7 +202,7 @@ def count_params(params) -> int:
 
 def flatten_params(params) -> dict[str, np.ndarray]:
   """{"/"-joined path: array}, for files; MF paths start with "mf/", iALS's
-  with "ials/", EASE^R's ("ease/weights" only) with "ease/"."""
+  with "ials/", EASE^R's ("ease/weights_t" only) with "ease/"."""
   if type(params) in _PREFIXES:
     prefix = _PREFIXES[type(params)]
     return {f"{prefix}/{name}": np.asarray(value)

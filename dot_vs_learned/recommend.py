@@ -110,6 +110,10 @@ def load_run(workdir):
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     raise RecommendError(f"{flag}: cannot read {results.PARAMS}: "
                          f"{_cut(e, 200)}") from None
+  if "ease/weights" in flat:
+    raise RecommendError(f"{flag}: {results.PARAMS} holds EASE^R's B as "
+                         "'ease/weights', from an older version that saved B "
+                         "rather than B^T ('ease/weights_t'); rerun the model")
   if not flat or any(value.ndim == 0 for value in flat.values()):
     raise RecommendError(f"{flag}: {results.PARAMS} holds no per-seed "
                          "parameters")
@@ -118,9 +122,9 @@ def load_run(workdir):
 
 def table_rows(flat, side) -> int:
   """Rows of the `side` ("user" or "item") embedding tables in params.npz;
-  EASE^R's B [I, I] gives the items (its users are the data's)."""
-  if side == "item" and "ease/weights" in flat:
-    return flat["ease/weights"].shape[1]
+  EASE^R's B^T [I, I] gives the items (its users are the data's)."""
+  if side == "item" and "ease/weights_t" in flat:
+    return flat["ease/weights_t"].shape[1]
   rows = {value.shape[1] for name, value in flat.items() if value.ndim == 3
           and (name in (f"mf/{side}", f"ials/{side}") or
                name.endswith(f"/{side}/embedding"))}
@@ -149,7 +153,7 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
                          f"{num_seeds} seeds (0 .. {num_seeds - 1})")
   # The model answers for the users and items its tables hold, whatever the
   # dataset's files hold today (EASE^R's users are the data's histories).
-  ease = "ease/weights" in flat
+  ease = "ease/weights_t" in flat
   data = datasets.load_dataset(config.data) if ease else None
   num_users = data.num_users if ease else table_rows(flat, "user")
   num_items = table_rows(flat, "item")

@@ -36,7 +36,7 @@ class Query(NamedTuple):
 
 
 class Items(NamedTuple):
-  """Item side; leading axis: items (or chunks, then items; see Catalog)."""
+  """Item side; leading axis: items."""
   dot: Optional[jax.Array] = None  # [n, d]
   mlp: Optional[jax.Array] = None  # [n, h1]: W1_q q.
 
@@ -55,9 +55,20 @@ class ServingModel(NamedTuple):
 
 
 class Catalog(NamedTuple):
-  """Items padded and reshaped to [num_chunks, chunk, ...] for the scan."""
+  """The items as they are, cut into chunks by the scan (chunk_items): no
+  copy of the item tables, which for EASE^R are I x I (6.7 GB at 41k
+  items). The last chunk ends at the last item; where it overlaps the one
+  before, its repeated ids are -1."""
   items: Items
-  ids: jax.Array  # [num_chunks, chunk]: item id, -1 on padding.
+  ids: jax.Array  # [num_chunks, chunk]: item id, -1 where repeated.
+  starts: jax.Array  # [num_chunks] int32: first row of each chunk.
+
+
+def chunk_items(catalog: Catalog, start) -> Items:
+  """The items of the chunk that starts at row `start` (traceable)."""
+  chunk = catalog.ids.shape[1]
+  return jax.tree.map(
+      lambda x: jax.lax.dynamic_slice_in_dim(x, start, chunk), catalog.items)
 
 
 def serving_model(params) -> ServingModel:
@@ -69,7 +80,7 @@ def serving_model(params) -> ServingModel:
   if isinstance(params, models.EaseParams):
     return ServingModel(Query(offset=jnp.zeros(params.history.shape[:1]),
                               dot=params.history),
-                        Items(dot=params.weights.T), Tail())
+                        Items(dot=params.weights_t), Tail())
   if isinstance(params, models.MFParams):
     ones = jnp.ones_like(params.user[:, :1])
     return ServingModel(
@@ -140,19 +151,16 @@ def ranking_scores(query: Query, items: Items, tail: Tail) -> jax.Array:
 
 
 def make_catalog(items: Items, chunk_size: int) -> Catalog:
-  """Pads the items to whole chunks of min(chunk_size, n); done once."""
+  """Chunks of min(chunk_size, n) items; the items are not copied."""
   n = jax.tree.leaves(items)[0].shape[0]
   chunk = min(chunk_size, n)
   num_chunks = -(-n // chunk)
-  pad = num_chunks * chunk - n
-
-  def reshape(x):
-    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
-    return x.reshape((num_chunks, chunk) + x.shape[1:])
-
-  ids = jnp.where(jnp.arange(num_chunks * chunk) < n,
-                  jnp.arange(num_chunks * chunk, dtype=jnp.int32), -1)
-  return Catalog(jax.tree.map(reshape, items), ids.reshape(num_chunks, chunk))
+  nominal = np.arange(num_chunks) * chunk
+  starts = np.minimum(nominal, n - chunk)
+  ids = starts[:, None] + np.arange(chunk)[None, :]
+  ids = np.where(ids >= nominal[:, None], ids, -1)
+  return Catalog(items, jnp.asarray(ids, jnp.int32),
+                 jnp.asarray(starts, jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
@@ -166,9 +174,10 @@ def top_k(query: Query, catalog: Catalog, tail: Tail, k: int):
   chunk = catalog.ids.shape[1]
 
   def body(best, xs):
-    items, ids = xs
-    scores = jnp.where(ids[None, :] >= 0, ranking_scores(query, items, tail),
-                       -jnp.inf)
+    start, ids = xs
+    scores = jnp.where(ids[None, :] >= 0,
+                       ranking_scores(query, chunk_items(catalog, start),
+                                      tail), -jnp.inf)
     chunk_scores, positions = jax.lax.top_k(scores, min(k, chunk))
     merged_scores = jnp.concatenate([best[0], chunk_scores], axis=1)
     merged_ids = jnp.concatenate([best[1], ids[positions]], axis=1)
@@ -177,7 +186,7 @@ def top_k(query: Query, catalog: Catalog, tail: Tail, k: int):
 
   init = (jnp.full((num_queries, k), -jnp.inf),
           jnp.full((num_queries, k), -1, jnp.int32))
-  (scores, ids), _ = jax.lax.scan(body, init, (catalog.items, catalog.ids))
+  (scores, ids), _ = jax.lax.scan(body, init, (catalog.starts, catalog.ids))
   return scores + query.offset[:, None], ids
 
 

@@ -112,8 +112,8 @@ def test_ease_run_is_the_closed_form(ease_run):
   p = np.linalg.inv(x.T @ x + 20.0 * np.eye(data.num_items))
   b = np.eye(data.num_items) - p / np.diag(p)[None, :]
   flat = results.load_params(workdir)
-  assert sorted(flat) == ["ease/weights"]
-  np.testing.assert_allclose(flat["ease/weights"][0], b, atol=2e-5)
+  assert sorted(flat) == ["ease/weights_t"]  # B^T: row i = column i of B
+  np.testing.assert_allclose(flat["ease/weights_t"][0], b.T, atol=2e-5)
   final = out["final"]
   sampled_hr, full_hr = _numpy_metrics(x @ b, data, 10)
   assert final["epoch"] == 0 and out["num_seeds"] == 1
@@ -141,8 +141,8 @@ def test_ease_in_place_when_the_device_is_small(ease_run, tmp_path,
   assert dot_baselines.ease_in_place(data)
   in_place = ncf.run(config, tmp_path / "ease")
   np.testing.assert_allclose(
-      results.load_params(tmp_path / "ease")["ease/weights"],
-      results.load_params(workdir)["ease/weights"], atol=2e-5)
+      results.load_params(tmp_path / "ease")["ease/weights_t"],
+      results.load_params(workdir)["ease/weights_t"], atol=2e-5)
   for name in ("hr@10", "full/hr@10", "full/ndcg@10"):
     assert in_place["final"][name]["mean"] == pytest.approx(
         out["final"][name]["mean"], abs=1e-6)
@@ -178,7 +178,7 @@ def test_recommend_serves_both(ials_run, ease_run, which):
   else:
     x = np.zeros((data.num_users, data.num_items), np.float32)
     x[data.train_users, data.train_items] = 1.0
-    scores = x @ flat["ease/weights"][0]
+    scores = x @ flat["ease/weights_t"][0].T
   users = [3, 50]
   seed = 1 if which == "ials" else 0
   _, got_scores, got_ids = recommend.recommend_from_workdir(

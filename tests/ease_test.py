@@ -28,6 +28,11 @@ def _steck(x, reg):
   return np.eye(x.shape[1]) - p / np.diag(p)[None, :]
 
 
+def _steck_t(x, reg):
+  """B^T, the layout ease.py returns: row i is column i of B."""
+  return _steck(x, reg).T
+
+
 def test_history_and_gram_in_uneven_user_chunks():
   x, users, items = _history()
   np.testing.assert_array_equal(
@@ -43,11 +48,11 @@ def test_history_and_gram_in_uneven_user_chunks():
 def test_fit_equals_numpy_formula_with_zero_diagonal():
   x, _, _ = _history()
   weights = ease.fit(jnp.asarray(x.T @ x), 3.0)
-  np.testing.assert_allclose(weights, _steck(x, 3.0), atol=2e-6)
+  np.testing.assert_allclose(weights, _steck_t(x, 3.0), atol=2e-6)
   np.testing.assert_array_equal(np.diagonal(weights), 0.0)
   # B minimizes ||X - X B||^2 + lambda ||B||^2 column by column subject to
   # B_ii = 0: the gradient vanishes off the diagonal.
-  w = np.asarray(weights, np.float64)
+  w = np.asarray(weights, np.float64).T  # B
   gradient = x.T @ (x @ w - x) + 3.0 * w
   np.testing.assert_allclose(gradient * (1 - np.eye(NUM_ITEMS)), 0.0,
                              atol=1e-4)
@@ -61,7 +66,7 @@ def test_in_place_fit_equals_numpy_formula_in_gs_own_buffer(block):
   np.testing.assert_array_equal(g, x.T @ x)  # repeated pairs count once
   weights = ease.fit_in_place(g, 3.0, block=block)
   assert weights is g
-  np.testing.assert_allclose(weights, _steck(x, 3.0), atol=2e-6)
+  np.testing.assert_allclose(weights, _steck_t(x, 3.0), atol=2e-6)
   np.testing.assert_array_equal(np.diagonal(weights), 0.0)
   with pytest.raises(ValueError, match="C-contiguous float32"):
     ease.fit_in_place(np.zeros((3, 3)), 1.0)
@@ -73,14 +78,14 @@ def test_grid_through_one_eigendecomposition_equals_direct_inverses():
   grid = ease.fit_grid(jnp.asarray(x.T @ x), jnp.asarray(regs))
   assert grid.shape == (3, NUM_ITEMS, NUM_ITEMS)
   for weights, reg in zip(grid, regs):
-    np.testing.assert_allclose(weights, _steck(x, reg), atol=2e-5)
+    np.testing.assert_allclose(weights, _steck_t(x, reg), atol=2e-5)
     np.testing.assert_array_equal(np.diagonal(weights), 0.0)
 
 
 def test_score_is_history_times_weights():
   x, _, _ = _history()
   weights = _steck(x, 3.0).astype(np.float32)
-  params = models.EaseParams(jnp.asarray(weights), jnp.asarray(x))
+  params = models.EaseParams(jnp.asarray(weights.T), jnp.asarray(x))
   rng = np.random.default_rng(1)
   users = rng.integers(0, NUM_USERS, (6, 5))
   items = rng.integers(0, NUM_ITEMS, (6, 5))
