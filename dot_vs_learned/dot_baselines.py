@@ -95,8 +95,8 @@ def make_ials_train(config, data):
 
 
 def _history(data) -> jax.Array:
-  return jnp.asarray(ease.history_matrix(data.train_users, data.train_items,
-                                         data.num_users, data.num_items))
+  return ease.on_device(ease.history_matrix(
+      data.train_users, data.train_items, data.num_users, data.num_items))
 
 
 def _gram(data) -> jax.Array:
@@ -133,7 +133,7 @@ def _ease_weights(data, reg) -> jax.Array:
                               reg)
   logging.info("EASE^R at lambda %g: B of %d items solved in place (LAPACK) "
                "in %.0f s", reg, data.num_items, time.time() - start)
-  return jnp.asarray(weights)
+  return ease.on_device(weights)
 
 
 def fit_ease(config, data):

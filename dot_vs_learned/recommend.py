@@ -177,8 +177,9 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   params = models.unflatten_params({name: value[seed_index]
                                     for name, value in flat.items()})
   if ease:
-    params = params._replace(history=jnp.asarray(ease_lib.history_matrix(
-        data.train_users, data.train_items, data.num_users, data.num_items)))
+    history = ease_lib.history_matrix(data.train_users, data.train_items,
+                                      data.num_users, data.num_items)
+    params = params._replace(history=ease_lib.on_device(history))
   model = retrieval.serving_model(params)
   catalog = retrieval.make_catalog(model.items, chunk_size)
   try:
