@@ -1,5 +1,6 @@
 """Tests of the App. A.2 tuning sweep and its final runs (tuning.py)."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -229,3 +230,29 @@ def test_final_runs_evaluate_as_the_sweep_did_or_every_final_every():
   assert (final.train.learning_rate, final.train.num_negatives) == (0.002, 8)
   config.final.every = 16  # curves and checkpoints every 16 epochs
   assert tuning.final_config(config, chosen, 192).eval.every == 16
+
+
+def _tune_gowalla(arg):
+  path = pathlib.Path(__file__).parents[1] / "configs" / "tune_gowalla.py"
+  spec = importlib.util.spec_from_file_location("tune_gowalla", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def test_tune_gowalla_grids():
+  mf = _tune_gowalla("mf")
+  search_space.validate(mf)
+  assert search_space.shapes(mf) == [("mf", 64, 8)]
+  assert len(search_space.points(mf, "mf")) == 6  # 2 lr x 3 lambda
+  negatives = _tune_gowalla("mf_negatives")
+  search_space.validate(negatives)
+  # One program per m, each of mf's lr with 3 lambdas.
+  assert search_space.shapes(negatives) == [("mf", 64, 16), ("mf", 64, 32)]
+  assert sorted(p["reg"] for p in search_space.points(negatives, "mf")) == [
+      0.005, 0.01, 0.02]
+  assert {p["learning_rate"] for p in search_space.points(negatives, "mf")
+          } == {0.03}
+  assert search_space.shapes(_tune_gowalla("ease")) == [("ease", 0, 0)]
+  with pytest.raises(ValueError, match="tune_gowalla.py:gmf: 'mf'"):
+    _tune_gowalla("gmf")
