@@ -9,8 +9,9 @@ and a user's scores are x_u B: score(u, i) = sum of B[j, i] over the user's
 training items j. Every function here returns, and EaseParams holds, B^T:
 row i is column i of B, the weights of item i's score over the history,
 the layout scoring reads without a transpose (B is not symmetric; since P
-is, B^T = I - diagMat(1 / diag(P)) P). A grid of lambdas costs one eigendecomposition G = Q L Q^T,
-since (G + lambda I)^-1 = Q (L + lambda)^-1 Q^T.
+is, B^T = I - diagMat(1 / diag(P)) P). A grid of lambdas costs one
+eigendecomposition G = Q L Q^T, since (G + lambda I)^-1 = Q (L + lambda)^-1
+Q^T.
 
 Memory (float32, I items, U users): G, P and B are I x I, 4 I^2 bytes each:
 55 MB for ML-1M's 3,706 items, 6.7 GB for a 40,981-item catalogue. Peaks
@@ -20,7 +21,7 @@ chunk of users at a time, never whole); `fit` G plus 2.1 (the Cholesky
 factor, and L^-1, which becomes P, then B): about 17 GB and 21 GB at 40,981
 items, for a GPU; donating G or updating it in place by column blocks did
 not lower either peak on XLA:CPU. `fit_grid` holds G, Q, one P and the
-stacked B's; `grid_metrics` G, Q and one B. Scoring reads B and the dense
+stacked B's; `grid_metrics` G, Q and one B. Scoring reads B^T and the dense
 histories X (U x I: 90 MB for ML-1M).
 `fit_in_place` is for catalogues where those peaks do not fit: G from the
 sparse X (scipy), then LAPACK's Cholesky (potrf) and inverse (potri) and B,

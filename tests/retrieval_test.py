@@ -67,8 +67,17 @@ def test_exact_top_k_equals_numpy_argsort():
   items = rng.normal(size=(1000, 8)).astype(np.float32)
   query = retrieval.Query(offset=jnp.zeros(5), dot=jnp.asarray(queries))
   catalog = retrieval.make_catalog(retrieval.Items(dot=jnp.asarray(items)),
-                                   128)  # 1000 = 7 chunks of 128 + padding
+                                   128)  # 1000 = 7 chunks of 128 + 104
   assert catalog.ids.shape == (8, 128)
+  # The items are not copied; the last chunk is items 872..999, its first
+  # 24 (repeats of the chunk before) marked -1.
+  assert catalog.items.dot.shape == (1000, 8)
+  np.testing.assert_array_equal(catalog.starts,
+                                [0, 128, 256, 384, 512, 640, 768, 872])
+  np.testing.assert_array_equal(catalog.ids[-1, :24], -1)
+  np.testing.assert_array_equal(catalog.ids[-1, 24:], np.arange(896, 1000))
+  np.testing.assert_array_equal(np.sort(catalog.ids[catalog.ids >= 0]),
+                                np.arange(1000))
   scores, ids = retrieval.top_k(query, catalog, retrieval.Tail(), k=10)
   full = queries @ items.T
   want = np.argsort(-full, axis=1, kind="stable")[:, :10]
