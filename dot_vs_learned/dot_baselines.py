@@ -94,9 +94,12 @@ def make_ials_train(config, data):
   return init, run
 
 
-def _history(data) -> jax.Array:
-  return ease.on_device(ease.history_matrix(
-      data.train_users, data.train_items, data.num_users, data.num_items))
+def _history(data, seed_axis=False) -> jax.Array:
+  """X [U, I], or [1, U, I] with seed_axis (added in numpy: a JAX x[None]
+  would copy it)."""
+  x = ease.history_matrix(data.train_users, data.train_items, data.num_users,
+                          data.num_items)
+  return ease.on_device(x[None] if seed_axis else x)
 
 
 def _gram(data) -> jax.Array:
@@ -105,7 +108,10 @@ def _gram(data) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames="k")
-def _sampled(params, arrays, k):
+def _sampled(params_1, arrays, k):
+  """Sampled metrics of EaseParams with a seed axis of 1 (dropped inside
+  the program, where it costs no copy)."""
+  params = jax.tree.map(lambda x: x[0], params_1)
   return evaluate.metrics_of(ease.score, params, arrays, k)
 
 
@@ -120,10 +126,12 @@ def ease_in_place(data, grid=False) -> bool:
   return need > 0.9 * ncf_config.available_bytes()
 
 
-def _ease_weights(data, reg) -> jax.Array:
-  """B^T at lambda `reg`, by the path ease_in_place chooses."""
+def _ease_weights(data, reg, seed_axis=False) -> jax.Array:
+  """B^T at lambda `reg` ([1, I, I] with seed_axis), by the path
+  ease_in_place chooses."""
   if not ease_in_place(data):
-    return ease.fit(_gram(data), jnp.float32(reg))
+    weights = ease.fit(_gram(data), jnp.float32(reg))
+    return weights[None] if seed_axis else weights
   start = time.time()
   logging.info("EASE^R at lambda %g: solving B of %d items in place (LAPACK, "
                "one thread, one %.1f GB array)", reg, data.num_items,
@@ -133,18 +141,19 @@ def _ease_weights(data, reg) -> jax.Array:
                               reg)
   logging.info("EASE^R at lambda %g: B of %d items solved in place (LAPACK) "
                "in %.0f s", reg, data.num_items, time.time() - start)
-  return ease.on_device(weights)
+  return ease.on_device(weights[None] if seed_axis else weights)
 
 
 def fit_ease(config, data):
   """EASE^R at lambda = train.reg: (params with a point axis of 1, sampled
   metrics {"hr", "ndcg": float, "rank": [U]}; {} for item lists)."""
-  params = models.EaseParams(_ease_weights(data, config.train.reg),
-                             _history(data))
+  params = models.EaseParams(
+      _ease_weights(data, config.train.reg, seed_axis=True),
+      _history(data, seed_axis=True))
   metrics = _sampled(params, _test_arrays(data), k=config.eval.k)
   out = {name: np.asarray(value) if name == "rank" else float(value)
          for name, value in metrics.items()}
-  return jax.tree.map(lambda x: x[None], params), out
+  return params, out
 
 
 def ease_grid(regs, data, config, done_path=None) -> dict[str, np.ndarray]:

@@ -56,7 +56,9 @@ def on_device(x_np: np.ndarray) -> jax.Array:
   """x as a JAX array, sharing host_zeros' buffer on the CPU. jnp.asarray
   copies: measured at I = 16,000, once for an aligned array, twice at its
   first use for numpy's own (16-byte aligned) one; at I = 40,981 that is
-  13 GB more than B itself."""
+  13 GB more than B itself. x becomes read-only: a write to the shared
+  buffer would change the JAX array too."""
+  x_np.flags.writeable = False
   return jax.device_put(x_np, may_alias=True)
 
 

@@ -18,7 +18,6 @@ import zipfile
 
 from absl import app
 from absl import flags
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -174,12 +173,16 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   order = np.argsort(data.train_users, kind="stable")
   starts = np.searchsorted(data.train_users[order], [users, users + 1])
   seen = [data.train_items[order[a:b]] for a, b in zip(*starts)]
-  params = models.unflatten_params({name: value[seed_index]
-                                    for name, value in flat.items()})
-  if ease:
+  if ease:  # I x I: copied once, into a buffer XLA:CPU reads in place
+    weights = ease_lib.host_zeros(flat["ease/weights_t"].shape[1:])
+    weights[:] = flat.pop("ease/weights_t")[seed_index]
     history = ease_lib.history_matrix(data.train_users, data.train_items,
                                       data.num_users, data.num_items)
-    params = params._replace(history=ease_lib.on_device(history))
+    params = models.EaseParams(ease_lib.on_device(weights),
+                               ease_lib.on_device(history))
+  else:
+    params = models.unflatten_params({name: value[seed_index]
+                                      for name, value in flat.items()})
   model = retrieval.serving_model(params)
   catalog = retrieval.make_catalog(model.items, chunk_size)
   try:

@@ -155,12 +155,10 @@ def make_catalog(items: Items, chunk_size: int) -> Catalog:
   n = jax.tree.leaves(items)[0].shape[0]
   chunk = min(chunk_size, n)
   num_chunks = -(-n // chunk)
-  nominal = np.arange(num_chunks) * chunk
-  starts = np.minimum(nominal, n - chunk)
-  ids = starts[:, None] + np.arange(chunk)[None, :]
-  ids = np.where(ids >= nominal[:, None], ids, -1)
-  return Catalog(items, jnp.asarray(ids, jnp.int32),
-                 jnp.asarray(starts, jnp.int32))
+  nominal = jnp.arange(num_chunks, dtype=jnp.int32) * chunk
+  starts = jnp.minimum(nominal, n - chunk)
+  ids = starts[:, None] + jnp.arange(chunk, dtype=jnp.int32)[None, :]
+  return Catalog(items, jnp.where(ids >= nominal[:, None], ids, -1), starts)
 
 
 @functools.partial(jax.jit, static_argnames=("k",))

@@ -10,6 +10,7 @@ import pytest
 
 from dot_vs_learned import checks
 from dot_vs_learned import datasets
+from dot_vs_learned import ease as ease_lib
 from dot_vs_learned import ials
 from dot_vs_learned import models
 from dot_vs_learned import ncf
@@ -139,6 +140,19 @@ def test_ease_in_place_when_the_device_is_small(ease_run, tmp_path,
   small = 4 * (3 * data.num_items**2 + data.num_users * data.num_items)
   monkeypatch.setattr(ncf_config, "available_bytes", lambda: small)
   assert dot_baselines.ease_in_place(data)
+  if jax.default_backend() == "cpu":
+    # fit_ease hands the in-place buffer over with its seed axis, uncopied.
+    buffers, real_fit = [], ease_lib.fit_in_place
+
+    def fit_in_place(g, reg):
+      buffers.append(g.ctypes.data)
+      return real_fit(g, reg)
+
+    monkeypatch.setattr(ease_lib, "fit_in_place", fit_in_place)
+    params, _ = dot_baselines.fit_ease(config, data)
+    assert params.weights_t.shape == (1, data.num_items, data.num_items)
+    assert params.weights_t.unsafe_buffer_pointer() == buffers[0]
+    monkeypatch.setattr(ease_lib, "fit_in_place", real_fit)
   in_place = ncf.run(config, tmp_path / "ease")
   np.testing.assert_allclose(
       results.load_params(tmp_path / "ease")["ease/weights_t"],

@@ -87,6 +87,23 @@ def test_in_place_fit_equals_numpy_formula_in_gs_own_buffer(block):
     ease.fit_in_place(np.zeros((3, 3)), 1.0)
 
 
+def test_in_place_fit_runs_lapack_on_one_thread(monkeypatch):
+  # Threaded OpenBLAS potrf crashed at I >= 32,768 (ease.py).
+  import scipy.linalg.lapack as lapack  # pylint: disable=g-import-not-at-top
+  import threadpoolctl  # pylint: disable=g-import-not-at-top
+  threads, real = [], lapack.spotrf
+
+  def spotrf(*args, **kwargs):
+    threads.extend(lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                   if lib["user_api"] == "blas")
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(lapack, "spotrf", spotrf)
+  _, users, items = _history()
+  ease.fit_in_place(ease.gram_numpy(users, items, NUM_USERS, NUM_ITEMS), 3.0)
+  assert threads and set(threads) == {1}
+
+
 def test_grid_through_one_eigendecomposition_equals_direct_inverses():
   x, _, _ = _history()
   regs = np.array([0.5, 3.0, 40.0], np.float32)

@@ -152,6 +152,11 @@ def _truncate(path):
   path.write_bytes(path.read_bytes()[:100])
 
 
+def _old_ease(path):
+  """params.npz as an older version wrote EASE^R: B as "ease/weights"."""
+  np.savez(path / results.PARAMS, **{"ease/weights": np.zeros((1, 4, 4))})
+
+
 # (copy the run first?, how to spoil the path, expected message)
 @pytest.mark.parametrize("copy, spoil, message", [
     (False, lambda p: None, "no such directory"),
@@ -168,6 +173,8 @@ def _truncate(path):
     (True, lambda p: _truncate(p / results.PARAMS), "cannot read params.npz"),
     (True, lambda p: (p / results.CONFIG).write_text("{"),
      "cannot read config.json"),
+    (True, _old_ease, r"holds EASE\^R's B as 'ease/weights', from an older "
+     r"version .*; rerun the model"),
 ])
 def test_bad_workdir(run, tmp_path, copy, spoil, message):
   path = tmp_path / "workdir"
