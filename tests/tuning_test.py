@@ -1,6 +1,5 @@
 """Tests of the App. A.2 tuning sweep and its final runs (tuning.py)."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,6 +11,7 @@ import pytest
 
 from dot_vs_learned import checkpoints
 from dot_vs_learned import checks
+from dot_vs_learned import config_help
 from dot_vs_learned import data
 from dot_vs_learned import datasets
 from dot_vs_learned import ncf
@@ -234,10 +234,7 @@ def test_final_runs_evaluate_as_the_sweep_did_or_every_final_every():
 
 def _tune_gowalla(arg):
   path = pathlib.Path(__file__).parents[1] / "configs" / "tune_gowalla.py"
-  spec = importlib.util.spec_from_file_location("tune_gowalla", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_help.load(f"{path}:{arg}")
 
 
 def test_tune_gowalla_grids():
