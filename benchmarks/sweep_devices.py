@@ -6,7 +6,10 @@ python benchmarks/sweep_devices.py --devices=1,2,4,8 --no_force_host_devices  # 
 
 One shape of the App. A.2 sweep (MF, d, m) with --points points (learning
 rate x lambda pairs), trained as tuning.py trains them: one jitted program
-whose point axis is sharded over a 1-D mesh of n devices (train.make_train).
+whose point axis is sharded over a 1-D mesh of n devices (train.make_train),
+the points padded to a multiple of n as tuning.py pads them
+(distributed.padded_count: 9 points on 2 devices train as 10); the rate
+counts the real points only.
 Each device count runs in its own process: on a CPU with
 XLA_FLAGS=--xla_force_host_platform_device_count=n (the devices then share
 the same cores: this measures what sharding costs or gains on one machine);
@@ -29,7 +32,7 @@ from absl import flags
 import numpy as np
 
 _DEVICES = flags.DEFINE_list("devices", ["1", "2", "4"],
-                             "device counts to compare; each divides --points.")
+                             "device counts to compare.")
 _FORCE = flags.DEFINE_bool(
     "force_host_devices", True, "CPU: simulate n devices with "
     "--xla_force_host_platform_device_count (off: use the first n real ones).")
@@ -57,6 +60,7 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import data as data_lib  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import datasets  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import distributed  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import tuning_config  # pylint: disable=g-import-not-at-top
   if _DATA_DIR.value:
@@ -70,16 +74,21 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
   if len(devices) < num_devices:
     raise ValueError(f"--devices: {num_devices} asked, {len(jax.devices())} "
                      "available")
-  mesh = (None if num_devices == 1 else
-          jax.sharding.Mesh(np.array(devices), ("points",)))
-  init, run = train.make_train(config, data, mesh)
   count = _POINTS.value
-  lrs = np.geomspace(0.001, 0.01, count).astype(np.float32)
-  regs = np.tile(np.float32([0.0, 0.003]), count)[:count]
-  keys = jax.random.split(jax.random.key(0), count)
   # one_at_a_time: programs of one point each (sweep.points_per_program=1).
+  padded = 1 if one_at_a_time else distributed.padded_count(count)
+  used = padded if one_at_a_time else min(num_devices, padded)
+  mesh = (None if used == 1 else
+          jax.sharding.Mesh(np.array(devices[:used]), ("points",)))
+  init, run = train.make_train(config, data, mesh)
+  total = count if one_at_a_time else padded
+  # The padding points repeat the last one, as in tuning.py.
+  last = np.minimum(np.arange(total), count - 1)
+  lrs = np.geomspace(0.001, 0.01, count).astype(np.float32)[last]
+  regs = np.tile(np.float32([0.0, 0.003]), count)[:count][last]
+  keys = jax.random.split(jax.random.key(0), count)[last]
   parts = [slice(j, j + 1) for j in range(count)] if one_at_a_time else [
-      slice(0, count)]
+      slice(0, padded)]
   warmup = seconds = 0.0
   hr, loss = [], []
   for part in parts:
@@ -91,13 +100,13 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
     start = time.perf_counter()
     states, metrics = jax.block_until_ready(run(states, _EPOCHS.value, hps))
     seconds += time.perf_counter() - start
-    hr += np.asarray(metrics["hr"]).tolist()
-    loss += np.asarray(metrics["loss"]).tolist()
+    hr += np.asarray(metrics["hr"]).tolist()[:count]
+    loss += np.asarray(metrics["loss"]).tolist()[:count]
   if not np.all(np.isfinite(loss)):
     raise FloatingPointError(f"{num_devices} devices: loss {loss}")
   examples = (data.train_users.shape[0] * (1 + _NUM_NEGATIVES.value) *
               _EPOCHS.value * count)
-  return dict(devices=num_devices, one_at_a_time=one_at_a_time,
+  return dict(devices=used, padded=total, one_at_a_time=one_at_a_time,
               kind=devices[0].device_kind, seconds=seconds, warmup=warmup,
               rate=examples / seconds, hr=hr)
 
@@ -109,10 +118,10 @@ def main(argv):
     print(json.dumps(_time_devices(_CHILD.value, _CHILD_SINGLE.value)))
     return
   counts = [int(n) for n in _DEVICES.value]
-  bad = [n for n in counts if n < 1 or _POINTS.value % n]
-  if bad:
-    raise app.UsageError(f"--devices {bad}: each must be >= 1 and divide "
-                         f"--points={_POINTS.value}")
+  bad = [n for n in counts if n < 1]
+  if bad or _POINTS.value < 1:
+    raise app.UsageError(f"--devices {bad} and --points={_POINTS.value} must "
+                         "be >= 1")
   print(f"{os.cpu_count()} CPU cores ({len(os.sched_getaffinity(0))} usable); "
         f"MF d={_DIM.value} m={_NUM_NEGATIVES.value}, {_POINTS.value} points, "
         f"{_EPOCHS.value} timed epochs; data "
@@ -138,12 +147,14 @@ def main(argv):
           f"{rows[-1]['rate']:,.0f} point-examples/s", flush=True)
   base = rows[0]
   same = all(np.allclose(r["hr"], base["hr"], atol=1e-6) for r in rows)
-  print("\n| devices | points per program | kind | point-examples/s | "
-        f"timed s | warm-up s | x {base['devices']} device(s) |\n"
-        "|---|---|---|---|---|---|---|")
+  print("\n| devices | points trained (padded) | points per device | kind | "
+        "point-examples/s | timed s | warm-up s | "
+        f"x {base['devices']} device(s) |\n|---|---|---|---|---|---|---|---|")
   for r in rows:
-    per_program = 1 if r["one_at_a_time"] else _POINTS.value // r["devices"]
-    print(f"| {r['devices']} | {per_program} | {r['kind']} | {r['rate']:,.0f} | "
+    per_device = ("1, a program each" if r["one_at_a_time"] else
+                  r["padded"] // r["devices"])
+    print(f"| {r['devices']} | {r['padded']} | {per_device} | {r['kind']} | "
+          f"{r['rate']:,.0f} | "
           f"{r['seconds']:.1f} | {r['warmup']:.1f} | "
           f"{r['rate'] / base['rate']:.2f} |")
   print(f"\nHR@10 of every point equal across device counts: {same}")

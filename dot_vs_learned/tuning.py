@@ -16,6 +16,8 @@ EASE^R, which has no d and no randomness, makes one run in `final/`.
 
 The point axis (hyperparameters x seeds) is sharded over all devices
 (jax.sharding): one CPU, several GPUs or a TPU slice run the same command.
+A program's points are padded to a multiple of the devices (repeats of its
+last point, dropped from the record: distributed.padded_count).
 """
 
 import copy
@@ -48,13 +50,15 @@ SELECTION = "selection.json"
 EASE_GRID = "ease_grid.jsonl"  # EASE^R's lambdas done, when fitted one by one
 
 
-def _train_points(config, shape, data, grid, label, saver=None):
+def _train_points(config, shape, data, grid, label, saver=None, keep=None):
   """Trains the points of `grid` as one vmapped, sharded program; returns
-  per-evaluation metrics [{epoch, hr, ndcg, loss}] over the points, the
-  epoch each point failed at (0: never) and the number of devices.
+  per-evaluation metrics [{epoch, hr, ndcg, loss}] over its first `keep`
+  points (all by default; the rest pad the grid to the devices), the
+  epoch each of them failed at (0: never) and the number of devices.
   saver: a checkpoints.Checkpointer; the states and the curves so far are
   saved at every evaluation, and a program killed midway resumes from the
   latest."""
+  keep = len(grid) if keep is None else keep
   values = {name: np.array([p[name] for p in grid]) for name in grid[0]}
   column = lambda name: values[name].astype(np.float32)
   if shape.model.name == "ials":  # on one device (dot_baselines.py)
@@ -78,20 +82,21 @@ def _train_points(config, shape, data, grid, label, saver=None):
     return states, dict(metrics, **(full(states.params) if full else {}))
 
   def record(done, metrics, _):
-    return {"epoch": done, **{name: np.asarray(metrics[name]).tolist()
+    return {"epoch": done, **{name: np.asarray(metrics[name])[:keep].tolist()
                               for name in (*names, "loss")}}
 
   def describe(r, failed_at):
+    failed_at = failed_at[:keep]
     alive = np.asarray(r[names[0]])[failed_at == 0]
     best = f"{alive.max():.4f}" if alive.size else "-"
     return (f"best {names[0]} {best}; {(failed_at > 0).sum()} of "
-            f"{len(grid)} points failed; {num_devices} devices")
+            f"{keep} points failed; {num_devices} devices")
 
   outcome = loop.train(states, advance,
                        epochs=shape.train.epochs, every=config.eval.every,
                        record=record, label=f"[{label}] ", saver=saver,
                        describe=describe, nan="mark")
-  return outcome.history, outcome.failed_at, num_devices
+  return outcome.history, outcome.failed_at[:keep], num_devices
 
 
 def tune_shape(config, data, name, dim, num_negatives, workdir=None):
@@ -115,14 +120,23 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
     label = f"{name} d={dim} m={num_negatives}"
     if size < len(grid):
       label += f" points {span}"
+    points = grid[first:first + size]
+    # iALS trains on one device; the others pad the program's points to the
+    # devices (distributed.padded_count). A checkpoint names its padding:
+    # resumed on another number of devices, the program starts afresh.
+    padded = (len(points) if name == "ials" else
+              distributed.padded_count(len(points)))
     saver = None
     if workdir is not None and config.checkpoint.keep:
+      pad = f"_padded{padded}" if padded > len(points) else ""
       saver = checkpoints.Checkpointer(
-          workdir, f"{checkpoint_prefix(name, dim, num_negatives)}_points{span}",
+          workdir,
+          f"{checkpoint_prefix(name, dim, num_negatives)}_points{span}{pad}",
           config.checkpoint.keep)
     try:
       part, part_failed, devices = _train_points(
-          config, shape, data, grid[first:first + size], label, saver)
+          config, shape, data, points + points[-1:] * (padded - len(points)),
+          label, saver, keep=len(points))
     finally:
       if saver:
         saver.close()

@@ -132,8 +132,8 @@ def test_interrupted_sweep_resumes_from_checkpoints_to_the_same_record(
   monkeypatch.setattr(checkpoints.Checkpointer, "save", real_save)
   runs = []
   real_train = tuning._train_points
-  monkeypatch.setattr(tuning, "_train_points", lambda *a: runs.append(
-      a[4]) or real_train(*a))
+  monkeypatch.setattr(tuning, "_train_points", lambda *a, **k: runs.append(
+      a[4]) or real_train(*a, **k))
   resumed = tuning.run(config, tmp_path / "cut")
   got = sweep.done_cells(tmp_path / "cut")[cell]
   assert got["points"] == expected["points"]
@@ -171,38 +171,60 @@ def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
 _SHARDED = """
 import json, sys
 import jax
-from dot_vs_learned import datasets, tuning
+from dot_vs_learned import datasets, distributed, tuning
 sys.path.insert(0, {tests!r})
 import tuning_test
-config = tuning_test.tiny_config(__import__("pathlib").Path({root!r}))
+config = tuning_test.tiny_config(__import__("pathlib").Path({root!r}),
+                                 **{overrides!r})
 d = datasets.load_dataset(config.data)
-record = tuning.tune_shape(config, d, "mf", 4, 2)
+record = tuning.tune_shape(config, d, "mf", 4, 2, workdir={workdir!r})
 print(json.dumps(dict(devices=record["devices"], count=jax.device_count(),
-                      curves=record["curves"])))
+                      padded=[distributed.padded_count(n) for n in range(1, 10)],
+                      points=record["points"], curves=record["curves"],
+                      failed=record["failed_at_epoch"])))
 """
 
 
 @pytest.mark.slow
-def test_sharded_over_four_host_devices_equals_one_device(split_dirs):
-  config = tiny_config(split_dirs)
+@pytest.mark.parametrize("devices, overrides, used, padded", [
+    # 2 lr x 2 lambda x 2 seeds: 8 points, 2 on each device.
+    (4, {}, 4, [1, 2, 3, 4, 8, 8, 8, 8, 12]),
+    # 3 points, padded to 4 (the 4th repeats the 3rd), 2 on each device.
+    (2, dict(learning_rates=(0.003, 0.02, 0.05), regs=(0.0,), num_seeds=1),
+     2, [1, 2, 4, 4, 6, 6, 8, 8, 10]),
+])
+def test_sharded_over_host_devices_equals_one_device(split_dirs, tmp_path,
+                                                     devices, overrides,
+                                                     used, padded):
+  config = tiny_config(split_dirs, **overrides)
   single = tuning.tune_shape(config, datasets.load_dataset(config.data), "mf", 4,
                              2)
   env = dict(os.environ,
-             XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
   out = subprocess.run(
-      [sys.executable, "-c", _SHARDED.format(tests=str(REPO / "tests"),
-                                             root=str(split_dirs))],
+      [sys.executable, "-c", _SHARDED.format(
+          tests=str(REPO / "tests"), root=str(split_dirs),
+          overrides=overrides, workdir=str(tmp_path))],
       capture_output=True, text=True, env=env, cwd=REPO, check=True)
   sharded = json.loads(out.stdout.splitlines()[-1])
-  assert sharded["count"] == 4 and sharded["devices"] == 4
+  assert sharded["count"] == devices and sharded["devices"] == used
+  assert sharded["padded"] == padded
   assert single["devices"] == 1
+  # The padding points are dropped: the record has the grid's points.
+  assert sharded["points"] == single["points"]
+  assert sharded["failed"] == single["failed_at_epoch"]
   # Same metrics; the summed epoch loss may differ in the last float32 bits
   # (another reduction order on another device layout).
-  for a, b in zip(single["curves"], sharded["curves"]):
+  for a, b in zip(single["curves"], sharded["curves"], strict=True):
+    assert len(b["hr"]) == len(single["points"])
     np.testing.assert_array_equal(a["hr"], b["hr"])
     np.testing.assert_array_equal(a["ndcg"], b["ndcg"])
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+  # The padded program checkpointed under a name that says so.
+  names = [p.name for p in (tmp_path / "checkpoints").iterdir()]
+  suffix = "_padded4" if overrides else ""
+  assert names == [f"tune_mf_d4_m2_points1-{len(single['points'])}{suffix}"]
 
 
 @pytest.mark.slow  # 12 s; an equivalence the quick sweep tests rely on
