@@ -12,6 +12,9 @@ of train.txt and evaluated on test.txt at d = 64, with 3 seeds. MODEL:
   mf_negatives  the same SGD at mf's lr (0.03), more negatives: m 16 and 32
         x lambda 0.005 / 0.01 / 0.02, 64 epochs, every 8 (each epoch has
         1 + m examples per training pair);
+  mf_more_negatives  the same at m = 64, lambda 0.00125 / 0.0025 / 0.005,
+        96 epochs, every 8 (mf_negatives chose its largest m, smallest
+        lambda and last epoch: m 32, lambda 0.005, epoch 64);
   ials  lambda x alpha0 (Gowalla's 41k items call for a far smaller alpha0
         than ML-1M's 0.3), CG solver, 12 epochs, every 2;
   ease  the lambda grid (no d, no seeds): 41k items are too many for one
@@ -42,6 +45,11 @@ def get_config(model="mf"):
                         num_negatives=(16, 32))
     config.train.epochs = 64
     config.eval.every = 8
+  elif model == "mf_more_negatives":
+    config.sweep.update(learning_rates=(0.03,), regs=(0.00125, 0.0025, 0.005),
+                        num_negatives=(64,))
+    config.train.epochs = 96
+    config.eval.every = 8
   elif model == "ials":
     # A first grid (lambda 0.003..0.03) chose its smallest lambda at
     # epoch 4: this one reaches lower and is evaluated every 2 epochs.
@@ -56,5 +64,5 @@ def get_config(model="mf"):
     config.sweep.ease.regs = (25.0, 50.0, 100.0, 200.0)
   else:
     raise ValueError(f"configs/tune_gowalla.py:{model}: 'mf', "
-                     "'mf_negatives', 'ials' or 'ease'")
+                     "'mf_negatives', 'mf_more_negatives', 'ials' or 'ease'")
   return config

@@ -272,6 +272,12 @@ def test_tune_gowalla_grids():
       0.005, 0.01, 0.02]
   assert {p["learning_rate"] for p in search_space.points(negatives, "mf")
           } == {0.03}
+  more = _tune_gowalla("mf_more_negatives")
+  search_space.validate(more)
+  assert search_space.shapes(more) == [("mf", 64, 64)]
+  assert sorted(p["reg"] for p in search_space.points(more, "mf")) == [
+      0.00125, 0.0025, 0.005]
+  assert more.train.epochs == 96 and more.eval.every == 8
   assert search_space.shapes(_tune_gowalla("ease")) == [("ease", 0, 0)]
   with pytest.raises(ValueError, match="tune_gowalla.py:gmf: 'mf'"):
     _tune_gowalla("gmf")
