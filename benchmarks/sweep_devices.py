@@ -7,7 +7,7 @@ python benchmarks/sweep_devices.py --devices=1,2,4,8 --no_force_host_devices  # 
 One shape of the App. A.2 sweep (MF, d, m) with --points points (learning
 rate x lambda pairs), trained as tuning.py trains them: one jitted program
 whose point axis is sharded over a 1-D mesh of n devices (train.make_train),
-the points padded to a multiple of n by tuning.py's rule
+the points padded to a multiple of n as tuning.py pads them
 (distributed.padded_count: 9 points on 2 devices train as 10); the rate
 counts the real points only.
 Each device count runs in its own process: on a CPU with
@@ -60,6 +60,7 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import data as data_lib  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import datasets  # pylint: disable=g-import-not-at-top
+  from dot_vs_learned import distributed  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import train  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import tuning_config  # pylint: disable=g-import-not-at-top
   if _DATA_DIR.value:
@@ -75,22 +76,22 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
                      "available")
   count = _POINTS.value
   # one_at_a_time: programs of one point each (sweep.points_per_program=1).
-  # distributed.padded_count's rule on the first n devices (real devices
-  # are not hidden from the process as forced host devices are).
-  step = min(count, num_devices)
-  padded = 1 if one_at_a_time else -(-count // step) * step
-  used = padded if one_at_a_time else step
+  if one_at_a_time:
+    used, total = 1, count
+  else:  # padded for the first n devices (real ones are not hidden from
+    # the process as forced host devices are)
+    used = min(count, num_devices)
+    total = distributed.padded_count(count, num_devices)
   mesh = (None if used == 1 else
           jax.sharding.Mesh(np.array(devices[:used]), ("points",)))
   init, run = train.make_train(config, data, mesh)
-  total = count if one_at_a_time else padded
   # The padding points repeat the last one, as in tuning.py.
   last = np.minimum(np.arange(total), count - 1)
   lrs = np.geomspace(0.001, 0.01, count).astype(np.float32)[last]
   regs = np.tile(np.float32([0.0, 0.003]), count)[:count][last]
   keys = jax.random.split(jax.random.key(0), count)[last]
   parts = [slice(j, j + 1) for j in range(count)] if one_at_a_time else [
-      slice(0, padded)]
+      slice(0, total)]
   warmup = seconds = 0.0
   hr, loss = [], []
   for part in parts:

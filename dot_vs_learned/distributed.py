@@ -68,13 +68,14 @@ def fetch(tree):
   return multihost_utils.process_allgather(tree, tiled=True)
 
 
-def padded_count(count) -> int:
+def padded_count(count, devices=None) -> int:
   """`count` points rounded up to a multiple of the devices they can use:
   min(count, devices) on one process, every device over several. The
   padding points repeat the last point and are dropped from the results;
   9 points on 2 devices train as 10, 5 per device (on the 2-core CPU with 2
-  host devices: docs/results.md), 9 on 8 GPUs as 16, instead of 9 on one."""
-  devices = jax.device_count()
+  host devices: docs/results.md), 9 on 8 GPUs as 16, instead of 9 on one.
+  devices: how many (default: all of them)."""
+  devices = jax.device_count() if devices is None else devices
   step = devices if jax.process_count() > 1 else min(count, devices)
   return -(-count // step) * step
 
