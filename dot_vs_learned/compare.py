@@ -24,7 +24,8 @@ python -m dot_vs_learned.main --config=configs/compare.py \
   4. comparison.md, comparison.csv and comparison.png (report_compare.py).
 A killed command resumes: recorded cells are kept, final runs resume from
 their checkpoints. The ETA printed before the sweep comes from one timed
-epoch of one point per model.
+epoch of one point per model (eta_probes.json: a resumed command reuses
+them and counts only the cells left).
 """
 
 import copy
@@ -55,6 +56,7 @@ from dot_vs_learned import workdir as workdir_lib
 MODELS = ("popularity", "mf", "ials", "ease", "gmf", "mlp", "neumf")
 SPLIT = "tuning_split"
 PLAN = "plan.json"
+PROBES = "eta_probes.json"  # seconds of one epoch of one point, per model
 
 
 # compare.<field>: (the values' test, what it asks); every model's grid is
@@ -136,7 +138,8 @@ def run(config, workdir, overwrite=False) -> dict:
   ncf_config.validate(config, ncf_eval.num_candidates(data))
   with workdir_lib.use(workdir, config.to_dict(), overwrite,
                        datasets.input_paths(config.data),
-                       outputs=(SPLIT, sweep.CELLS, PLAN, tuning.EASE_GRID,
+                       outputs=(SPLIT, sweep.CELLS, PLAN, PROBES,
+                                tuning.EASE_GRID,
                                 "final_*",
                                 *report_compare.FILES)) as path:
     return _run(config, data, path)
@@ -155,13 +158,22 @@ def _run(config, data, workdir) -> dict:
              "shapes": search_space.shapes(t)}
       for name, t in plans.items()})
   done = sweep.done_cells(workdir)
-  pending = {name: t for name, t in plans.items()
-             if any(_cell(n, d, m) not in done
-                    for n, d, m in search_space.shapes(t))}
+  left = {name: sum(_cell(n, d, m) not in done
+                    for n, d, m in search_space.shapes(t))
+          for name, t in plans.items()}
+  pending = {name: t for name, t in plans.items() if left[name]}
   if pending:
-    logging.info("sweep ETA about %s (one probe epoch per model; "
-                 "evaluations not counted)", loop.format_eta(
-                     compare_plan.eta(pending, split)))
+    # A resumed sweep reuses the probes of its first start: probing again
+    # costs two epochs of each model left (minutes on ML-1M).
+    probes_path = workdir / PROBES
+    recorded = (json.loads(probes_path.read_text())
+                if probes_path.exists() else {})
+    seconds, probes = compare_plan.eta(pending, split, left, recorded)
+    results.write_json(probes_path, probes)
+    logging.info("sweep ETA about %s for the %d cells left (one probe epoch "
+                 "per model; evaluations not counted; a cell resumed from its "
+                 "checkpoint takes less)", loop.format_eta(seconds),
+                 sum(left.values()))
   rows = {}
   for name in config.compare.models:
     if name == "popularity":

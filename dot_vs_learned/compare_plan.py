@@ -133,16 +133,23 @@ def _probe_seconds(t, name, data) -> float:
   return time.time() - start
 
 
-def eta(plans, data) -> float:
-  """Seconds the sweep should take: each model's probe epoch x its epochs x
-  points (evaluations and EASE^R's fits not counted)."""
-  total = 0.0
+def eta(plans, data, shapes_left, recorded) -> tuple[float, dict]:
+  """Seconds the sweep's cells left should take: each model's probe epoch x
+  its epochs x points x its shapes (d, m) left, from shapes_left {model:
+  count}; evaluations and EASE^R's fits not counted. A model's probe is
+  taken from `recorded` {model: seconds} if there, else timed (two epochs
+  of one point). Returns the seconds and the probes, recorded ones
+  included."""
+  total, probes = 0.0, dict(recorded)
   for name, t in plans.items():
     if name in ncf_config.CLOSED_FORM:
       continue
-    points = len(search_space.points(t, name)) * len(search_space.shapes(t))
-    seconds = _probe_seconds(t, name, data)
-    logging.info("ETA probe: one %s epoch of one point %.2f s; %d points x "
-                 "%d epochs", name, seconds, points, t.train.epochs)
-    total += seconds * points * t.train.epochs
-  return total
+    if name not in probes:
+      probes[name] = _probe_seconds(t, name, data)
+    points = len(search_space.points(t, name)) * shapes_left[name]
+    logging.info("ETA probe%s: one %s epoch of one point %.2f s; %d points x "
+                 "%d epochs", "" if name not in recorded else
+                 " (recorded by an earlier start)", name, probes[name], points,
+                 t.train.epochs)
+    total += probes[name] * points * t.train.epochs
+  return total, probes

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dot_vs_learned import compare
+from dot_vs_learned import compare_plan
 from dot_vs_learned import data
 from dot_vs_learned import datasets
 from dot_vs_learned import ncf
@@ -230,3 +231,24 @@ def test_item_lists_are_compared_by_full_ranking(tmp_path):
   assert len(split.train_users) + len(split.test_users) == train.sum()
   text = (tmp_path / "w" / "comparison.md").read_text()
   assert "full/recall@10" in text and "hr@10" not in text
+
+
+def test_a_resumed_comparison_reuses_its_eta_probes(tmp_path, monkeypatch):
+  folder = _files(tmp_path / "data")
+  config = _config(folder)
+  config.compare.models = ("mf", "ials", "ease")
+  probed = []
+  monkeypatch.setattr(compare_plan, "_probe_seconds",
+                      lambda t, name, data: probed.append(name) or 0.5)
+
+  def killed(*args, **kwargs):
+    raise KeyboardInterrupt("killed")
+
+  monkeypatch.setattr(tuning, "tune_shape", killed)
+  for _ in range(2):  # killed in MF's first cell, twice
+    with pytest.raises(KeyboardInterrupt):
+      compare.run(config, tmp_path / "w")
+  # Probed once, at the first start; EASE^R (closed form) never.
+  assert probed == ["mf", "ials"]
+  assert json.loads((tmp_path / "w" / compare.PROBES).read_text()) == {
+      "mf": 0.5, "ials": 0.5}
