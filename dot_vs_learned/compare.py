@@ -24,8 +24,8 @@ python -m dot_vs_learned.main --config=configs/compare.py \
   4. comparison.md, comparison.csv and comparison.png (report_compare.py).
 A killed command resumes: recorded cells are kept, final runs resume from
 their checkpoints. The ETA printed before the sweep comes from one timed
-epoch of one point per model (eta_probes.json: a resumed command reuses
-them and counts only the cells left).
+epoch of one point per model (eta_probes.json: a resumed command on the
+same kind of devices reuses them, and counts only the cells left).
 """
 
 import copy
@@ -33,6 +33,7 @@ import json
 import pathlib
 
 from absl import logging
+import jax
 
 from dot_vs_learned import checks
 from dot_vs_learned import checkpoints
@@ -56,7 +57,8 @@ from dot_vs_learned import workdir as workdir_lib
 MODELS = ("popularity", "mf", "ials", "ease", "gmf", "mlp", "neumf")
 SPLIT = "tuning_split"
 PLAN = "plan.json"
-PROBES = "eta_probes.json"  # seconds of one epoch of one point, per model
+PROBES = "eta_probes.json"  # per kind of devices: {model: seconds of an
+# epoch of one point}
 
 
 # compare.<field>: (the values' test, what it asks); every model's grid is
@@ -163,13 +165,16 @@ def _run(config, data, workdir) -> dict:
           for name, t in plans.items()}
   pending = {name: t for name, t in plans.items() if left[name]}
   if pending:
-    # A resumed sweep reuses the probes of its first start: probing again
-    # costs two epochs of each model left (minutes on ML-1M).
+    # A resumed sweep reuses the probes of its first start on the same kind
+    # of devices: probing again costs two epochs of each model left
+    # (minutes on ML-1M).
     probes_path = workdir / PROBES
-    recorded = (json.loads(probes_path.read_text())
-                if probes_path.exists() else {})
-    seconds, probes = compare_plan.eta(pending, split, left, recorded)
-    results.write_json(probes_path, probes)
+    machine = f"{len(jax.devices())} x {jax.devices()[0].device_kind}"
+    by_machine = (json.loads(probes_path.read_text())
+                  if probes_path.exists() else {})
+    seconds, by_machine[machine] = compare_plan.eta(
+        pending, split, left, by_machine.get(machine, {}))
+    results.write_json(probes_path, by_machine)
     logging.info("sweep ETA about %s for the %d cells left (one probe epoch "
                  "per model; evaluations not counted; a cell resumed from its "
                  "checkpoint takes less)", loop.format_eta(seconds),

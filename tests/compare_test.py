@@ -3,6 +3,7 @@
 import json
 import re
 
+import jax
 import numpy as np
 import pytest
 
@@ -250,5 +251,6 @@ def test_a_resumed_comparison_reuses_its_eta_probes(tmp_path, monkeypatch):
       compare.run(config, tmp_path / "w")
   # Probed once, at the first start; EASE^R (closed form) never.
   assert probed == ["mf", "ials"]
+  machine = f"{len(jax.devices())} x {jax.devices()[0].device_kind}"
   assert json.loads((tmp_path / "w" / compare.PROBES).read_text()) == {
-      "mf": 0.5, "ials": 0.5}
+      machine: {"mf": 0.5, "ials": 0.5}}
