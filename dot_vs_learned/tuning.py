@@ -50,6 +50,12 @@ SELECTION = "selection.json"
 EASE_GRID = "ease_grid.jsonl"  # EASE^R's lambdas done, when fitted one by one
 
 
+def _sharded(name) -> bool:
+  """Whether a model's program shards its points over the devices: iALS
+  trains on one device (dot_baselines.py), the other models on all."""
+  return name != "ials"
+
+
 def _train_points(config, shape, data, grid, label, saver=None, keep=None):
   """Trains the points of `grid` as one vmapped, sharded program; returns
   per-evaluation metrics [{epoch, hr, ndcg, loss}] over its first `keep`
@@ -61,14 +67,14 @@ def _train_points(config, shape, data, grid, label, saver=None, keep=None):
   keep = len(grid) if keep is None else keep
   values = {name: np.array([p[name] for p in grid]) for name in grid[0]}
   column = lambda name: values[name].astype(np.float32)
-  if shape.model.name == "ials":  # on one device (dot_baselines.py)
-    mesh = None
-    init, run = dot_baselines.make_ials_train(shape, data)
-    hps = ials.Hparams(column("reg"), column("alpha0"), column("nu"))
-  else:
+  if _sharded(shape.model.name):
     mesh = distributed.point_mesh(len(grid))
     init, run = train.make_train(shape, data, mesh)
     hps = train.Hparams(column("learning_rate"), column("reg"))
+  else:
+    mesh = None
+    init, run = dot_baselines.make_ials_train(shape, data)
+    hps = ials.Hparams(column("reg"), column("alpha0"), column("nu"))
   num_devices = 1 if mesh is None else mesh.devices.size
   root = jax.random.key(config.train.seed)
   keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(values["seed"])
@@ -121,11 +127,11 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
     if size < len(grid):
       label += f" points {span}"
     points = grid[first:first + size]
-    # iALS trains on one device; the others pad the program's points to the
-    # devices (distributed.padded_count). A checkpoint names its padding:
-    # resumed on another number of devices, the program starts afresh.
-    padded = (len(points) if name == "ials" else
-              distributed.padded_count(len(points)))
+    # A sharded program pads its points to the devices
+    # (distributed.padded_count). A checkpoint names its padding: resumed
+    # on another number of devices, the program starts afresh.
+    padded = (distributed.padded_count(len(points)) if _sharded(name) else
+              len(points))
     saver = None
     if workdir is not None and config.checkpoint.keep:
       pad = f"_padded{padded}" if padded > len(points) else ""
