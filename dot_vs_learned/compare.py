@@ -170,8 +170,7 @@ def _run(config, data, workdir) -> dict:
     # (minutes on ML-1M).
     probes_path = workdir / PROBES
     machine = f"{len(jax.devices())} x {jax.devices()[0].device_kind}"
-    by_machine = (json.loads(probes_path.read_text())
-                  if probes_path.exists() else {})
+    by_machine = _recorded_probes(probes_path)
     seconds, by_machine[machine] = compare_plan.eta(
         pending, split, left, by_machine.get(machine, {}))
     results.write_json(probes_path, by_machine)
@@ -212,6 +211,23 @@ def _run(config, data, workdir) -> dict:
   report_compare.write(workdir, out)
   results.write_json(workdir / results.RESULTS, out)
   return out
+
+
+def _recorded_probes(path) -> dict:
+  """eta_probes.json as written: {kind of devices: {model: seconds}}; {}
+  (every model probed again) if missing or not in that form."""
+  if not path.exists():
+    return {}
+  try:
+    recorded = json.loads(path.read_text())
+    if all(isinstance(seconds, (int, float)) and seconds >= 0
+           for probes in recorded.values() for seconds in probes.values()):
+      return recorded
+  except (ValueError, AttributeError):
+    pass
+  logging.warning("%s: not the ETA probes this command writes; probing "
+                  "again", path)
+  return {}
 
 
 def _cell(name, dim, m) -> str:
