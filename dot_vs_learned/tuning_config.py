@@ -61,12 +61,33 @@ def validate(config) -> None:
         config.final.num_seeds, "must be >= 1")
   check(len(config.final.dims) > 0, "final.dims", config.final.dims,
         "needs a value")
+  # 0 would read as "no d / no m" (search_space.shape_config: EASE^R's),
+  # and the model's own d and m would train under the record's 0.
+  for field, values in (("sweep.dims", s.dims),
+                        ("sweep.num_negatives", s.num_negatives),
+                        ("final.dims", config.final.dims)):
+    check(all(isinstance(v, int) and v >= 1 for v in values), field, values,
+          "needs whole numbers >= 1")
   search_space.validate(config)
   for name, dim, m in search_space.shapes(config):
     for point in search_space.points(config, name)[:1]:
       shape = search_space.shape_config(config, name, dim, m)
       search_space.apply(shape, point)
-      ncf_config.validate(shape)
+      _validate_shape(shape, "sweep.dims", s.dims)
   for dim in config.final.dims:
-    ncf_config.validate(search_space.shape_config(
-        config, s.models[0], dim, s.num_negatives[0]))
+    _validate_shape(search_space.shape_config(
+        config, s.models[0], dim, s.num_negatives[0]), "final.dims",
+                    config.final.dims)
+
+
+def _validate_shape(shape, field, dims) -> None:
+  """ncf_config.validate of a shape's config; a d the model refuses is
+  named by the field that holds it."""
+  try:
+    ncf_config.validate(shape)
+  except checks.ConfigError as e:
+    if not str(e).startswith("config field model.dim="):
+      raise
+    raise checks.ConfigError(
+        f"config field {field}={dims!r}: d = {shape.model.dim}: "
+        f"{str(e).split(': ', 1)[1]}") from None

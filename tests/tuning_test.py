@@ -168,6 +168,25 @@ def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
   assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("final.dims", (64, 0), r"final\.dims=\(64, 0\): needs whole numbers"),
+    ("sweep.dims", (0,), r"sweep\.dims=\(0,\): needs whole numbers"),
+    ("sweep.num_negatives", (4, 0), r"sweep\.num_negatives=\(4, 0\)"),
+    ("final.dims", (1,), r"final\.dims=\(1,\): d = 1: must be >= 2"),
+    ("sweep.dims", (1,), r"sweep\.dims=\(1,\): d = 1: must be >= 2"),
+])
+def test_a_d_or_m_the_model_cannot_take_names_its_field(split_dirs, tmp_path,
+                                                        field, value,
+                                                        message):
+  # 0 once read as "no d": the model's own d trained, recorded as d = 0.
+  config = tiny_config(split_dirs)
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(checks.ConfigError, match=message):
+    tuning.run(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
 _SHARDED = """
 import json, sys
 import jax
