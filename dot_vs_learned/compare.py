@@ -67,14 +67,15 @@ _GRIDS = {
     "mf.learning_rates": (lambda v: v > 0, "values > 0"),
     "mf.regs": (lambda v: v >= 0, "values >= 0"),
     "mf.num_negatives": (lambda v: v >= 1 and v == int(v), "integers >= 1"),
-    "mf.dims": (lambda v: v >= 1 and v == int(v), "integers >= 1"),
+    # d counts MF's bias (Eq. 2): one factor needs d = 2.
+    "mf.dims": (lambda v: v >= 2 and v == int(v), "integers >= 2"),
     "ncf.learning_rates": (lambda v: v > 0, "values > 0"),
     "ncf.regs": (lambda v: v >= 0, "values >= 0"),
     # MLP's d = 2k; NeuMF's is the multiple of 3 below d.
     "ncf.dims": (lambda v: v >= 4 and v % 2 == 0, "even integers >= 4"),
     "ials.regs": (lambda v: v > 0, "values > 0"),
     "ials.alpha0_totals": (lambda v: v > 0, "values > 0"),
-    "ials.dims": (lambda v: v >= 1 and v == int(v), "integers >= 1"),
+    "ials.dims": (lambda v: v >= 2 and v == int(v), "integers >= 2"),
     "ease.regs_per_count": (lambda v: v > 0, "values > 0"),
 }
 
