@@ -25,7 +25,8 @@ python -m dot_vs_learned.main --config=configs/compare.py \
 A killed command resumes: recorded cells are kept, final runs resume from
 their checkpoints. The ETA printed before the sweep comes from one timed
 epoch of one point per model (eta_probes.json: a resumed command on the
-same kind of devices reuses them, and counts only the cells left).
+same kind of devices reuses them), times the point-epochs left: the cells
+not recorded, less what their checkpoints hold.
 """
 
 import copy
@@ -33,7 +34,6 @@ import json
 import pathlib
 
 from absl import logging
-import jax
 
 from dot_vs_learned import checks
 from dot_vs_learned import checkpoints
@@ -57,8 +57,6 @@ from dot_vs_learned import workdir as workdir_lib
 MODELS = ("popularity", "mf", "ials", "ease", "gmf", "mlp", "neumf")
 SPLIT = "tuning_split"
 PLAN = "plan.json"
-PROBES = "eta_probes.json"  # per kind of devices: {model: seconds of an
-# epoch of one point}
 
 
 # compare.<field>: (the values' test, what it asks); every model's grid is
@@ -141,8 +139,8 @@ def run(config, workdir, overwrite=False) -> dict:
   ncf_config.validate(config, ncf_eval.num_candidates(data))
   with workdir_lib.use(workdir, config.to_dict(), overwrite,
                        datasets.input_paths(config.data),
-                       outputs=(SPLIT, sweep.CELLS, PLAN, PROBES,
-                                tuning.EASE_GRID,
+                       outputs=(SPLIT, sweep.CELLS, PLAN,
+                                compare_plan.PROBES, tuning.EASE_GRID,
                                 "final_*",
                                 *report_compare.FILES)) as path:
     return _run(config, data, path)
@@ -161,24 +159,21 @@ def _run(config, data, workdir) -> dict:
              "shapes": search_space.shapes(t)}
       for name, t in plans.items()})
   done = sweep.done_cells(workdir)
-  left = {name: sum(_cell(n, d, m) not in done
-                    for n, d, m in search_space.shapes(t))
-          for name, t in plans.items()}
-  pending = {name: t for name, t in plans.items() if left[name]}
+  undone = {name: [shape for shape in search_space.shapes(t)
+                   if _cell(*shape) not in done]
+            for name, t in plans.items()}
+  pending = {name: t for name, t in plans.items() if undone[name]}
   if pending:
-    # A resumed sweep reuses the probes of its first start on the same kind
-    # of devices: probing again costs two epochs of each model left
-    # (minutes on ML-1M).
-    probes_path = workdir / PROBES
-    machine = f"{len(jax.devices())} x {jax.devices()[0].device_kind}"
-    by_machine = _recorded_probes(probes_path)
-    seconds, by_machine[machine] = compare_plan.eta(
-        pending, split, left, by_machine.get(machine, {}))
-    results.write_json(probes_path, by_machine)
+    # Point-epochs left: the cells not recorded, less their checkpoints.
+    left = {name: sum(len(search_space.points(t, name)) * t.train.epochs
+                      - tuning.point_epochs_saved(workdir, *shape)
+                      for shape in undone[name])
+            for name, t in pending.items()}
+    seconds = compare_plan.workdir_eta(pending, split, left, workdir)
     logging.info("sweep ETA about %s for the %d cells left (one probe epoch "
-                 "per model; evaluations not counted; a cell resumed from its "
-                 "checkpoint takes less)", loop.format_eta(seconds),
-                 sum(left.values()))
+                 "per model; evaluations not counted)",
+                 loop.format_eta(seconds),
+                 sum(len(shapes) for shapes in undone.values()))
   rows = {}
   for name in config.compare.models:
     if name == "popularity":
@@ -212,23 +207,6 @@ def _run(config, data, workdir) -> dict:
   report_compare.write(workdir, out)
   results.write_json(workdir / results.RESULTS, out)
   return out
-
-
-def _recorded_probes(path) -> dict:
-  """eta_probes.json as written: {kind of devices: {model: seconds}}; {}
-  (every model probed again) if missing or not in that form."""
-  if not path.exists():
-    return {}
-  try:
-    recorded = json.loads(path.read_text())
-    if all(isinstance(seconds, (int, float)) and seconds >= 0
-           for probes in recorded.values() for seconds in probes.values()):
-      return recorded
-  except (ValueError, AttributeError):
-    pass
-  logging.warning("%s: not the ETA probes this command writes; probing "
-                  "again", path)
-  return {}
 
 
 def _cell(name, dim, m) -> str:

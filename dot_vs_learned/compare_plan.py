@@ -15,6 +15,8 @@ of that step).
 """
 
 import copy
+import json
+import pathlib
 import time
 
 from absl import logging
@@ -23,10 +25,13 @@ import numpy as np
 
 from dot_vs_learned import dot_baselines
 from dot_vs_learned import ncf_config
+from dot_vs_learned import results
 from dot_vs_learned import search_space
 from dot_vs_learned import train
 from dot_vs_learned import tuning_config
 
+PROBES = "eta_probes.json"  # {kind of devices: {model: seconds of one
+# epoch of one point}}
 LEARNED = ("gmf", "mlp", "neumf")  # NCF's recipe: Adam, batch 256, m 4
 
 
@@ -133,23 +138,53 @@ def _probe_seconds(t, name, data) -> float:
   return time.time() - start
 
 
-def eta(plans, data, shapes_left, recorded) -> tuple[float, dict]:
-  """Seconds the sweep's cells left should take: each model's probe epoch x
-  its epochs x points x its shapes (d, m) left, from shapes_left {model:
-  count}; evaluations and EASE^R's fits not counted. A model's probe is
-  taken from `recorded` {model: seconds} if there, else timed (two epochs
-  of one point). Returns the seconds and the probes, recorded ones
-  included."""
+def eta(plans, data, point_epochs_left, recorded) -> tuple[float, dict]:
+  """Seconds the sweep's work left should take: each model's probe epoch x
+  its point-epochs left (point_epochs_left {model: count}: its cells not
+  recorded, less their checkpoints); evaluations and EASE^R's fits not
+  counted. A model's probe is taken from `recorded` {model: seconds} if
+  there, else timed (two epochs of one point). Returns the seconds and the
+  probes, recorded ones included."""
   total, probes = 0.0, dict(recorded)
   for name, t in plans.items():
     if name in ncf_config.CLOSED_FORM:
       continue
     if name not in probes:
       probes[name] = _probe_seconds(t, name, data)
-    points = len(search_space.points(t, name)) * shapes_left[name]
-    logging.info("ETA probe%s: one %s epoch of one point %.2f s; %d points x "
-                 "%d epochs", "" if name not in recorded else
-                 " (recorded by an earlier start)", name, probes[name], points,
-                 t.train.epochs)
-    total += probes[name] * points * t.train.epochs
+    logging.info("ETA probe%s: one %s epoch of one point %.2f s; %d "
+                 "point-epochs left", "" if name not in recorded else
+                 " (recorded by an earlier start)", name, probes[name],
+                 point_epochs_left[name])
+    total += probes[name] * point_epochs_left[name]
   return total, probes
+
+
+def workdir_eta(plans, data, point_epochs_left, workdir) -> float:
+  """eta() with the probes kept in workdir/eta_probes.json by kind of
+  devices: a resumed sweep reuses those of its first start on the same
+  kind (probing again costs two epochs of each model left: minutes on
+  ML-1M), another kind probes afresh."""
+  path = pathlib.Path(workdir) / PROBES
+  machine = f"{len(jax.devices())} x {jax.devices()[0].device_kind}"
+  by_machine = _recorded_probes(path)
+  seconds, by_machine[machine] = eta(plans, data, point_epochs_left,
+                                     by_machine.get(machine, {}))
+  results.write_json(path, by_machine)
+  return seconds
+
+
+def _recorded_probes(path) -> dict:
+  """eta_probes.json as written: {kind of devices: {model: seconds}}; {}
+  (every model probed again) if missing or not in that form."""
+  if not path.exists():
+    return {}
+  try:
+    recorded = json.loads(path.read_text())
+    if all(isinstance(seconds, (int, float)) and seconds >= 0
+           for probes in recorded.values() for seconds in probes.values()):
+      return recorded
+  except (ValueError, AttributeError):
+    pass
+  logging.warning("%s: not the ETA probes this command writes; probing "
+                  "again", path)
+  return {}

@@ -23,6 +23,7 @@ last point, dropped from the record: distributed.padded_count).
 import copy
 import json
 import pathlib
+import re
 import time
 
 from absl import logging
@@ -188,6 +189,21 @@ def curve_names(config, data) -> tuple[str, str]:
 def checkpoint_prefix(name, dim, num_negatives) -> str:
   """Checkpoint folders of a shape: checkpoints/{prefix}_points{a}-{b}."""
   return f"tune_{name}_d{dim}_m{num_negatives}"
+
+
+def point_epochs_saved(workdir, name, dim, num_negatives) -> int:
+  """Point-epochs of a shape that its programs' checkpoints hold (a killed
+  sweep resumes there): each program's points x its latest saved epoch
+  (a checkpoint's step is its epochs done)."""
+  total = 0
+  folder = pathlib.Path(workdir) / results.CHECKPOINTS
+  for program in folder.glob(
+      f"{checkpoint_prefix(name, dim, num_negatives)}_points*"):
+    match = re.fullmatch(r".*_points(\d+)-(\d+)(_padded\d+)?", program.name)
+    steps = [int(p.name) for p in program.iterdir() if p.name.isdigit()]
+    if match and steps:
+      total += (int(match[2]) - int(match[1]) + 1) * max(steps)
+  return total
 
 
 def final_config(config, chosen, dim):

@@ -253,7 +253,7 @@ def test_a_resumed_comparison_reuses_its_eta_probes(tmp_path, monkeypatch):
   # Probed once, at the first start; EASE^R (closed form) never.
   assert probed == ["mf", "ials"]
   machine = f"{len(jax.devices())} x {jax.devices()[0].device_kind}"
-  path = tmp_path / "w" / compare.PROBES
+  path = tmp_path / "w" / compare_plan.PROBES
   assert json.loads(path.read_text()) == {machine: {"mf": 0.5, "ials": 0.5}}
   # A file not in that form (edited by hand) is probed again, not a crash.
   for text in ("{not json", '{"x": [1]}', f'{{"{machine}": {{"mf": "a"}}}}'):

@@ -168,6 +168,21 @@ def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
   assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_point_epochs_saved_by_a_shape_s_checkpoints(tmp_path):
+  folder = tmp_path / "checkpoints"
+  for program, steps in (("tune_mf_d8_m4_points1-3", (16, 32)),
+                         ("tune_mf_d8_m4_points4-5_padded6", (8,)),
+                         ("tune_mf_d8_m4_points6-9", ()),  # nothing saved
+                         ("tune_mf_d16_m4_points1-3", (64,)),  # another d
+                         ("tune_mf_d8_m4_points1-3.unreadable", (48,))):
+    (folder / program).mkdir(parents=True)
+    for step in steps:
+      (folder / program / str(step)).mkdir()
+  # Points 1-3 at epoch 32, points 4-5 (padded to 6) at epoch 8.
+  assert tuning.point_epochs_saved(tmp_path, "mf", 8, 4) == 3 * 32 + 2 * 8
+  assert tuning.point_epochs_saved(tmp_path, "mf", 32, 4) == 0
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("final.dims", (64, 0), r"final\.dims=\(64, 0\): needs whole numbers"),
     ("sweep.dims", (0,), r"sweep\.dims=\(0,\): needs whole numbers"),
