@@ -59,21 +59,27 @@ SPLIT = "tuning_split"
 PLAN = "plan.json"
 
 
+def _whole(v) -> bool:
+  """An integer (a d or an m: array shapes), not 64.0 nor True."""
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
 # compare.<field>: (the values' test, what it asks); every model's grid is
 # checked, so a bad value stops the command before anything is written.
 _GRIDS = {
     "mf.learning_rates": (lambda v: v > 0, "values > 0"),
     "mf.regs": (lambda v: v >= 0, "values >= 0"),
-    "mf.num_negatives": (lambda v: v >= 1 and v == int(v), "integers >= 1"),
+    "mf.num_negatives": (lambda v: _whole(v) and v >= 1, "integers >= 1"),
     # d counts MF's bias (Eq. 2): one factor needs d = 2.
-    "mf.dims": (lambda v: v >= 2 and v == int(v), "integers >= 2"),
+    "mf.dims": (lambda v: _whole(v) and v >= 2, "integers >= 2"),
     "ncf.learning_rates": (lambda v: v > 0, "values > 0"),
     "ncf.regs": (lambda v: v >= 0, "values >= 0"),
     # MLP's d = 2k; NeuMF's is the multiple of 3 below d.
-    "ncf.dims": (lambda v: v >= 4 and v % 2 == 0, "even integers >= 4"),
+    "ncf.dims": (lambda v: _whole(v) and v >= 4 and v % 2 == 0,
+                 "even integers >= 4"),
     "ials.regs": (lambda v: v > 0, "values > 0"),
     "ials.alpha0_totals": (lambda v: v > 0, "values > 0"),
-    "ials.dims": (lambda v: v >= 2 and v == int(v), "integers >= 2"),
+    "ials.dims": (lambda v: _whole(v) and v >= 2, "integers >= 2"),
     "ease.regs_per_count": (lambda v: v > 0, "values > 0"),
 }
 

@@ -66,8 +66,8 @@ def validate(config) -> None:
   for field, values in (("sweep.dims", s.dims),
                         ("sweep.num_negatives", s.num_negatives),
                         ("final.dims", config.final.dims)):
-    check(all(isinstance(v, int) and v >= 1 for v in values), field, values,
-          "needs whole numbers >= 1")
+    check(all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+              for v in values), field, values, "needs whole numbers >= 1")
   search_space.validate(config)
   for name, dim, m in search_space.shapes(config):
     for point in search_space.points(config, name)[:1]:

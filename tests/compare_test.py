@@ -147,6 +147,8 @@ def test_too_small_a_budget_names_the_field(tmp_path):
 @pytest.mark.parametrize("field, value", [
     ("compare.models", ("mf", "mf")), ("compare.mf.dims", (0,)),
     ("compare.mf.dims", (1,)), ("compare.ials.dims", (1,)),
+    ("compare.mf.dims", (8.0,)), ("compare.ncf.dims", (8.0,)),
+    ("compare.mf.num_negatives", (4.0,)),
     ("compare.mf.num_negatives", (0,)), ("compare.mf.learning_rates", (0.0,)),
     ("compare.ncf.dims", (63,)), ("compare.ncf.dims", (2,)),
     ("compare.ials.regs", (0.0,)), ("compare.ease.regs_per_count", (0.0,)),
