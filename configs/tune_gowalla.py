@@ -14,7 +14,8 @@ of train.txt and evaluated on test.txt at d = 64, with 3 seeds. MODEL:
         1 + m examples per training pair);
   mf_more_negatives  the same at m = 64, lambda 0.00125 / 0.0025 / 0.005,
         96 epochs, every 8 (mf_negatives chose its largest m, smallest
-        lambda and last epoch: m 32, lambda 0.005, epoch 64);
+        lambda and last epoch: m 32, lambda 0.005, epoch 64); its
+        selection's final runs at d = 64 and, beyond the tuned d, 128;
   ials  lambda x alpha0 (Gowalla's 41k items call for a far smaller alpha0
         than ML-1M's 0.3), CG solver, 12 epochs, every 2;
   ease  the lambda grid (no d, no seeds): 41k items are too many for one
@@ -50,6 +51,7 @@ def get_config(model="mf"):
                         num_negatives=(64,))
     config.train.epochs = 96
     config.eval.every = 8
+    config.final.dims = (64, 128)
   elif model == "ials":
     # A first grid (lambda 0.003..0.03) chose its smallest lambda at
     # epoch 4: this one reaches lower and is evaluated every 2 epochs.

@@ -312,6 +312,7 @@ def test_tune_gowalla_grids():
   assert sorted(p["reg"] for p in search_space.points(more, "mf")) == [
       0.00125, 0.0025, 0.005]
   assert more.train.epochs == 96 and more.eval.every == 8
+  assert more.final.dims == (64, 128)
   assert search_space.shapes(_tune_gowalla("ease")) == [("ease", 0, 0)]
   with pytest.raises(ValueError, match="tune_gowalla.py:gmf: 'mf'"):
     _tune_gowalla("gmf")
