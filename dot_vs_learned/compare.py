@@ -26,7 +26,8 @@ A killed command resumes: recorded cells are kept, final runs resume from
 their checkpoints. The ETA printed before the sweep comes from one timed
 epoch of one point per model (eta_probes.json: a resumed command on the
 same kind of devices reuses them), times the point-epochs left: the cells
-not recorded, less what their checkpoints hold.
+not recorded, less what their checkpoints hold, and at most compare.
+num_seeds x the plan's epochs for each final run not finished.
 """
 
 import copy
@@ -168,18 +169,24 @@ def _run(config, data, workdir) -> dict:
   undone = {name: [shape for shape in search_space.shapes(t)
                    if _cell(*shape) not in done]
             for name, t in plans.items()}
-  pending = {name: t for name, t in plans.items() if undone[name]}
-  if pending:
-    # Point-epochs left: the cells not recorded, less their checkpoints.
-    left = {name: sum(len(search_space.points(t, name)) * t.train.epochs
-                      - tuning.point_epochs_saved(workdir, *shape)
-                      for shape in undone[name])
-            for name, t in pending.items()}
-    seconds = compare_plan.workdir_eta(pending, split, left, workdir)
-    logging.info("sweep ETA about %s for the %d cells left (one probe epoch "
-                 "per model; evaluations not counted)",
-                 loop.format_eta(seconds),
-                 sum(len(shapes) for shapes in undone.values()))
+  # Point-epochs left: the cells not recorded, less their checkpoints; the
+  # final runs not finished, at most num_seeds x the plan's epochs.
+  sweep_left = {name: sum(len(search_space.points(t, name)) * t.train.epochs
+                          - tuning.point_epochs_saved(workdir, *shape)
+                          for shape in undone[name])
+                for name, t in plans.items()}
+  finals_left = {name: config.compare.num_seeds * t.train.epochs
+                 for name, t in plans.items()
+                 if not (workdir / f"final_{name}" / results.RESULTS).exists()}
+  if finals_left:
+    probes = compare_plan.workdir_probes(
+        {name: plans[name] for name in finals_left}, split, workdir)
+    logging.info("ETA about %s for the sweep's %d cells left, then at most "
+                 "%s for the final runs (one probe epoch per model; "
+                 "evaluations not counted)",
+                 loop.format_eta(compare_plan.eta(probes, sweep_left)),
+                 sum(len(shapes) for shapes in undone.values()),
+                 loop.format_eta(compare_plan.eta(probes, finals_left)))
   rows = {}
   for name in config.compare.models:
     if name == "popularity":

@@ -138,39 +138,35 @@ def _probe_seconds(t, name, data) -> float:
   return time.time() - start
 
 
-def eta(plans, data, point_epochs_left, recorded) -> tuple[float, dict]:
-  """Seconds the sweep's work left should take: each model's probe epoch x
-  its point-epochs left (point_epochs_left {model: count}: its cells not
-  recorded, less their checkpoints); evaluations and EASE^R's fits not
-  counted. A model's probe is taken from `recorded` {model: seconds} if
-  there, else timed (two epochs of one point). Returns the seconds and the
-  probes, recorded ones included."""
-  total, probes = 0.0, dict(recorded)
-  for name, t in plans.items():
-    if name in ncf_config.CLOSED_FORM:
-      continue
-    if name not in probes:
-      probes[name] = _probe_seconds(t, name, data)
-    logging.info("ETA probe%s: one %s epoch of one point %.2f s; %d "
-                 "point-epochs left", "" if name not in recorded else
-                 " (recorded by an earlier start)", name, probes[name],
-                 point_epochs_left[name])
-    total += probes[name] * point_epochs_left[name]
-  return total, probes
+def eta(probes, point_epochs) -> float:
+  """Seconds of the given point-epochs {model: count} at the probes
+  {model: seconds of one epoch of one point}; models without a probe
+  (EASE^R, popularity: no epochs) count nothing."""
+  return sum(probes.get(name, 0.0) * count
+             for name, count in point_epochs.items())
 
 
-def workdir_eta(plans, data, point_epochs_left, workdir) -> float:
-  """eta() with the probes kept in workdir/eta_probes.json by kind of
-  devices: a resumed sweep reuses those of its first start on the same
-  kind (probing again costs two epochs of each model left: minutes on
-  ML-1M), another kind probes afresh."""
+def workdir_probes(plans, data, workdir) -> dict:
+  """{model: seconds of one epoch of one point} for the models of `plans`
+  that train in epochs, kept in workdir/eta_probes.json by kind of devices:
+  a resumed command reuses those of its first start on the same kind
+  (probing again costs two epochs of each model: minutes on ML-1M),
+  another kind probes afresh."""
   path = pathlib.Path(workdir) / PROBES
   machine = f"{len(jax.devices())} x {jax.devices()[0].device_kind}"
   by_machine = _recorded_probes(path)
-  seconds, by_machine[machine] = eta(plans, data, point_epochs_left,
-                                     by_machine.get(machine, {}))
+  probes = by_machine.setdefault(machine, {})
+  for name, t in plans.items():
+    if name in ncf_config.CLOSED_FORM:
+      continue
+    recorded = name in probes
+    if not recorded:
+      probes[name] = _probe_seconds(t, name, data)
+    logging.info("ETA probe%s: one %s epoch of one point %.2f s",
+                 " (recorded by an earlier start)" if recorded else "", name,
+                 probes[name])
   results.write_json(path, by_machine)
-  return seconds
+  return probes
 
 
 def _recorded_probes(path) -> dict:

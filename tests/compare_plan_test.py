@@ -71,14 +71,20 @@ def test_each_model_gets_its_grid_size_and_optimizer(split):
                               "mlp": (8, 4), "neumf": (8, 4)}
 
 
-def test_eta_counts_the_work_left_with_recorded_probes(split, monkeypatch):
+def test_probes_are_recorded_and_reused_and_eta_counts_point_epochs(
+    split, monkeypatch, tmp_path):
   folder, d = split
   plans = compare_plan.plan(compare_test._config(folder, budget=3000), d,
                             folder)
   plans = {name: plans[name] for name in ("mf", "ials", "ease")}
-  monkeypatch.setattr(compare_plan, "_probe_seconds",
-                      lambda t, name, data: {"ials": 3.0}[name])
-  seconds, probes = compare_plan.eta(plans, d, {"mf": 100, "ials": 40,
-                                                "ease": 1}, {"mf": 2.0})
-  assert probes == {"mf": 2.0, "ials": 3.0}  # MF's recorded, not timed
-  assert seconds == 2.0 * 100 + 3.0 * 40  # EASE^R's fit not counted
+  timed = []
+  monkeypatch.setattr(compare_plan, "_probe_seconds", lambda t, name, data:
+                      timed.append(name) or {"mf": 2.0, "ials": 3.0}[name])
+  probes = compare_plan.workdir_probes(plans, d, tmp_path)
+  assert probes == {"mf": 2.0, "ials": 3.0} and timed == ["mf", "ials"]
+  # A second start reads them back: nothing is timed again.
+  assert compare_plan.workdir_probes(plans, d, tmp_path) == probes
+  assert timed == ["mf", "ials"]
+  # EASE^R (closed form) has no probe: its point-epochs count nothing.
+  assert compare_plan.eta(probes, {"mf": 100, "ials": 40, "ease": 9}) == (
+      2.0 * 100 + 3.0 * 40)
