@@ -60,27 +60,23 @@ SPLIT = "tuning_split"
 PLAN = "plan.json"
 
 
-def _whole(v) -> bool:
-  """An integer (a d or an m: array shapes), not 64.0 nor True."""
-  return isinstance(v, int) and not isinstance(v, bool)
-
-
 # compare.<field>: (the values' test, what it asks); every model's grid is
 # checked, so a bad value stops the command before anything is written.
 _GRIDS = {
     "mf.learning_rates": (lambda v: v > 0, "values > 0"),
     "mf.regs": (lambda v: v >= 0, "values >= 0"),
-    "mf.num_negatives": (lambda v: _whole(v) and v >= 1, "integers >= 1"),
+    "mf.num_negatives": (lambda v: checks.is_whole(v) and v >= 1,
+                         "integers >= 1"),
     # d counts MF's bias (Eq. 2): one factor needs d = 2.
-    "mf.dims": (lambda v: _whole(v) and v >= 2, "integers >= 2"),
+    "mf.dims": (lambda v: checks.is_whole(v) and v >= 2, "integers >= 2"),
     "ncf.learning_rates": (lambda v: v > 0, "values > 0"),
     "ncf.regs": (lambda v: v >= 0, "values >= 0"),
     # MLP's d = 2k; NeuMF's is the multiple of 3 below d.
-    "ncf.dims": (lambda v: _whole(v) and v >= 4 and v % 2 == 0,
+    "ncf.dims": (lambda v: checks.is_whole(v) and v >= 4 and v % 2 == 0,
                  "even integers >= 4"),
     "ials.regs": (lambda v: v > 0, "values > 0"),
     "ials.alpha0_totals": (lambda v: v > 0, "values > 0"),
-    "ials.dims": (lambda v: _whole(v) and v >= 2, "integers >= 2"),
+    "ials.dims": (lambda v: checks.is_whole(v) and v >= 2, "integers >= 2"),
     "ease.regs_per_count": (lambda v: v > 0, "values > 0"),
 }
 
@@ -169,16 +165,16 @@ def _run(config, data, workdir) -> dict:
   undone = {name: [shape for shape in search_space.shapes(t)
                    if _cell(*shape) not in done]
             for name, t in plans.items()}
-  # Point-epochs left: the cells not recorded, less their checkpoints; the
-  # final runs not finished, at most num_seeds x the plan's epochs.
-  sweep_left = {name: sum(len(search_space.points(t, name)) * t.train.epochs
-                          - tuning.point_epochs_saved(workdir, *shape)
-                          for shape in undone[name])
-                for name, t in plans.items()}
+  # Point-epochs left: the final runs not finished, at most num_seeds x the
+  # plan's epochs; the cells not recorded, less their checkpoints.
   finals_left = {name: config.compare.num_seeds * t.train.epochs
                  for name, t in plans.items()
                  if not (workdir / f"final_{name}" / results.RESULTS).exists()}
   if finals_left:
+    sweep_left = {name: sum(len(search_space.points(t, name)) * t.train.epochs
+                            - tuning.point_epochs_saved(workdir, *shape)
+                            for shape in undone[name])
+                  for name, t in plans.items()}
     probes = compare_plan.workdir_probes(
         {name: plans[name] for name in finals_left}, split, workdir)
     logging.info("ETA about %s for the sweep's %d cells left, then at most "

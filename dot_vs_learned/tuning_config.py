@@ -66,8 +66,8 @@ def validate(config) -> None:
   for field, values in (("sweep.dims", s.dims),
                         ("sweep.num_negatives", s.num_negatives),
                         ("final.dims", config.final.dims)):
-    check(all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-              for v in values), field, values, "needs whole numbers >= 1")
+    check(all(checks.is_whole(v) and v >= 1 for v in values), field, values,
+          "needs whole numbers >= 1")
   search_space.validate(config)
   for name, dim, m in search_space.shapes(config):
     for point in search_space.points(config, name)[:1]:
@@ -86,8 +86,8 @@ def _validate_shape(shape, field, dims) -> None:
   try:
     ncf_config.validate(shape)
   except checks.ConfigError as e:
-    if not str(e).startswith("config field model.dim="):
+    if e.field != "model.dim":
       raise
     raise checks.ConfigError(
         f"config field {field}={dims!r}: d = {shape.model.dim}: "
-        f"{str(e).split(': ', 1)[1]}") from None
+        f"{e.requirement}") from None
