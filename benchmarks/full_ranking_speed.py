@@ -11,6 +11,9 @@ Two problems (issue 14's targets on a 2-core CPU):
   gowalla: 29,858 users x 40,981 items, ~810k training pairs, ~7 test items
            per user (LightGCN's split from --gowalla_dir, or generated);
            MF under 30 s; the MLP and NeuMF as a ratio to MF.
+EASE^R (--ease) is timed scored from B^T's rows at each history (its
+params hold diag(P)) over every user, and against its dense scoring
+(x_u B^T[chunk]^T, users x items^2) on the --learned_users users.
 Models have random weights (the cost does not depend on them): MF at d = 64;
 the MLP and NeuMF as train.make_model builds them at d = 64 (MLP: [p, q] ->
 128, 64, 32; NeuMF: GMF 21 + MLP 42 per side -> 84, 42, 21). Scoring every
@@ -28,6 +31,7 @@ import jax
 import numpy as np
 
 from dot_vs_learned import data as data_lib
+from dot_vs_learned import ease
 from dot_vs_learned import full_ranking
 from dot_vs_learned import models
 
@@ -43,6 +47,8 @@ _ITEM_CHUNK = flags.DEFINE_integer("item_chunk", 4096, "items per scan step "
                                    "(MF); the learned models use 1024.")
 _USER_CHUNK = flags.DEFINE_integer("user_chunk", 256, "users per chunk (MF); "
                                    "the learned models use 64.")
+_EASE = flags.DEFINE_bool("ease", True, "time EASE^R (an items x items B^T: "
+                          "6.7 GB for gowalla, with the 4.9 GB histories)")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "timed calls after compiling; "
                                 "the fastest is reported.")
 
@@ -97,9 +103,19 @@ def load_problem(name):
   return "generated", generate(29_858, 40_981, 1_027_464, 0.2117)
 
 
-def random_params(name, num_users, num_items):
-  """Parameters with the shapes of train.make_model's models at d = 64."""
+def random_params(name, num_users, num_items, train=None):
+  """Parameters with the shapes of train.make_model's models at d = 64;
+  EASE^R's from its training pairs `train`."""
   key = jax.random.key(0)
+  if name == "ease":
+    rng = np.random.default_rng(0)
+    weights = ease.host_zeros((num_items, num_items))
+    rng.standard_normal(dtype=np.float32, out=weights)
+    diag = rng.uniform(0.5, 1.5, num_items).astype(np.float32)
+    return models.EaseParams(
+        ease.on_device(weights),
+        ease.on_device(ease.history_matrix(*train, num_users, num_items)),
+        jax.numpy.asarray(diag))
   if name == "mf":
     return models.init_mf(key, num_users, num_items, 64, 0.1)
   module = (models.MLP(num_users, num_items, 64, (128, 64, 32))
@@ -109,19 +125,21 @@ def random_params(name, num_users, num_items):
   return jax.jit(module.init)(key, ids, ids)
 
 
-def prepare(name, problem, users):
-  """Compiles the evaluation of a model on the test pairs of users 0..users-1
-  (None: all); returns (first call s, metrics, run), run() -> seconds."""
+def prepare(name, problem, users, params=None, ease_rows=None):
+  """Compiles the evaluation of a model (`params`, or random ones) on the
+  test pairs of users 0..users-1 (None: all); returns (first call s,
+  metrics, run), run() -> seconds."""
   num_users, num_items, train, test = problem
   if users is not None:
     keep = test[0] < users
     test = (test[0][keep], test[1][keep])
-  learned = name != "mf"
+  learned = name in ("mlp", "neumf")
   evaluator = full_ranking.make_evaluator(
       num_items, *train, *test, ks=(10, 20),
       item_chunk=1024 if learned else _ITEM_CHUNK.value,
-      user_chunk=64 if learned else _USER_CHUNK.value)
-  params = random_params(name, num_users, num_items)
+      user_chunk=64 if learned else _USER_CHUNK.value, ease_rows=ease_rows)
+  params = (random_params(name, num_users, num_items, train)
+            if params is None else params)
 
   def run():
     start = time.perf_counter()
@@ -131,6 +149,33 @@ def prepare(name, problem, users):
   start = time.perf_counter()
   metrics = jax.block_until_ready(evaluator(params))
   return time.perf_counter() - start, metrics, run
+
+
+def time_ease(problem_name, problem, subset):
+  """Rows of EASE^R's timings: from B^T's rows over every user, then
+  against its dense scoring on the first `subset` users (0: skip)."""
+  params = random_params("ease", *problem[:3])
+  first, _, run = prepare("ease", problem, None, params, ease_rows=True)
+  seconds = min(run() for _ in range(_REPEATS.value))
+  print(f"  ease (B^T's rows at the histories), all users: {seconds:.3f} s "
+        f"(first call {first:.1f} s)", flush=True)
+  rows = [(problem_name, "ease, rows", "all", first, seconds, seconds, "-")]
+  if not subset:
+    return rows
+  share = np.mean(problem[3][0] < subset)
+  runs = {"ease, rows": prepare("ease", problem, subset, params, True),
+          "ease, dense": prepare("ease", problem, subset, params, False)}
+  best = {name: float("inf") for name in runs}
+  for _ in range(_REPEATS.value):  # interleaved
+    for name, (_, _, run) in runs.items():
+      best[name] = min(best[name], run())
+  for name, (first, metrics, _) in runs.items():
+    ratio = best[name] / best["ease, rows"]
+    rows.append((problem_name, name, subset, first, best[name],
+                 best[name] / share, f"{ratio:.1f} x rows"))
+    print(f"  {name}, {subset} users: {best[name]:.3f} s, {ratio:.1f}x the "
+          f"rows; recall@20 {float(metrics['recall@20']):.6f}", flush=True)
+  return rows
 
 
 def main(argv):
@@ -148,11 +193,13 @@ def main(argv):
           flush=True)
     first, metrics, run = prepare("mf", problem, None)
     seconds = min(run() for _ in range(_REPEATS.value))
-    rows.append((problem_name, "mf", "all", first, seconds, seconds, "1"))
+    rows.append((problem_name, "mf", "all", first, seconds, seconds, "-"))
     print(f"  mf, all users: {seconds:.3f} s (first call {first:.1f} s); "
           f"recall@20 {float(metrics['recall@20']):.4f} (random weights)",
           flush=True)
     subset = min(_LEARNED_USERS.value, num_users)
+    if _EASE.value:
+      rows.extend(time_ease(problem_name, problem, subset))
     if not subset:
       continue
     share = np.mean(test[0] < subset)
@@ -165,11 +212,11 @@ def main(argv):
     for name, (first, _, _) in runs.items():
       ratio = best[name] / best["mf"]
       rows.append((problem_name, name, subset, first, best[name],
-                   best[name] / share, f"{ratio:.1f}"))
+                   best[name] / share, f"{ratio:.1f} x mf"))
       print(f"  {name}, {subset} users: {best[name]:.3f} s, {ratio:.1f}x MF "
             "on them", flush=True)
   header = ["problem", "model", "users timed", "first call s", "timed s",
-            "all users s", "x mf"]
+            "all users s", "ratio"]
   print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
   for problem_name, name, users, first, timed, all_s, ratio in rows:
     cells = [problem_name, name, users, f"{first:.1f}", f"{timed:.3f}",
@@ -177,8 +224,9 @@ def main(argv):
     print("| " + " | ".join(str(c) for c in cells) + " |")
   print("\ntimed s: the fastest of --repeats calls after the first (which "
         "compiles). all users s: measured where users timed is 'all', else "
-        "extrapolated by the timed users' share of the test pairs. x mf: "
-        "against MF on the same users, timed in turn with it.")
+        "extrapolated by the timed users' share of the test pairs. ratio: "
+        "the MLP and NeuMF against MF, EASE^R's dense scoring against its "
+        "rows, on the same users, timed in turn.")
 
 
 if __name__ == "__main__":

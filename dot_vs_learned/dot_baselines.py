@@ -127,12 +127,12 @@ def ease_in_place(data, grid=False) -> bool:
   return need > 0.9 * ncf_config.available_bytes()
 
 
-def _ease_weights(data, reg, seed_axis=False) -> jax.Array:
-  """B^T at lambda `reg` ([1, I, I] with seed_axis), by the path
-  ease_in_place chooses."""
+def _ease_weights(data, reg, seed_axis=False) -> tuple[jax.Array, jax.Array]:
+  """(B^T, diag(P)) at lambda `reg` ([1, I, I] and [1, I] with seed_axis),
+  by the path ease_in_place chooses."""
   if not ease_in_place(data):
-    weights = ease.fit(_gram(data), jnp.float32(reg))
-    return weights[None] if seed_axis else weights
+    weights, diag = ease.fit(_gram(data), jnp.float32(reg))
+    return (weights[None], diag[None]) if seed_axis else (weights, diag)
   # The previous lambda's B^T is freed only by the cycle collector: in one
   # process fitting Gowalla's lambdas in turn, RSS during the third fit was
   # 18.4 GB, G and X being 11.6; at 8,000 items, RSS before each new G
@@ -142,20 +142,21 @@ def _ease_weights(data, reg, seed_axis=False) -> jax.Array:
   logging.info("EASE^R at lambda %g: solving B of %d items in place (LAPACK, "
                "one thread, one %.1f GB array)", reg, data.num_items,
                4 * data.num_items**2 / 1e9)
-  weights = ease.fit_in_place(ease.gram_numpy(
+  weights, diag = ease.fit_in_place(ease.gram_numpy(
       data.train_users, data.train_items, data.num_users, data.num_items),
-                              reg)
+                                    reg)
   logging.info("EASE^R at lambda %g: B of %d items solved in place (LAPACK) "
                "in %.0f s", reg, data.num_items, time.time() - start)
-  return ease.on_device(weights[None] if seed_axis else weights)
+  if seed_axis:
+    return ease.on_device(weights[None]), jnp.asarray(diag[None])
+  return ease.on_device(weights), jnp.asarray(diag)
 
 
 def fit_ease(config, data):
   """EASE^R at lambda = train.reg: (params with a point axis of 1, sampled
   metrics {"hr", "ndcg": float, "rank": [U]}; {} for item lists)."""
-  params = models.EaseParams(
-      _ease_weights(data, config.train.reg, seed_axis=True),
-      _history(data, seed_axis=True))
+  weights, diag = _ease_weights(data, config.train.reg, seed_axis=True)
+  params = models.EaseParams(weights, _history(data, seed_axis=True), diag)
   metrics = _sampled(params, _test_arrays(data), k=config.eval.k)
   out = {name: np.asarray(value) if name == "rank" else float(value)
          for name, value in metrics.items()}
@@ -182,8 +183,9 @@ def ease_grid(regs, data, config, done_path=None) -> dict[str, np.ndarray]:
     evaluate_one = jax.jit(evaluate_fn)
     for reg in map(float, regs):
       if reg not in done:
-        metrics = evaluate_one(models.EaseParams(_ease_weights(data, reg),
-                                                 history))
+        weights, diag = _ease_weights(data, reg)
+        metrics = evaluate_one(models.EaseParams(weights, history, diag))
+        del weights, diag  # B^T (I x I) must not live into the next fit
         done[reg] = {name: np.asarray(v).tolist()
                      for name, v in metrics.items()}
         logging.info("EASE^R at lambda %g: %s", reg,

@@ -9,7 +9,9 @@ and a user's scores are x_u B: score(u, i) = sum of B[j, i] over the user's
 training items j. Every function here returns, and EaseParams holds, B^T:
 row i is column i of B, the weights of item i's score over the history,
 the layout scoring reads without a transpose (B is not symmetric; since P
-is, B^T = I - diagMat(1 / diag(P)) P). A grid of lambdas costs one
+is, B^T = I - diagMat(1 / diag(P)) P), with diag(P). B's row j is then row
+j of B^T times diag_j / diag: the full ranking reads B^T's rows at a user's
+history, |x_u| I numbers per user instead of I^2. A grid of lambdas costs one
 eigendecomposition G = Q L Q^T, since (G + lambda I)^-1 = Q (L + lambda)^-1
 Q^T.
 
@@ -22,7 +24,8 @@ factor, and L^-1, which becomes P, then B): about 17 GB and 21 GB at 40,981
 items, for a GPU; donating G or updating it in place by column blocks did
 not lower either peak on XLA:CPU. `fit_grid` holds G, Q, one P and the
 stacked B's; `grid_metrics` G, Q and one B. Scoring reads B^T and the dense
-histories X (U x I: 90 MB for ML-1M).
+histories X (U x I: 90 MB for ML-1M); the full ranking of sparse data reads
+B^T's rows at the histories with diag(P) (full_ranking.py).
 `fit_in_place` is for catalogues where those peaks do not fit: G from the
 sparse X (scipy), then LAPACK's Cholesky (potrf) and inverse (potri) and B,
 all in G's own buffer: one I^2 array at its peak. LAPACK runs on one
@@ -108,16 +111,17 @@ def gram(train_users, train_items, num_users, num_items,
   return _gram(jnp.asarray(rows), jnp.asarray(cols), chunk_users, num_items)
 
 
-def weights_from_inverse(p_IxI) -> jax.Array:
-  """B^T = I - diagMat(1 / diag(P)) P: row i of P scaled by -1 / P_ii, with
-  a zero diagonal (P is symmetric)."""
-  bt_IxI = -p_IxI / jnp.diagonal(p_IxI)[:, None]
-  return bt_IxI * (1.0 - jnp.eye(p_IxI.shape[0], dtype=bt_IxI.dtype))
+def weights_from_inverse(p_IxI) -> tuple[jax.Array, jax.Array]:
+  """(B^T, diag(P)): B^T = I - diagMat(1 / diag(P)) P, row i of P scaled by
+  -1 / P_ii, with a zero diagonal (P is symmetric)."""
+  diag_I = jnp.diagonal(p_IxI)
+  bt_IxI = -p_IxI / diag_I[:, None]
+  return bt_IxI * (1.0 - jnp.eye(p_IxI.shape[0], dtype=bt_IxI.dtype)), diag_I
 
 
 @jax.jit
-def fit(gram_IxI, reg) -> jax.Array:
-  """B^T for one lambda, via the Cholesky factor of G + lambda I."""
+def fit(gram_IxI, reg) -> tuple[jax.Array, jax.Array]:
+  """(B^T, diag(P)) for one lambda, via the Cholesky factor of G + lambda I."""
   n = gram_IxI.shape[0]
   chol = jax.lax.linalg.cholesky(
       gram_IxI + reg * jnp.eye(n, dtype=gram_IxI.dtype), symmetrize_input=False)
@@ -146,9 +150,11 @@ def gram_numpy(train_users, train_items, num_users,
   return out
 
 
-def fit_in_place(g_IxI: np.ndarray, reg, block=2048) -> np.ndarray:
-  """B^T for one lambda, computed in the buffer of G (numpy float32 [I, I],
-  overwritten and returned); G's own buffer is the only I x I array."""
+def fit_in_place(g_IxI: np.ndarray, reg,
+                 block=2048) -> tuple[np.ndarray, np.ndarray]:
+  """(B^T, diag(P)) for one lambda, B^T computed in the buffer of G (numpy
+  float32 [I, I], overwritten and returned); G's own buffer is the only
+  I x I array."""
   import scipy.linalg.lapack as lapack  # pylint: disable=g-import-not-at-top
   import threadpoolctl  # pylint: disable=g-import-not-at-top
   n = g_IxI.shape[0]
@@ -176,7 +182,7 @@ def fit_in_place(g_IxI: np.ndarray, reg, block=2048) -> np.ndarray:
   for start in range(0, n, block):
     g_IxI[start:start + block] /= -diagonal[start:start + block, None]
   g_IxI[np.diag_indices(n)] = 0.0
-  return g_IxI
+  return g_IxI, diagonal
 
 
 def eigen(gram_IxI):
@@ -184,16 +190,18 @@ def eigen(gram_IxI):
   return jnp.linalg.eigh(gram_IxI)
 
 
-def weights_from_eigen(eigvals_I, eigvecs_IxI, reg) -> jax.Array:
-  """B^T for one lambda from G's eigendecomposition."""
+def weights_from_eigen(eigvals_I, eigvecs_IxI,
+                       reg) -> tuple[jax.Array, jax.Array]:
+  """(B^T, diag(P)) for one lambda from G's eigendecomposition."""
   p_IxI = jnp.matmul(eigvecs_IxI / (eigvals_I + reg)[None, :], eigvecs_IxI.T,
                      precision=_HI)
   return weights_from_inverse(p_IxI)
 
 
 @jax.jit
-def fit_grid(gram_IxI, regs_L) -> jax.Array:
-  """B^T [L, I, I] for every lambda in regs_L, from one eigendecomposition."""
+def fit_grid(gram_IxI, regs_L) -> tuple[jax.Array, jax.Array]:
+  """(B^T [L, I, I], diag(P) [L, I]) for every lambda in regs_L, from one
+  eigendecomposition."""
   eigvals_I, eigvecs_IxI = eigen(gram_IxI)
   return jax.lax.map(lambda r: weights_from_eigen(eigvals_I, eigvecs_IxI, r),
                      regs_L)
@@ -230,8 +238,8 @@ def grid_evaluate(gram_IxI, regs_L, history_UxI,
   eigvals_I, eigvecs_IxI = eigen(gram_IxI)
 
   def metrics(reg):
-    return evaluate_fn(models.EaseParams(
-        weights_from_eigen(eigvals_I, eigvecs_IxI, reg), history_UxI))
+    weights_t, diag = weights_from_eigen(eigvals_I, eigvecs_IxI, reg)
+    return evaluate_fn(models.EaseParams(weights_t, history_UxI, diag))
 
   return jax.lax.map(metrics, regs_L)
 

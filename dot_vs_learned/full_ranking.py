@@ -25,11 +25,19 @@ training and test items are excluded by a per-step scatter of their ids
 (a CSR-like list per user chunk, no users x items mask). Memory per step:
 O(user_chunk x item_chunk (x the MLP's width) + pairs_per_chunk^2); time:
 O(users x items x score cost + test pairs x items comparisons).
+EASE^R (with EaseParams.diag) is not scored as x_u B^T[chunk]^T, users x
+items^2, but from the rows of B^T at each user's training items:
+B[j, i] = B^T[j, i] diag_j / diag_i, (training pairs) x items in all, where
+the data are sparse enough for that to be faster (make_evaluator). Its
+history must lie within the split's training and test pairs of the user
+(the training data, as the suite builds it); otherwise its metrics are NaN.
 A test item's own score is computed per pair, the catalogue's by a matrix
 product; both in float32 at full precision on every backend. They can differ
 in the last bit, which can only swap items within ~1e-7 (relative) of the
 test item's score; exact scores (popularity counts, the tests' integers)
-tie exactly.
+tie exactly. EASE^R scored from rows sums the same terms in another order
+(P's float32 rounding apart): items of equal co-occurrences, whose exact
+scores tie, can then fall either side of the test item.
 """
 
 import functools
@@ -43,6 +51,11 @@ from dot_vs_learned import models
 from dot_vs_learned import retrieval
 
 _PAD_ITEM = 2**30  # an excluded-item id outside every item chunk
+# One number of B^T gathered from a history row costs about this many
+# multiply-adds of EASE^R's dense scoring on XLA:CPU (benchmarks/
+# full_ranking_speed.py: on ML-1M's 4.4%-dense histories the rows were
+# slower, on Gowalla's 0.07% faster).
+ROWS_COST = 100
 
 
 class Layout(NamedTuple):
@@ -64,6 +77,7 @@ class Spec(NamedTuple):
   item_chunk: int
   num_users: int  # the model must have at least this many users
   mesh: Optional[jax.sharding.Mesh] = None  # 1-D; users sharded over it
+  ease_rows: bool = False  # EASE^R (with diag) scored from B^T's rows
 
 
 def popularity_model(counts_I, num_users: int) -> retrieval.ServingModel:
@@ -170,9 +184,42 @@ def _pair_scores(query: retrieval.Query, items: retrieval.Items,
   return scores
 
 
+def _history_weights(query: retrieval.Query, diag_I, chunk: Layout):
+  """EASE^R: x_u[j] diag_j of each excluded (training or test) item j of the
+  chunk's users, and whether those items hold every user's whole history
+  (they do when the model's history is the evaluation's training data)."""
+  x_X = query.dot.at[chunk.excluded_slot, chunk.excluded_item].get(
+      mode="fill", fill_value=0.0)
+  found_B = jax.ops.segment_sum(x_X, chunk.excluded_slot,
+                                num_segments=chunk.users.shape[0])
+  covered = jnp.all((found_B == jnp.sum(query.dot, axis=1))
+                    | (chunk.num_tests == 0))
+  return x_X * diag_I.at[chunk.excluded_item].get(mode="fill",
+                                                  fill_value=0.0), covered
+
+
+def _history_scores(weight_X, catalog, chunk: Layout, start) -> jax.Array:
+  """EASE^R's scores [B, C] of the chunk's users against the items at
+  `start`: sum over the history j of B^T[j, i] diag_j / diag_i, which reads
+  C numbers of B^T's row j per history item, not the whole B^T chunk."""
+  rows_IxI = catalog.items.dot
+  width = catalog.ids.shape[1]
+  item_X = jnp.minimum(chunk.excluded_item, rows_IxI.shape[0] - 1)  # pad: 0
+  part_XxC = jax.vmap(lambda j: jax.lax.dynamic_slice(
+      rows_IxI, (j, start), (1, width))[0])(item_X)
+  sums_BxC = jax.ops.segment_sum(weight_X[:, None] * part_XxC,
+                                 chunk.excluded_slot,
+                                 num_segments=chunk.users.shape[0])
+  return sums_BxC / jax.lax.dynamic_slice_in_dim(catalog.items.diag, start,
+                                                 width)
+
+
 def _chunk_sums(model, catalog, chunk: Layout, spec: Spec) -> jax.Array:
   """Sums over the users of one chunk of each metric, in _names(spec) order."""
   query = retrieval.select_users(model, chunk.users)
+  history = spec.ease_rows and catalog.items.diag is not None
+  if history:
+    weight_X, covered = _history_weights(query, catalog.items.diag, chunk)
   num_users, num_pairs = chunk.users.shape[0], chunk.pair_item.shape[0]
   pair_query = jax.tree.map(lambda x: x[chunk.pair_slot], query)
   pair_items = jax.tree.map(lambda x: x[chunk.pair_item], model.items)
@@ -188,8 +235,9 @@ def _chunk_sums(model, catalog, chunk: Layout, spec: Spec) -> jax.Array:
     local = jnp.where((local >= 0) & (local < width), local, width)
     skip_BxC = jnp.broadcast_to(ids < 0, (num_users, width)).at[
         chunk.excluded_slot, local].set(True, mode="drop")
-    scores_BxC = jnp.where(skip_BxC, jnp.nan,
-                           retrieval.ranking_scores(query, items, model.tail))
+    scores_BxC = (_history_scores(weight_X, catalog, chunk, start) if history
+                  else retrieval.ranking_scores(query, items, model.tail))
+    scores_BxC = jnp.where(skip_BxC, jnp.nan, scores_BxC)
     above_PxC = scores_BxC[chunk.pair_slot] >= test_P[:, None]
     return above_P + jnp.sum(above_PxC, axis=1, dtype=jnp.int32), None
 
@@ -223,6 +271,8 @@ def _chunk_sums(model, catalog, chunk: Layout, spec: Spec) -> jax.Array:
              jnp.sum(dcg_B / chunk.ideal_dcg[:, i])]
   reciprocal_B = per_user(1.0 / (filtered_P + 1.0))
   sums.append(jnp.sum(reciprocal_B / jnp.maximum(tests_B, 1.0)))
+  if history:  # a history beyond the split's items: NaN, not wrong numbers
+    return jnp.where(covered, jnp.stack(sums), jnp.nan)
   return jnp.stack(sums)
 
 
@@ -273,12 +323,15 @@ def evaluate(layout: Layout, model, spec: Spec) -> dict[str, jax.Array]:
 
 def make_evaluator(num_items, train_users, train_items, test_users,
                    test_items, ks=(10,), item_chunk=4096, user_chunk=256,
-                   mesh=None):
+                   mesh=None, ease_rows=None):
   """Returns evaluate(model) -> metrics for these splits (see evaluate).
 
   Jitted; vmappable over a leading seed axis of the model
   (jax.vmap(evaluator)(params)). `mesh`: a 1-D jax.sharding.Mesh over which
   the user chunks are sharded (the model is replicated); None: one device.
+  `ease_rows`: whether EASE^R is scored from B^T's rows at the histories
+  rather than densely; None: where that reads fewer numbers than
+  ROWS_COST times fewer than the dense product multiplies (sparse data).
   """
   if item_chunk < 1:
     raise ValueError("full_ranking: item_chunk must be >= 1")
@@ -288,6 +341,9 @@ def make_evaluator(num_items, train_users, train_items, test_users,
   if mesh is not None:
     layout = jax.device_put(layout, jax.sharding.NamedSharding(
         mesh, jax.sharding.PartitionSpec(mesh.axis_names[0])))
+  if ease_rows is None:
+    ease_rows = bool(ROWS_COST * layout.excluded_item.shape[1]
+                     < layout.users.shape[1] * num_items)
   spec = Spec(int(num_items), tuple(int(k) for k in ks), int(item_chunk),
-              int(np.max(test_users)) + 1, mesh)
+              int(np.max(test_users)) + 1, mesh, ease_rows)
   return functools.partial(evaluate, layout, spec=spec)

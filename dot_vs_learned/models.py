@@ -10,7 +10,7 @@ paper's reference code (`--embedding_dim`: "the first dimension will be used
 for the bias").
 """
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import flax
 import flax.linen as nn
@@ -35,9 +35,16 @@ class DotParams(NamedTuple):
 
 
 class EaseParams(NamedTuple):
-  """EASE^R: score x_u . B[:, i]; the history X is the training data."""
+  """EASE^R: score x_u . B[:, i]; the history X is the training data.
+
+  With P = (G + lambda I)^-1 symmetric, B[j, i] = B^T[j, i] diag_j / diag_i
+  (j != i; both diagonals are 0): a user's scores of every item read only
+  the rows of B^T at the user's history (full_ranking.py). `diag` is None
+  in files written before it was saved; such parameters score densely.
+  """
   weights_t: jax.Array  # B^T [I, I], zero diagonal: row i = column i of B
   history: jax.Array  # X [U, I] float32, 1 where the user has the item
+  diag: Optional[jax.Array] = None  # [I] diag(P), each > 0
 
 
 # Prefixes of the NamedTuple parameters in params.npz (EASE^R's history is
@@ -202,12 +209,14 @@ def count_params(params) -> int:
 
 def flatten_params(params) -> dict[str, np.ndarray]:
   """{"/"-joined path: array}, for files; MF paths start with "mf/", iALS's
-  with "ials/", EASE^R's ("ease/weights_t" only) with "ease/"."""
+  with "ials/", EASE^R's ("ease/weights_t" and "ease/diag", not its
+  history) with "ease/"."""
   if type(params) in _PREFIXES:
     prefix = _PREFIXES[type(params)]
     return {f"{prefix}/{name}": np.asarray(value)
             for name, value in params._asdict().items()
-            if not (prefix == "ease" and name == "history")}
+            if value is not None and not (prefix == "ease"
+                                          and name == "history")}
   flat = flax.traverse_util.flatten_dict(params, sep="/")
   return {name: np.asarray(value) for name, value in flat.items()}
 

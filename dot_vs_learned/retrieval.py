@@ -7,7 +7,8 @@ costs
            (b and the user bias p_1 shift every score equally); GMF by
            <w * p, q>; iALS by <p, q>;
   EASE^R:  a dot product of dimension n: the user's history x_u against
-           the column B[:, i], O(n^2) per user;
+           the column B[:, i], O(n^2) per user (full_ranking.py reads B^T's
+           rows at the history instead, O(|x_u| n), with Items.diag);
   MLP:     its first layer splits, W1 [p; q] = W1_p p + W1_q q, so W1_q q is
            computed once per item; each item still pays the hidden layers,
            O(h^2 n) with h ~ d;
@@ -39,6 +40,8 @@ class Items(NamedTuple):
   """Item side; leading axis: items."""
   dot: Optional[jax.Array] = None  # [n, d]
   mlp: Optional[jax.Array] = None  # [n, h1]: W1_q q.
+  # [n] EASE^R's diag(P): B[j, i] = dot[j, i] diag_j / diag_i (EaseParams).
+  diag: Optional[jax.Array] = None
 
 
 class Tail(NamedTuple):
@@ -80,7 +83,8 @@ def serving_model(params) -> ServingModel:
   if isinstance(params, models.EaseParams):
     return ServingModel(Query(offset=jnp.zeros(params.history.shape[:1]),
                               dot=params.history),
-                        Items(dot=params.weights_t), Tail())
+                        Items(dot=params.weights_t, diag=params.diag),
+                        Tail())
   if isinstance(params, models.MFParams):
     ones = jnp.ones_like(params.user[:, :1])
     return ServingModel(

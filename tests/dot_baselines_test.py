@@ -113,8 +113,11 @@ def test_ease_run_is_the_closed_form(ease_run):
   p = np.linalg.inv(x.T @ x + 20.0 * np.eye(data.num_items))
   b = np.eye(data.num_items) - p / np.diag(p)[None, :]
   flat = results.load_params(workdir)
-  assert sorted(flat) == ["ease/weights_t"]  # B^T: row i = column i of B
+  # B^T (row i = column i of B) and diag(P), by which the full ranking
+  # scores from B^T's rows at each history.
+  assert sorted(flat) == ["ease/diag", "ease/weights_t"]
   np.testing.assert_allclose(flat["ease/weights_t"][0], b.T, atol=2e-5)
+  np.testing.assert_allclose(flat["ease/diag"][0], np.diag(p), rtol=1e-5)
   final = out["final"]
   sampled_hr, full_hr = _numpy_metrics(x @ b, data, 10)
   assert final["epoch"] == 0 and out["num_seeds"] == 1

@@ -34,6 +34,12 @@ def _steck_t(x, reg):
   return _steck(x, reg).T
 
 
+def _diag_p(x, reg):
+  """diag((X^T X + lambda I)^-1) (float64)."""
+  return np.diag(np.linalg.inv(x.T.astype(np.float64) @ x +
+                               reg * np.eye(x.shape[1])))
+
+
 def test_history_and_gram_in_uneven_user_chunks():
   x, users, items = _history()
   np.testing.assert_array_equal(
@@ -62,9 +68,14 @@ def test_host_arrays_reach_the_cpu_device_without_a_copy():
 
 def test_fit_equals_numpy_formula_with_zero_diagonal():
   x, _, _ = _history()
-  weights = ease.fit(jnp.asarray(x.T @ x), 3.0)
+  weights, diag = ease.fit(jnp.asarray(x.T @ x), 3.0)
   np.testing.assert_allclose(weights, _steck_t(x, 3.0), atol=2e-6)
+  np.testing.assert_allclose(diag, _diag_p(x, 3.0), rtol=1e-5)
   np.testing.assert_array_equal(np.diagonal(weights), 0.0)
+  # B's rows are B^T's scaled: B[j, i] = B^T[j, i] diag_j / diag_i.
+  np.testing.assert_allclose(
+      np.asarray(weights) * np.asarray(diag)[:, None] / np.asarray(diag),
+      _steck(x, 3.0), atol=2e-6)
   # B minimizes ||X - X B||^2 + lambda ||B||^2 column by column subject to
   # B_ii = 0: the gradient vanishes off the diagonal.
   w = np.asarray(weights, np.float64).T  # B
@@ -79,9 +90,10 @@ def test_in_place_fit_equals_numpy_formula_in_gs_own_buffer(block):
   g = ease.gram_numpy(np.append(users, users[:3]), np.append(items, items[:3]),
                       NUM_USERS, NUM_ITEMS)
   np.testing.assert_array_equal(g, x.T @ x)  # repeated pairs count once
-  weights = ease.fit_in_place(g, 3.0, block=block)
+  weights, diag = ease.fit_in_place(g, 3.0, block=block)
   assert weights is g
   np.testing.assert_allclose(weights, _steck_t(x, 3.0), atol=2e-6)
+  np.testing.assert_allclose(diag, _diag_p(x, 3.0), rtol=1e-5)
   np.testing.assert_array_equal(np.diagonal(weights), 0.0)
   with pytest.raises(ValueError, match="C-contiguous float32"):
     ease.fit_in_place(np.zeros((3, 3)), 1.0)
@@ -107,10 +119,12 @@ def test_in_place_fit_runs_lapack_on_one_thread(monkeypatch):
 def test_grid_through_one_eigendecomposition_equals_direct_inverses():
   x, _, _ = _history()
   regs = np.array([0.5, 3.0, 40.0], np.float32)
-  grid = ease.fit_grid(jnp.asarray(x.T @ x), jnp.asarray(regs))
+  grid, diags = ease.fit_grid(jnp.asarray(x.T @ x), jnp.asarray(regs))
   assert grid.shape == (3, NUM_ITEMS, NUM_ITEMS)
-  for weights, reg in zip(grid, regs):
+  assert diags.shape == (3, NUM_ITEMS)
+  for weights, diag, reg in zip(grid, diags, regs):
     np.testing.assert_allclose(weights, _steck_t(x, reg), atol=2e-5)
+    np.testing.assert_allclose(diag, _diag_p(x, reg), rtol=1e-4)
     np.testing.assert_array_equal(np.diagonal(weights), 0.0)
 
 
@@ -145,7 +159,8 @@ def test_grid_metrics_beat_popularity_and_match_one_fit():
   assert popularity["hr"] == pytest.approx(0.3, abs=1e-6)
   assert float(grid["hr"][1]) > 0.7 and float(grid["ndcg"][1]) > 0.45
   one = evaluate.sampled_metrics(
-      ease.score, models.EaseParams(ease.fit(ease.gram(*args), 100.0), history),
+      ease.score, models.EaseParams(ease.fit(ease.gram(*args), 100.0)[0],
+                                    history),
       test, negatives, mask, 10)
   # Eigendecomposition and Cholesky agree to float32 rounding: the same
   # ranks (at most a tie flipped).

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dot_vs_learned import ease
 from dot_vs_learned import full_ranking
 from dot_vs_learned import models
 from dot_vs_learned import retrieval
@@ -179,6 +180,68 @@ def test_every_model_matches_a_dense_numpy_ranking(name):
                  user_chunk=4)
   assert_metrics(got, want)
   assert 0 < want["ndcg@10"] < 1
+
+
+def _ease_problem(rng, num_users=30, num_items=41):
+  """EASE^R fitted on random splits at two lambdas (a seed axis of 2)."""
+  train, test = random_splits(rng, num_users, num_items, 3)
+  x = ease.history_matrix(*train, num_users, num_items)
+  gram = jnp.asarray(x.T @ x)
+  fits = [ease.fit(gram, reg) for reg in (1.0, 20.0)]
+  params = models.EaseParams(jnp.stack([w for w, _ in fits]),
+                             jnp.asarray(np.stack([x, x])),
+                             jnp.stack([d for _, d in fits]))
+  return train, test, x, params
+
+
+def test_ease_scored_from_history_rows_matches_dense_numpy_ranking():
+  rng = np.random.default_rng(8)
+  num_items = 41
+  train, test, x, params = _ease_problem(rng, num_items=num_items)
+  by_rows, dense = (jax.jit(jax.vmap(full_ranking.make_evaluator(
+      num_items, *train, *test, ks=(1, 10), item_chunk=9, user_chunk=3,
+      ease_rows=rows)))(params) for rows in (True, False))
+  for seed in range(2):
+    # Scores x_u B, B from B^T as numpy has it.
+    scores = x @ np.asarray(params.weights_t[seed], np.float64).T
+    # No near-ties, which float32 rounding could order either way (items
+    # with the same co-occurrences score the same).
+    assert np.diff(np.sort(scores, axis=1), axis=1).min() > 1e-5
+    want = reference(scores, train, test, (1, 10))
+    assert_metrics({n: float(v[seed]) for n, v in by_rows.items()}, want)
+    assert_metrics({n: float(v[seed]) for n, v in dense.items()}, want)
+    assert 0 < want["ndcg@10"] < 1
+
+
+def test_ease_reads_rows_only_where_the_data_are_sparse():
+  rng = np.random.default_rng(7)
+  train, test = random_splits(rng, 12, 30, 2)  # 3 to 14 items of 30 each
+  def chosen(num_items, train):
+    evaluator = full_ranking.make_evaluator(num_items, *train, *test,
+                                            user_chunk=4)
+    return evaluator.keywords["spec"].ease_rows
+  assert not chosen(30, train)
+  # The same pairs in a catalogue of 30 x ROWS_COST items.
+  assert chosen(30 * full_ranking.ROWS_COST, train)
+
+
+def test_ease_history_outside_the_split_gives_nan_not_wrong_numbers():
+  rng = np.random.default_rng(6)
+  train, test, x, params = _ease_problem(rng)
+  # User 0's history holds an item that is neither its training nor its
+  # test item: the rows read miss it.
+  outside = np.setdiff1d(np.arange(x.shape[1]), np.concatenate([
+      train[1][train[0] == 0], test[1][test[0] == 0]]))[0]
+  history = np.asarray(params.history).copy()
+  history[:, 0, outside] = 1.0
+  params = params._replace(history=jnp.asarray(history))
+  by_rows, dense = (jax.jit(jax.vmap(full_ranking.make_evaluator(
+      x.shape[1], *train, *test, ks=(10,), item_chunk=16, user_chunk=4,
+      ease_rows=rows)))(params) for rows in (True, False))
+  assert all(np.isnan(v).all() for v in by_rows.values())
+  # Scored densely (x_u B^T), no row is missed: the history counts.
+  assert all(np.isfinite(v).all() for v in dense.values())
+  assert all(np.isfinite(v).all() for v in dense.values())
 
 
 def test_vmapped_seeds_equal_each_seed():
