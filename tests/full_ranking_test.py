@@ -262,7 +262,7 @@ def test_vmapped_seeds_equal_each_seed():
 
 _SHARDED = textwrap.dedent("""
     import jax, numpy as np
-    from dot_vs_learned import full_ranking, models
+    from dot_vs_learned import ease, full_ranking, models
     assert jax.device_count() == 4
     rng = np.random.default_rng(0)
     users, items = rng.integers(0, 10, 120), rng.integers(0, 40, 120)
@@ -279,6 +279,17 @@ _SHARDED = textwrap.dedent("""
       want = one(jax.tree.map(lambda x: x[seed], params))
       for name in want:
         np.testing.assert_allclose(sharded[name][seed], want[name], rtol=1e-6)
+    # EASE^R scored from B^T's rows, its users sharded: the same metrics.
+    x = ease.history_matrix(train // 40, train % 40, 10, 40)
+    weights, diag = ease.fit(jax.numpy.asarray(x.T @ x), 5.0)
+    model = models.EaseParams(weights, jax.numpy.asarray(x), diag)
+    one, four = (full_ranking.make_evaluator(
+        40, train // 40, train % 40, test // 40, test % 40, ks=(3,),
+        item_chunk=9, user_chunk=2, mesh=m, ease_rows=True)
+                 for m in (None, mesh))
+    want, got = one(model), jax.jit(four)(model)
+    for name in want:
+      np.testing.assert_allclose(got[name], want[name], rtol=1e-6)
     print("ok", float(want["ndcg@3"]))
 """)
 
