@@ -52,6 +52,9 @@ _ALPHA0 = flags.DEFINE_float("alpha0", ials.ML1M["alpha0"], "iALS alpha0.")
 _SOLVER = flags.DEFINE_enum("solver", "cholesky", list(ials.SOLVERS),
                             "our row solver.")
 _CG_STEPS = flags.DEFINE_integer("cg_steps", 3, "--solver=cg: steps a row.")
+_CHUNK_PAIRS = flags.DEFINE_integer(
+    "chunk_pairs", 0, "padded pairs per chunk of rows (0: the solver's "
+    "default, ials.CHUNK_PAIRS).")
 _THREADS = flags.DEFINE_integer("threads", os.cpu_count(),
                                 "implicit's num_threads.")
 _IMPLICIT = flags.DEFINE_bool("implicit", True, "time implicit's ALS.")
@@ -104,7 +107,8 @@ class _Implicit:
 def _ials(data, dim):
   model = ials.make_ials(data.num_users, data.num_items, data.train_users,
                          data.train_items, dim, _REG.value, _ALPHA0.value,
-                         solver=_SOLVER.value, cg_steps=_CG_STEPS.value)
+                         solver=_SOLVER.value, cg_steps=_CG_STEPS.value,
+                         chunk_pairs=_CHUNK_PAIRS.value or None)
   epoch = jax.jit(model.epoch, donate_argnums=0)
   return model, epoch
 

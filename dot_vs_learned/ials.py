@@ -66,6 +66,10 @@ def row_reg(counts, num_other, hp) -> jax.Array:
 
 
 SOLVERS = ("cholesky", "cg")
+# Padded pairs per chunk of rows. CG reads a chunk's gathered factors twice
+# a step: chunks that stay in the CPU's cache ran one ML-1M epoch faster
+# (benchmarks/ials_speed.py --chunk_pairs, docs/results.md).
+CHUNK_PAIRS = {"cholesky": 1 << 17, "cg": 1 << 13}
 _HI = jax.lax.Precision.HIGHEST
 
 
@@ -237,7 +241,7 @@ class IALS(NamedTuple):
 
 
 def make_ials(num_users, num_items, train_users, train_items, dim, reg,
-              alpha0, nu=1.0, init_stddev=0.1, *, chunk_pairs=1 << 17,
+              alpha0, nu=1.0, init_stddev=0.1, *, chunk_pairs=None,
               chunk_rows=1024, granule=32, ratio=1.25, mesh=None,
               solver="cholesky", cg_steps=3) -> IALS:
   """Builds iALS on the training pairs (numpy int arrays, any order).
@@ -250,7 +254,7 @@ def make_ials(num_users, num_items, train_users, train_items, dim, reg,
     init_stddev: sigma of the N(0, (sigma / sqrt(d))^2) initialization.
     chunk_pairs, chunk_rows: bounds of a chunk (ials_layout.build_side);
       memory per chunk: chunk_pairs * d floats gathered, chunk_rows * d^2
-      in systems (Cholesky).
+      in systems (Cholesky). chunk_pairs None: CHUNK_PAIRS[solver].
     granule, ratio: the ladder of padded lengths (ials_layout.lengths).
     mesh: a 1-D jax.sharding.Mesh over which each class's chunks are split
       (for GPUs and TPUs: on CPU keep one device, see solve_side).
@@ -262,6 +266,8 @@ def make_ials(num_users, num_items, train_users, train_items, dim, reg,
     jittable, and vmap over a leading seed axis of the state.
   """
   users, items = np.asarray(train_users), np.asarray(train_items)
+  if chunk_pairs is None and solver in SOLVERS:
+    chunk_pairs = CHUNK_PAIRS[solver]
   positive = dict(dim=dim, reg=reg, init_stddev=init_stddev,
                   chunk_pairs=chunk_pairs, chunk_rows=chunk_rows,
                   granule=granule, cg_steps=cg_steps)
