@@ -9,8 +9,8 @@ and a user's scores are x_u B: score(u, i) = sum of B[j, i] over the user's
 training items j. Every function here returns, and EaseParams holds, B^T:
 row i is column i of B, the weights of item i's score over the history,
 the layout scoring reads without a transpose (B is not symmetric; since P
-is, B^T = I - diagMat(1 / diag(P)) P), with diag(P). B's row j is then row
-j of B^T times diag_j / diag: the full ranking reads B^T's rows at a user's
+is, B^T = I - diagMat(1 / diag(P)) P), with diag(P): B[j, i] = B^T[j, i] x
+diag_j / diag_i, so the full ranking reads B^T's rows at a user's
 history, |x_u| I numbers per user instead of I^2. A grid of lambdas costs one
 eigendecomposition G = Q L Q^T, since (G + lambda I)^-1 = Q (L + lambda)^-1
 Q^T.
