@@ -17,10 +17,11 @@ With T_u test items (one per user under NCF, all metrics agree then):
 each averaged over the users that have at least one test item.
 
 Cost: the scores of every (user, item) pair, never held together. Users are
-packed into chunks of `user_chunk` (balanced by test items); for each chunk a
-scan over `item_chunk` items of the serving form (retrieval.py: one dot
-product per item for MF and GMF, the MLP's item half W1_q q computed once)
-counts, for every test pair, the items scoring at least as high. A user's
+packed into chunks of `user_chunk` (balanced by test items;
+ranking_layout.py); for each chunk a scan over `item_chunk` items of the
+serving form (retrieval.py: one dot product per item for MF and GMF, the
+MLP's item half W1_q q computed once) counts, for every test pair, the
+items scoring at least as high. A user's
 training and test items are excluded by a per-step scatter of their ids
 (a CSR-like list per user chunk, no users x items mask). Memory per step:
 O(user_chunk x item_chunk (x the MLP's width) + pairs_per_chunk^2); time:
@@ -48,26 +49,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from dot_vs_learned import models
+from dot_vs_learned import ranking_layout
 from dot_vs_learned import retrieval
 
-_PAD_ITEM = 2**30  # an excluded-item id outside every item chunk
 # One number of B^T gathered from a history row costs about this many
 # multiply-adds of EASE^R's dense scoring on XLA:CPU (benchmarks/
 # full_ranking_speed.py: on ML-1M's 4.4%-dense histories the rows were
 # slower, on Gowalla's 0.07% faster).
 ROWS_COST = 100
-
-
-class Layout(NamedTuple):
-  """Test pairs and excluded items, grouped into G user chunks of B users."""
-  users: jax.Array  # [G, B] user ids; 0 on padding
-  num_tests: jax.Array  # [G, B] float: test items of the user; 0 on padding
-  ideal_dcg: jax.Array  # [G, B, len(ks)]: sum_{i < min(K, T_u)} 1/log2(i+2)
-  pair_slot: jax.Array  # [G, P] user's place in its chunk (0..B-1)
-  pair_item: jax.Array  # [G, P] test item; 0 on padding
-  pair_valid: jax.Array  # [G, P] bool
-  excluded_slot: jax.Array  # [G, X] user's place in its chunk
-  excluded_item: jax.Array  # [G, X] training or test item; _PAD_ITEM on padding
 
 
 class Spec(NamedTuple):
@@ -89,87 +78,6 @@ def popularity_model(counts_I, num_users: int) -> retrieval.ServingModel:
       retrieval.Items(dot=counts_I[:, None]), retrieval.Tail())
 
 
-def _ids(name, values, upper):
-  values = np.asarray(values)
-  if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
-    raise ValueError(f"full_ranking: {name} must be a 1-D integer array")
-  if values.size and (values.min() < 0 or values.max() >= upper):
-    raise ValueError(f"full_ranking: {name} must be in 0..{upper - 1}")
-  return values.astype(np.int64)
-
-
-def _grid(chunk, values, num_chunks, fill) -> jax.Array:
-  """[num_chunks, most per chunk]: the values of each chunk in a row, padded
-  with `fill`; `chunk` (sorted) gives each value's chunk."""
-  start = np.searchsorted(chunk, np.arange(num_chunks))
-  width = np.bincount(chunk, minlength=num_chunks).max()
-  out = np.full((num_chunks, width), fill, values.dtype)
-  out[chunk, np.arange(len(chunk)) - start[chunk]] = values
-  return jnp.asarray(out)
-
-
-def make_layout(num_items, train_users, train_items, test_users, test_items,
-                ks=(10,), user_chunk=256, num_shards=1) -> Layout:
-  """Groups the test pairs of the users that have one into user chunks.
-
-  Test pairs are deduplicated; a test pair that is also a training pair is
-  an error. The number of chunks is a multiple of num_shards.
-  """
-  if not ks or any(int(k) != k or k < 1 for k in ks):
-    raise ValueError(f"full_ranking: ks must be cut-offs >= 1, got {ks!r}")
-  if user_chunk < 1 or num_shards < 1:
-    raise ValueError("full_ranking: user_chunk and num_shards must be >= 1")
-  train_users, test_users = (_ids(name, v, 2**31) for name, v in (
-      ("train_users", train_users), ("test_users", test_users)))
-  train_items, test_items = (_ids(name, v, num_items) for name, v in (
-      ("train_items", train_items), ("test_items", test_items)))
-  if (len(train_users) != len(train_items)
-      or len(test_users) != len(test_items)):
-    raise ValueError("full_ranking: users and items of a split must have the "
-                     "same length")
-  tests = np.unique(test_users * num_items + test_items)
-  trains = np.unique(train_users * num_items + train_items)
-  both = np.intersect1d(tests, trains)
-  if both.size:
-    raise ValueError(f"full_ranking: test pair (user {both[0] // num_items}, "
-                     f"item {both[0] % num_items}) is also a training pair")
-  if not tests.size:
-    raise ValueError("full_ranking: no test pairs")
-  users, counts = np.unique(tests // num_items, return_counts=True)
-  num_chunks = -(-len(users) // user_chunk)
-  num_chunks = -(-num_chunks // num_shards) * num_shards
-  # Users by decreasing test count dealt to chunks back and forth (a snake):
-  # every chunk gets about the same number of test pairs.
-  order = np.argsort(-counts, kind="stable")
-  turn, seat = np.divmod(np.arange(len(users)), num_chunks)
-  chunk_of, slot_of = np.empty_like(order), np.empty_like(order)
-  chunk_of[order] = np.where(turn % 2 == 0, seat, num_chunks - 1 - seat)
-  slot_of[order] = turn  # a chunk's slots are 0, 1, ..
-
-  def entries(index, values, fill):
-    """Grids of the slots and values of users users[index], by chunk."""
-    order = np.lexsort((slot_of[index], chunk_of[index]))
-    chunk = chunk_of[index][order]
-    return (_grid(chunk, slot_of[index][order].astype(np.int32), num_chunks,
-                  0), _grid(chunk, values[order], num_chunks, fill))
-
-  _, user_grid = entries(np.arange(len(users)), users.astype(np.int32), 0)
-  _, count_grid = entries(np.arange(len(users)), counts.astype(np.float32), 0)
-  discounts = np.cumsum(1.0 / np.log2(np.arange(max(ks)) + 2.0))
-  ideal = np.stack([discounts[np.maximum(np.minimum(count_grid, k), 1)
-                              .astype(int) - 1] for k in ks], axis=-1)
-  pair_slot, pair_item = entries(np.searchsorted(users, tests // num_items),
-                                 (tests % num_items).astype(np.int32), -1)
-  excluded = np.union1d(tests, trains)
-  index = np.searchsorted(users, excluded // num_items)
-  ours = users[np.minimum(index, len(users) - 1)] == excluded // num_items
-  excluded_slot, excluded_item = entries(
-      index[ours], (excluded[ours] % num_items).astype(np.int32), _PAD_ITEM)
-  return Layout(user_grid, count_grid, jnp.asarray(ideal, jnp.float32),
-                pair_slot, jnp.maximum(pair_item, 0), pair_item >= 0,
-                excluded_slot, excluded_item)
-
-
 def _pair_scores(query: retrieval.Query, items: retrieval.Items,
                  tail: retrieval.Tail) -> jax.Array:
   """Scores [P] of P (query, item) pairs, without the query offset."""
@@ -184,7 +92,8 @@ def _pair_scores(query: retrieval.Query, items: retrieval.Items,
   return scores
 
 
-def _history_weights(query: retrieval.Query, diag_I, chunk: Layout):
+def _history_weights(query: retrieval.Query, diag_I,
+                     chunk: ranking_layout.Layout):
   """EASE^R: x_u[j] diag_j of each excluded (training or test) item j of the
   chunk's users, and whether those items hold every user's whole history
   (they do when the model's history is the evaluation's training data)."""
@@ -198,7 +107,8 @@ def _history_weights(query: retrieval.Query, diag_I, chunk: Layout):
                                                   fill_value=0.0), covered
 
 
-def _history_scores(weight_X, catalog, chunk: Layout, start) -> jax.Array:
+def _history_scores(weight_X, catalog, chunk: ranking_layout.Layout,
+                    start) -> jax.Array:
   """EASE^R's scores [B, C] of the chunk's users against the items at
   `start`: sum over the history j of B^T[j, i] diag_j / diag_i, which reads
   C numbers of B^T's row j per history item, not the whole B^T chunk."""
@@ -214,7 +124,8 @@ def _history_scores(weight_X, catalog, chunk: Layout, start) -> jax.Array:
                                                  width)
 
 
-def _chunk_sums(model, catalog, chunk: Layout, spec: Spec) -> jax.Array:
+def _chunk_sums(model, catalog, chunk: ranking_layout.Layout,
+                spec: Spec) -> jax.Array:
   """Sums over the users of one chunk of each metric, in _names(spec) order."""
   query = retrieval.select_users(model, chunk.users)
   history = spec.ease_rows and catalog.items.diag is not None
@@ -282,11 +193,13 @@ def _names(ks) -> list[str]:
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def evaluate(layout: Layout, model, spec: Spec) -> dict[str, jax.Array]:
+def evaluate(layout: ranking_layout.Layout, model,
+             spec: Spec) -> dict[str, jax.Array]:
   """Full-ranking metrics of one model; vmap over a leading seed axis.
 
   Args:
-    layout: make_layout(...) (its chunk axis sharded over spec.mesh, if any).
+    layout: ranking_layout.make_layout(...) (its chunk axis sharded over
+      spec.mesh, if any).
     model: a retrieval.ServingModel, or parameters serving_model accepts
       (models.MFParams, GMF/MLP/NeuMF flax parameters); popularity_model()
       for popularity.
@@ -330,14 +243,15 @@ def make_evaluator(num_items, train_users, train_items, test_users,
   (jax.vmap(evaluator)(params)). `mesh`: a 1-D jax.sharding.Mesh over which
   the user chunks are sharded (the model is replicated); None: one device.
   `ease_rows`: whether EASE^R is scored from B^T's rows at the histories
-  rather than densely; None: where that reads fewer numbers than
-  ROWS_COST times fewer than the dense product multiplies (sparse data).
+  rather than densely; None: where the rows read ROWS_COST times fewer
+  numbers than the dense product multiplies (sparse data).
   """
   if item_chunk < 1:
     raise ValueError("full_ranking: item_chunk must be >= 1")
   shards = 1 if mesh is None else mesh.devices.size
-  layout = make_layout(num_items, train_users, train_items, test_users,
-                       test_items, ks, user_chunk, shards)
+  layout = ranking_layout.make_layout(num_items, train_users, train_items,
+                                      test_users, test_items, ks, user_chunk,
+                                      shards)
   if mesh is not None:
     layout = jax.device_put(layout, jax.sharding.NamedSharding(
         mesh, jax.sharding.PartitionSpec(mesh.axis_names[0])))

@@ -14,6 +14,7 @@ import pytest
 from dot_vs_learned import ease
 from dot_vs_learned import full_ranking
 from dot_vs_learned import models
+from dot_vs_learned import ranking_layout
 from dot_vs_learned import retrieval
 
 
@@ -307,7 +308,7 @@ def test_users_sharded_over_four_cpu_devices_equal_one():
 
 def test_layout_balances_test_pairs_over_user_chunks():
   test_users = np.repeat(np.arange(8), [7, 1, 1, 1, 5, 1, 1, 3])
-  layout = full_ranking.make_layout(10, np.array([0]), np.array([9]),
+  layout = ranking_layout.make_layout(10, np.array([0]), np.array([9]),
                                     test_users, np.arange(20) % 9, ks=(2,),
                                     user_chunk=2, num_shards=2)
   assert layout.users.shape == (4, 2)  # 8 users in 2 x 2 chunks of 2
@@ -322,13 +323,13 @@ def test_layout_balances_test_pairs_over_user_chunks():
 def test_bad_inputs_raise():
   ok = (np.array([0, 1]), np.array([2, 3]))
   with pytest.raises(ValueError, match="is also a training pair"):
-    full_ranking.make_layout(5, *ok, np.array([1]), np.array([3]))
+    ranking_layout.make_layout(5, *ok, np.array([1]), np.array([3]))
   with pytest.raises(ValueError, match=r"test_items must be in 0\.\.4"):
-    full_ranking.make_layout(5, *ok, np.array([1]), np.array([5]))
+    ranking_layout.make_layout(5, *ok, np.array([1]), np.array([5]))
   with pytest.raises(ValueError, match="same length"):
-    full_ranking.make_layout(5, *ok, np.array([1, 2]), np.array([0]))
+    ranking_layout.make_layout(5, *ok, np.array([1, 2]), np.array([0]))
   with pytest.raises(ValueError, match="ks must be"):
-    full_ranking.make_layout(5, *ok, np.array([1]), np.array([0]), ks=(0,))
+    ranking_layout.make_layout(5, *ok, np.array([1]), np.array([0]), ks=(0,))
   evaluator = full_ranking.make_evaluator(5, *ok, np.array([3]), np.array([0]))
   with pytest.raises(ValueError, match="the model has 2 users, the test "
                      "pairs need 4"):
