@@ -167,21 +167,34 @@ def time_ease(problem_name, problem, subset):
   rows = [(problem_name, "ease, rows", "all", first, seconds, seconds, "-")]
   if not subset:
     return rows
-  share = np.mean(problem[3][0] < subset)
   runs = {"ease, rows": prepare("ease", problem, subset, params, True),
           "ease, dense": prepare("ease", problem, subset, params, False)}
-  best = {name: float("inf") for name in runs}
-  for _ in range(_REPEATS.value):  # interleaved
-    for name, (_, _, run) in runs.items():
-      best[name] = min(best[name], run())
-  for name, (first, metrics, _) in runs.items():
-    ratio = best[name] / best["ease, rows"]
-    rows.append((problem_name, name, subset, first, best[name],
-                 best[name] / share, f"{ratio:.1f} x rows"))
+  timed = time_in_turn(problem_name, problem, runs, "ease, rows", "rows",
+                       subset)
+  for name, (seconds, ratio, metrics, row) in timed.items():
+    rows.append(row)
     # Random weights: the mrr (never 0) shows both paths rank alike.
-    print(f"  {name}, {subset} users: {best[name]:.3f} s, {ratio:.1f}x the "
+    print(f"  {name}, {subset} users: {seconds:.3f} s, {ratio:.1f}x the "
           f"rows; mrr {float(metrics['mrr']):.8f}", flush=True)
   return rows
+
+
+def time_in_turn(problem_name, problem, runs, base, label, subset):
+  """Times prepared runs (name -> prepare(...) on the first `subset` users)
+  in turn, the fastest of --repeats each: {name: (seconds, ratio to
+  runs[base], metrics, table row)}."""
+  share = np.mean(problem[3][0] < subset)
+  best = {name: float("inf") for name in runs}
+  for _ in range(_REPEATS.value):  # interleaved: load changes hit all
+    for name, (_, _, run) in runs.items():
+      best[name] = min(best[name], run())
+  timed = {}
+  for name, (first, metrics, _) in runs.items():
+    ratio = best[name] / best[base]
+    timed[name] = (best[name], ratio, metrics,
+                   (problem_name, name, subset, first, best[name],
+                    best[name] / share, f"{ratio:.1f} x {label}"))
+  return timed
 
 
 def main(argv):
@@ -208,18 +221,12 @@ def main(argv):
       rows.extend(time_ease(problem_name, problem, subset))
     if not subset:
       continue
-    share = np.mean(test[0] < subset)
     runs = {name: prepare(name, problem, subset)
             for name in ("mf", "mlp", "neumf")}
-    best = {name: float("inf") for name in runs}
-    for _ in range(_REPEATS.value):  # interleaved: load changes hit all
-      for name, (_, _, run) in runs.items():
-        best[name] = min(best[name], run())
-    for name, (first, _, _) in runs.items():
-      ratio = best[name] / best["mf"]
-      rows.append((problem_name, name, subset, first, best[name],
-                   best[name] / share, f"{ratio:.1f} x mf"))
-      print(f"  {name}, {subset} users: {best[name]:.3f} s, {ratio:.1f}x MF "
+    timed = time_in_turn(problem_name, problem, runs, "mf", "mf", subset)
+    for name, (seconds, ratio, _, row) in timed.items():
+      rows.append(row)
+      print(f"  {name}, {subset} users: {seconds:.3f} s, {ratio:.1f}x MF "
             "on them", flush=True)
   header = ["problem", "model", "users timed", "first call s", "timed s",
             "all users s", "ratio"]
