@@ -98,7 +98,15 @@ def make_gradient_step(score, config):
   if config.train.optimizer == "lazy_adam":
 
     def lazy_step(params, opt_state, batch, hp):
-      grads, loss_sum = jax.grad(loss_fn, has_aux=True)(params, batch, hp)
+      # The loss of the batch's rows, scored as a model of B users and B
+      # items where example b is user b and item b.
+      size = batch.users.shape[0]
+      rows_score = models.make_model(config, size, size)[1]
+      slots = jnp.arange(size, dtype=batch.users.dtype)
+      grads, loss_sum = jax.grad(
+          functools.partial(minibatch_loss, rows_score, config),
+          has_aux=True)(lazy_adam.rows(params, batch.users, batch.items),
+                        batch._replace(users=slots, items=slots), hp)
       params, opt_state = lazy_adam.step(params, opt_state, grads,
                                          batch.users, batch.items,
                                          batch.weights > 0, hp.learning_rate)
