@@ -173,11 +173,15 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   order = np.argsort(data.train_users, kind="stable")
   starts = np.searchsorted(data.train_users[order], [users, users + 1])
   seen = [data.train_items[order[a:b]] for a, b in zip(*starts)]
+  rows = None
   if ease:  # I x I: copied once, into a buffer XLA:CPU reads in place
     weights = ease_lib.host_zeros(flat["ease/weights_t"].shape[1:])
     weights[:] = flat.pop("ease/weights_t")[seed_index]
-    history = ease_lib.history_matrix(data.train_users, data.train_items,
-                                      data.num_users, data.num_items)
+    # The histories of the asked users only (all of Gowalla's: 4.9 GB).
+    rows = np.arange(len(users))
+    history = ease_lib.history_matrix(
+        np.repeat(rows, [len(s) for s in seen]),
+        np.concatenate(seen).astype(np.int64), len(users), data.num_items)
     params = models.EaseParams(ease_lib.on_device(weights),
                                ease_lib.on_device(history))
   else:
@@ -186,7 +190,7 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   model = retrieval.serving_model(params)
   catalog = retrieval.make_catalog(model.items, chunk_size)
   try:
-    scores, ids = retrieval.recommend(model, catalog, users, k, seen)
+    scores, ids = retrieval.recommend(model, catalog, users, k, seen, rows)
   except ValueError as e:
     raise RecommendError(f"--k={k}: {e}") from e
   return config, scores, ids

@@ -193,11 +193,12 @@ def top_k(query: Query, catalog: Catalog, tail: Tail, k: int):
 
 
 def recommend(model: ServingModel, catalog: Catalog, users, k: int,
-              seen: list[np.ndarray]):
+              seen: list[np.ndarray], rows=None):
   """Top k items per user that are not in seen[j] (items seen in training).
 
-  Exact: it ranks k + max |seen| items, then drops the seen ones.
-  Returns (scores, ids), numpy [len(users), k].
+  Exact: it ranks k + max |seen| items, then drops the seen ones. `rows`:
+  each user's row of model.queries where that is not the user id (a model
+  built for these users only). Returns (scores, ids), numpy [len(users), k].
   """
   num_items = int(np.sum(np.asarray(catalog.ids) >= 0))
   users = np.asarray(users)
@@ -206,7 +207,8 @@ def recommend(model: ServingModel, catalog: Catalog, users, k: int,
       raise ValueError(f"user {user}: only {num_items - np.unique(items).size}"
                        f" unseen items, fewer than k={k}")
   wide = min(k + max((len(s) for s in seen), default=0), num_items)
-  scores, ids = jax.device_get(top_k(select_users(model, users), catalog,
+  rows = users if rows is None else np.asarray(rows)
+  scores, ids = jax.device_get(top_k(select_users(model, rows), catalog,
                                      model.tail, wide))
   keep = np.stack([~np.isin(row, items) for row, items in zip(ids, seen)])
   order = np.argsort(~keep, axis=1, kind="stable")[:, :k]

@@ -196,7 +196,7 @@ def test_recommend_serves_both(ials_run, ease_run, which):
     x = np.zeros((data.num_users, data.num_items), np.float32)
     x[data.train_users, data.train_items] = 1.0
     scores = x @ flat["ease/weights_t"][0].T
-  users = [3, 50]
+  users = [3, 50, 3]  # a repeat: EASE^R builds the asked histories only
   seed = 1 if which == "ials" else 0
   _, got_scores, got_ids = recommend.recommend_from_workdir(
       workdir, users, 4, seed_index=seed)
