@@ -145,7 +145,10 @@ def test_mf_rows_and_a_gmf_run_train(tmp_path):
   assert hr > popularity + 0.03
 
 
-@pytest.mark.parametrize("name", ["mf", "gmf", "mlp", "neumf"])
+# NeuMF holds both GMF's and the MLP's towers; MF and the MLP alone are slow.
+@pytest.mark.parametrize("name", [
+    pytest.param("mf", marks=pytest.mark.slow), "gmf",
+    pytest.param("mlp", marks=pytest.mark.slow), "neumf"])
 def test_train_step_on_every_row_is_dense_adam(name):
   # train.py's lazy step (the gradient of the batch's rows, scored as a
   # model of B users and items) against dense Adam on the tables, on
