@@ -31,7 +31,8 @@ def _loss(p, users, items, weights):
   """A loss that touches only the rows of `users` and `items`."""
   flat = p["params"]
   return (jnp.sum(weights[:, None] * flat["user"]["embedding"][users] ** 2)
-          + jnp.sum(weights[:, None] * jnp.sin(flat["item"]["embedding"][items]))
+          + jnp.sum(weights[:, None] *
+                    jnp.sin(flat["item"]["embedding"][items]))
           + jnp.sum(flat["out"]["kernel"] ** 2))
 
 
@@ -173,5 +174,6 @@ def test_train_step_on_every_row_is_dense_adam(name):
     for _ in range(2):
       p, s, loss = jax.jit(step)(p, s, batch, hp)
     got[optimizer] = (p, s, loss)
-  for a, b in zip(jax.tree.leaves(got["lazy_adam"]), jax.tree.leaves(got["adam"])):
+  for a, b in zip(jax.tree.leaves(got["lazy_adam"]),
+                  jax.tree.leaves(got["adam"])):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
