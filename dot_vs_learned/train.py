@@ -93,7 +93,8 @@ def minibatch_loss(score, config, params, batch, hp):
 
 def make_gradient_step(score, config):
   """Returns init(params) -> optimizer state, and the `adam`/`lazy_adam`/
-  `sgd` step."""
+  `sgd` step. `lazy_adam` scores the batch's rows with the config's model
+  built for B users and B items (models.make_model), not with `score`."""
   loss_fn = functools.partial(minibatch_loss, score, config)
   if config.train.optimizer == "lazy_adam":
 
