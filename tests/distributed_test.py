@@ -48,7 +48,8 @@ def test_two_processes_run_the_sweep_as_one_process_does(split_dirs,
   single = tuning.run(config, tmp_path / "single")
   address = f"127.0.0.1:{_free_port()}"
   env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+             XLA_FLAGS=f"{os.environ['XLA_FLAGS']} "
+             "--xla_force_host_platform_device_count=2")
   procs = [subprocess.Popen(
       [sys.executable, "-c", _PROCESS.format(
           tests=str(REPO / "tests"), address=address, index=i,

@@ -297,7 +297,8 @@ _SHARDED = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_users_sharded_over_four_cpu_devices_equal_one():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} "
+             "--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu")
   done = subprocess.run([sys.executable, "-c", _SHARDED], env=env,
                         capture_output=True, text=True, timeout=120,

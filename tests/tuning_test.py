@@ -234,7 +234,8 @@ def test_sharded_over_host_devices_equals_one_device(split_dirs, tmp_path,
   single = tuning.tune_shape(config, datasets.load_dataset(config.data), "mf", 4,
                              2)
   env = dict(os.environ,
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             XLA_FLAGS=f"{os.environ['XLA_FLAGS']} "
+             f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
   out = subprocess.run(
       [sys.executable, "-c", _SHARDED.format(
