@@ -85,7 +85,8 @@ def validate(config) -> None:
   c, check = config.compare, checks.check
   check(len(c.models) > 0 and set(c.models) <= set(MODELS)
         and len(set(c.models)) == len(c.models), "compare.models",
-        c.models, f"needs distinct values among {MODELS}")
+        c.models, f"needs distinct values among {MODELS}; on the command "
+        "line quote each: \"--config.compare.models=('mf','gmf')\"")
   check(c.evaluations >= 1, "compare.evaluations", c.evaluations,
         "must be >= 1")
   check(c.num_seeds >= 1, "compare.num_seeds", c.num_seeds, "must be >= 1")

@@ -165,6 +165,15 @@ def test_bad_fields_are_refused_before_anything_is_written(tmp_path, field,
   assert not (tmp_path / "w").exists()
 
 
+def test_unquoted_models_on_the_command_line_get_the_quoted_form(tmp_path):
+  # absl reads --config.compare.models=(mf,gmf) as one string in a tuple.
+  config = _config(_files(tmp_path / "data"))
+  config.compare.models = ("(mf,gmf)",)
+  with pytest.raises(ncf_config.ConfigError,
+                     match=re.escape("--config.compare.models=('mf','gmf')")):
+    compare.run(config, tmp_path / "w")
+
+
 @pytest.mark.slow  # a whole comparison
 def test_selection_never_sees_the_test_file(compared, tmp_path):
   _, _, out = compared
