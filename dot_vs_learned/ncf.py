@@ -154,6 +154,9 @@ def _train(config, data, workdir, stage="", init_params=None):
   if config.model.name == "ials":
     init, run_epochs = dot_baselines.make_ials_train(config, data)
   else:
+    note = distributed.unused_devices_note(t.num_seeds)
+    if note:
+      logging.warning("train.num_seeds: %s", note)
     init, run_epochs = train.make_train(config, data,
                                         distributed.point_mesh(t.num_seeds))
   root = jax.random.key(t.seed)

@@ -97,5 +97,16 @@ def test_one_process_places_and_fetches_as_device_put_and_get():
   distributed.sync("no-op with one process")
 
 
+@pytest.mark.parametrize("count, devices, want", [
+    (1, 2, ""), (2, 2, ""), (4, 2, ""), (8, 8, ""), (3, 8, ""),
+    (3, 2, "3 seeds train on 1 of the 2 devices (each device takes as many);"
+           " 2 or 4 would use 2"),
+    (6, 4, "6 seeds train on 3 of the 4 devices (each device takes as many);"
+           " 4 or 8 would use 4")])
+def test_unused_devices_note_names_the_counts_that_use_them(count, devices,
+                                                            want):
+  assert distributed.unused_devices_note(count, devices) == want
+
+
 if __name__ == "__main__":
   sys.exit(pytest.main([__file__]))
