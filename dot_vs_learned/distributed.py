@@ -69,10 +69,10 @@ def fetch(tree):
 
 
 def unused_devices_note(count, devices=None) -> str:
-  """"" when `count` seeds train on as many devices as they can (point_mesh
-  splits them evenly, so a count that no device count > 1 divides runs on
-  one); else a one-line note of what they use and which counts would use
-  all. 3 seeds on the 2-core CPU's 2 host devices run on 1 of them, at
+  """An empty string when `count` seeds train on as many devices as they
+  can (point_mesh splits them evenly, so a count that no device count > 1
+  divides runs on one); else a one-line note of what they use and which
+  counts would use all. 3 seeds on the 2-core CPU's 2 host devices run on 1 of them, at
   about twice the time per seed of a sweep's points (docs/results.md).
   devices: how many (default: all of them)."""
   devices = jax.device_count() if devices is None else devices
