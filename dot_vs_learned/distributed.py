@@ -68,16 +68,22 @@ def fetch(tree):
   return multihost_utils.process_allgather(tree, tiled=True)
 
 
+def _devices_used(count, devices) -> int:
+  """How many of `devices` a mesh of `count` points uses on one process:
+  the most that divide the count evenly."""
+  return max(n for n in range(1, devices + 1) if count % n == 0)
+
+
 def unused_devices_note(count, devices=None) -> str:
   """An empty string when `count` seeds train on as many devices as they
   can (point_mesh splits them evenly, so a count that no device count > 1
   divides runs on one); else a one-line note of what they use and which
-  counts would use all. 3 seeds on the 2-core CPU's 2 host devices run on 1 of them, at
-  about twice the time per seed of a sweep's points (docs/results.md).
-  devices: how many (default: all of them)."""
+  counts would use all. 3 seeds on the 2-core CPU's 2 host devices run on
+  1 of them, at about twice the time per seed of a sweep's points
+  (docs/results.md). devices: how many (default: all of them)."""
   devices = jax.device_count() if devices is None else devices
   can = min(count, devices)
-  used = max(n for n in range(1, can + 1) if count % n == 0)
+  used = _devices_used(count, devices)
   if used == can or jax.process_count() > 1:
     return ""
   counts = sorted({c for c in (count // can * can, padded_count(count, can))
@@ -105,7 +111,7 @@ def point_mesh(count):
   None if that is one device (then nothing is sharded). Over several
   processes that do not all get points: every device, axis "replicas"."""
   devices = jax.devices()
-  used = max(n for n in range(1, len(devices) + 1) if count % n == 0)
+  used = _devices_used(count, len(devices))
   if jax.process_count() > 1 and used < len(devices):
     # Processes share a mesh only if it spans them all: every device then
     # computes every point (axis "replicas": nothing is split).
