@@ -74,25 +74,6 @@ def _devices_used(count, devices) -> int:
   return max(n for n in range(1, devices + 1) if count % n == 0)
 
 
-def unused_devices_note(count, devices=None) -> str:
-  """An empty string when `count` seeds train on as many devices as they
-  can (point_mesh splits them evenly, so a count that no device count > 1
-  divides runs on one); else a one-line note of what they use and which
-  counts would use all. 3 seeds on the 2-core CPU's 2 host devices run on
-  1 of them, at about twice the time per seed of a sweep's points
-  (docs/results.md). devices: how many (default: all of them)."""
-  devices = jax.device_count() if devices is None else devices
-  can = min(count, devices)
-  used = _devices_used(count, devices)
-  if used == can or jax.process_count() > 1:
-    return ""
-  counts = sorted({c for c in (count // can * can, padded_count(count, can))
-                   if c > 0})
-  return (f"{count} seeds train on {used} of the {devices} devices (each "
-          f"device takes as many); {' or '.join(map(str, counts))} would "
-          f"use {can}")
-
-
 def padded_count(count, devices=None) -> int:
   """`count` points rounded up to a multiple of the devices they can use:
   min(count, devices) on one process, every device over several. The

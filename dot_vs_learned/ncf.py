@@ -11,6 +11,7 @@ import time
 
 from absl import logging
 import jax
+import numpy as np
 
 from dot_vs_learned import checkpoints
 from dot_vs_learned import datasets
@@ -83,8 +84,9 @@ def _run(config, data, workdir) -> dict:
     judged_by = ncf_eval.selection(config, data)
     best = max(history, key=lambda r: tuple(r[name]["mean"]
                                             for name in judged_by))
-    results.save_params(workdir, models.flatten_params(
-        distributed.fetch(states.params)))
+    seeds = config.train.num_seeds  # the padding seeds dropped
+    results.save_params(workdir, models.flatten_params(jax.tree.map(
+        lambda x: x[:seeds], distributed.fetch(states.params))))
   closed = config.model.name in ncf_config.CLOSED_FORM
   final = {"model": config.model.name, "dataset": data.name,
            "dim": config.model.dim,
@@ -97,7 +99,9 @@ def _run(config, data, workdir) -> dict:
   written = summary_lib.write(workdir, config, final)
   results.write_json(workdir / results.RESULTS, final)  # last: marks done
   if not config.checkpoint.keep_finished:  # no longer needed to resume
-    checkpoints.remove_finished(workdir, ("train", *STAGES))
+    checkpoints.remove_finished(workdir, [
+        pattern for name in ("train", *STAGES)
+        for pattern in (name, f"{name}_padded*")])
   factor = final["ncf_predictive_factor"]
   logging.info("final (epoch %d) %s%s: %s", summary["epoch"],
                ncf_config.run_label(config.model.name, config.model.dim),
@@ -109,6 +113,13 @@ def _run(config, data, workdir) -> dict:
        *written] +
       ([results.PARAMS] if (workdir / results.PARAMS).exists() else []))))
   return final
+
+
+def checkpoint_name(stage, seeds, padded) -> str:
+  """A run's checkpoints/ folder: "train" or the pretraining stage, with
+  "_padded{n}" when its seeds were padded to n for the devices."""
+  name = stage or "train"
+  return f"{name}_padded{padded}" if padded > seeds else name
 
 
 def _extra_metrics(ranks_PxU, full_metrics, config, data) -> dict:
@@ -147,27 +158,37 @@ def _train_pretrained_neumf(config, data, workdir):
 def _train(config, data, workdir, stage="", init_params=None):
   """Trains all seeds together, evaluating every `eval.every` epochs.
 
-  Returns the evaluations (as in metrics.jsonl) and the final states. Each
-  stage draws its own streams.
+  Returns the evaluations (as in metrics.jsonl) and the final states, whose
+  seeds may be padded to the devices (distributed.padded_count; the first
+  train.num_seeds are the run's). Each stage draws its own streams.
   """
   t, k = config.train, config.eval.k
-  if config.model.name == "ials":
+  seeds = padded = t.num_seeds
+  if config.model.name == "ials":  # rows split over devices, not seeds
     init, run_epochs = dot_baselines.make_ials_train(config, data)
   else:
-    note = distributed.unused_devices_note(t.num_seeds)
-    if note:
-      logging.warning("train.num_seeds: %s", note)
+    # Seeds padded to the devices, as a sweep pads its points: 3 seeds on 2
+    # devices train as 4, 2 on each, not 3 on one; the 4th repeats the 3rd
+    # and is dropped from the records and params.npz.
+    padded = distributed.padded_count(seeds)
+    if padded > seeds:
+      logging.info("train.num_seeds=%d: trained as %d, padded to the "
+                   "devices; the padding is dropped", seeds, padded)
     init, run_epochs = train.make_train(config, data,
-                                        distributed.point_mesh(t.num_seeds))
+                                        distributed.point_mesh(padded))
   root = jax.random.key(t.seed)
   if stage:  # each pretraining stage draws its own streams
     root = jax.random.fold_in(root, STAGES.index(stage))
-  keys = jax.random.split(root, t.num_seeds)
+  keys = jax.random.split(root, seeds)[np.minimum(np.arange(padded),
+                                                  seeds - 1)]
   states = init(keys) if init_params is None else init(keys, init_params)
   saver = None
   if config.checkpoint.keep:
-    saver = checkpoints.Checkpointer(workdir, stage or "train",
-                                     config.checkpoint.keep)
+    # Named with its padding: resumed on another number of devices, the run
+    # starts afresh rather than restore states of another shape.
+    saver = checkpoints.Checkpointer(
+        workdir, checkpoint_name(stage, seeds, padded),
+        config.checkpoint.keep)
 
   full = ncf_eval.make_full_ranking(config, data)
 
@@ -176,6 +197,8 @@ def _train(config, data, workdir, stage="", init_params=None):
     return states, dict(metrics, **(full(states.params) if full else {}))
 
   def record(done, metrics, seconds):
+    metrics = {name: np.asarray(value)[:seeds]
+               for name, value in metrics.items()}
     full_metrics = {name: value for name, value in metrics.items()
                     if name.startswith("full/")}
     return {"epoch": done, "seconds": seconds,

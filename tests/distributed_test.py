@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dot_vs_learned import distributed
+from dot_vs_learned import results
 from dot_vs_learned import sweep
 from dot_vs_learned import tuning
 import tuning_test
@@ -97,15 +98,47 @@ def test_one_process_places_and_fetches_as_device_put_and_get():
   distributed.sync("no-op with one process")
 
 
-@pytest.mark.parametrize("count, devices, want", [
-    (1, 2, ""), (2, 2, ""), (4, 2, ""), (8, 8, ""), (3, 8, ""),
-    (3, 2, "3 seeds train on 1 of the 2 devices (each device takes as many);"
-           " 2 or 4 would use 2"),
-    (6, 4, "6 seeds train on 3 of the 4 devices (each device takes as many);"
-           " 4 or 8 would use 4")])
-def test_unused_devices_note_names_the_counts_that_use_them(count, devices,
-                                                            want):
-  assert distributed.unused_devices_note(count, devices) == want
+def _run_cli(workdir, devices, *flags):
+  """A 3-seed MF run on generated data through the entry point, on
+  `devices` simulated host devices; returns its log."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"{os.environ['XLA_FLAGS']} "
+             f"--xla_force_host_platform_device_count={devices}")
+  return subprocess.run(
+      [sys.executable, "-m", "dot_vs_learned.main",
+       "--config=configs/default.py", f"--workdir={workdir}",
+       "--config.data.num_users=120", "--config.data.num_items=200",
+       "--config.model.dim=4", "--config.train.epochs=3",
+       "--config.eval.every=2", "--config.train.num_seeds=3",
+       "--config.eval.full_ranking=True", *flags],
+      cwd=REPO, env=env, check=True, capture_output=True, text=True).stderr
+
+
+@pytest.mark.slow  # two runs in subprocesses
+def test_seeds_padded_to_the_devices_give_the_unpadded_results(tmp_path):
+  one, two = tmp_path / "one", tmp_path / "two"
+  assert "trained as" not in _run_cli(one, 1)
+  log = _run_cli(two, 2, "--config.checkpoint.keep_finished=True")
+  # 3 seeds train as 4, 2 on each device; the 4th is dropped.
+  assert "train.num_seeds=3: trained as 4" in log
+  assert [p.name for p in (two / results.CHECKPOINTS).iterdir()] == [
+      "train_padded4"]
+  want = results.read_metrics(one)
+  got = results.read_metrics(two)
+  assert [r["epoch"] for r in got] == [r["epoch"] for r in want] == [2, 3]
+  for a, b in zip(want, got):
+    for name in ("hr@10", "ndcg@10", "full/hr@10", "full/ndcg@10"):
+      assert len(b[name]["per_seed"]) == 3
+      np.testing.assert_allclose(b[name]["per_seed"], a[name]["per_seed"],
+                                 atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(b["loss"]["per_seed"], a["loss"]["per_seed"],
+                               rtol=1e-4)
+  params_one, params_two = results.load_params(one), results.load_params(two)
+  assert params_one.keys() == params_two.keys()
+  for name, value in params_one.items():
+    assert value.shape[0] == 3
+    np.testing.assert_allclose(params_two[name], value, rtol=1e-4,
+                               atol=1e-6, err_msg=name)
 
 
 if __name__ == "__main__":
