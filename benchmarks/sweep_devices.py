@@ -4,10 +4,11 @@ python benchmarks/sweep_devices.py                      # CPU: forced host devic
 python benchmarks/sweep_devices.py --data_dir=/work/shared/data/ml-1m
 python benchmarks/sweep_devices.py --devices=1,2,4,8 --no_force_host_devices  # GPUs/TPU
 
-One shape of the App. A.2 sweep (MF, d, m) with --points points (learning
-rate x lambda pairs), trained as tuning.py trains them: one jitted program
-whose point axis is sharded over a 1-D mesh of n devices (train.make_train),
-the points padded to a multiple of n as tuning.py pads them
+One shape of the App. A.2 sweep (MF, d, m; or --model, a learned similarity
+with NCF's recipe) with --points points (learning rate x lambda pairs),
+trained as tuning.py trains them: one jitted program whose point axis is
+sharded over a 1-D mesh of n devices (train.make_train), the points padded
+to a multiple of n as tuning.py pads them and a run pads its seeds
 (distributed.padded_count: 9 points on 2 devices train as 10); the rate
 counts the real points only.
 Each device count runs in its own process: on a CPU with
@@ -37,8 +38,14 @@ _FORCE = flags.DEFINE_bool(
     "force_host_devices", True, "CPU: simulate n devices with "
     "--xla_force_host_platform_device_count (off: use the first n real ones).")
 _POINTS = flags.DEFINE_integer("points", 8, "sweep points (lr x lambda).")
-_DIM = flags.DEFINE_integer("dim", 64, "d.")
-_NUM_NEGATIVES = flags.DEFINE_integer("num_negatives", 8, "m.")
+_MODEL = flags.DEFINE_enum(
+    "model", "mf", ["mf", "gmf", "mlp", "neumf"], "mf: App. A.1's SGD; gmf, "
+    "mlp, neumf: NCF's recipe (ncf_config.use_ncf_recipe).")
+_OPTIMIZER = flags.DEFINE_string(
+    "optimizer", "", "train.optimizer ('': the model's, batched or adam).")
+_DIM = flags.DEFINE_integer("dim", None, "d (default: 64; NeuMF 63).")
+_NUM_NEGATIVES = flags.DEFINE_integer(
+    "num_negatives", None, "m (default: 8; NCF's recipe 4).")
 _EPOCHS = flags.DEFINE_integer("epochs", 2, "timed epochs (one call).")
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "", "NCF folder; '' = generated data of --num_users x "
@@ -55,6 +62,22 @@ _CHILD = flags.DEFINE_integer("child", 0, "internal: time n devices, print "
 _CHILD_SINGLE = flags.DEFINE_bool("child_single", False, "internal.")
 
 
+def _config(config):
+  """The flags' model, optimizer, d and m on the tuning command's config."""
+  from dot_vs_learned import ncf_config  # pylint: disable=g-import-not-at-top
+  if _MODEL.value == "mf":
+    config.model.dim, config.train.num_negatives = 64, 8
+  else:
+    ncf_config.use_ncf_recipe(config, _MODEL.value)
+  for field, value in (("model.dim", _DIM.value),
+                       ("train.num_negatives", _NUM_NEGATIVES.value),
+                       ("train.optimizer", _OPTIMIZER.value or None)):
+    if value is not None:
+      section, name = field.split(".")
+      config[section][name] = value
+  return config
+
+
 def _time_devices(num_devices, one_at_a_time=False) -> dict:
   """In this process: times the sweep program on the first n devices."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -67,9 +90,7 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
     data = data_lib.load_ncf(_DATA_DIR.value, _DATA_NAME.value)
   else:
     data = datasets.generate_default(_NUM_USERS.value, _NUM_ITEMS.value)
-  config = tuning_config.default_config()
-  config.model.dim = _DIM.value
-  config.train.num_negatives = _NUM_NEGATIVES.value
+  config = _config(tuning_config.default_config())
   devices = jax.devices()[:num_devices]
   if len(devices) < num_devices:
     raise ValueError(f"--devices: {num_devices} asked, {len(jax.devices())} "
@@ -107,7 +128,7 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
     loss += np.asarray(metrics["loss"]).tolist()[:count]
   if not np.all(np.isfinite(loss)):
     raise FloatingPointError(f"{num_devices} devices: loss {loss}")
-  examples = (data.train_users.shape[0] * (1 + _NUM_NEGATIVES.value) *
+  examples = (data.train_users.shape[0] * (1 + config.train.num_negatives) *
               _EPOCHS.value * count)
   return dict(devices=used, padded=total, one_at_a_time=one_at_a_time,
               kind=devices[0].device_kind, seconds=seconds, warmup=warmup,
@@ -125,8 +146,11 @@ def main(argv):
   if bad or _POINTS.value < 1:
     raise app.UsageError(f"--devices {bad} and --points={_POINTS.value} must "
                          "be >= 1")
+  from dot_vs_learned import tuning_config  # pylint: disable=g-import-not-at-top
+  t = _config(tuning_config.default_config())
   print(f"{os.cpu_count()} CPU cores ({len(os.sched_getaffinity(0))} usable); "
-        f"MF d={_DIM.value} m={_NUM_NEGATIVES.value}, {_POINTS.value} points, "
+        f"{t.model.name} d={t.model.dim} m={t.train.num_negatives} "
+        f"{t.train.optimizer}, {_POINTS.value} points, "
         f"{_EPOCHS.value} timed epochs; data "
         f"{_DATA_DIR.value or 'generated'}", flush=True)
   rows = []
