@@ -41,8 +41,9 @@ _POINTS = flags.DEFINE_integer("points", 8, "sweep points (lr x lambda).")
 _MODEL = flags.DEFINE_enum(
     "model", "mf", ["mf", "gmf", "mlp", "neumf"], "mf: App. A.1's SGD; gmf, "
     "mlp, neumf: NCF's recipe (ncf_config.use_ncf_recipe).")
-_OPTIMIZER = flags.DEFINE_string(
-    "optimizer", "", "train.optimizer ('': the model's, batched or adam).")
+_OPTIMIZER = flags.DEFINE_enum(
+    "optimizer", "", ["", "exact", "batched", "adam", "lazy_adam", "sgd"],
+    "train.optimizer ('': the model's, batched or adam).")
 _DIM = flags.DEFINE_integer("dim", None, "d (default: 64; NeuMF 63).")
 _NUM_NEGATIVES = flags.DEFINE_integer(
     "num_negatives", None, "m (default: 8; NCF's recipe 4).")
@@ -75,6 +76,7 @@ def _config(config):
     if value is not None:
       section, name = field.split(".")
       config[section][name] = value
+  ncf_config.validate(config)  # e.g. a learned model needs a gradient step
   return config
 
 
@@ -146,8 +148,12 @@ def main(argv):
   if bad or _POINTS.value < 1:
     raise app.UsageError(f"--devices {bad} and --points={_POINTS.value} must "
                          "be >= 1")
+  from dot_vs_learned import checks  # pylint: disable=g-import-not-at-top
   from dot_vs_learned import tuning_config  # pylint: disable=g-import-not-at-top
-  t = _config(tuning_config.default_config())
+  try:
+    t = _config(tuning_config.default_config())
+  except checks.ConfigError as e:
+    raise app.UsageError(str(e)) from None
   print(f"{os.cpu_count()} CPU cores ({len(os.sched_getaffinity(0))} usable); "
         f"{t.model.name} d={t.model.dim} m={t.train.num_negatives} "
         f"{t.train.optimizer}, {_POINTS.value} points, "

@@ -115,7 +115,7 @@ def _run(config, data, workdir) -> dict:
   return final
 
 
-def checkpoint_name(stage, seeds, padded) -> str:
+def _checkpoint_name(stage, seeds, padded) -> str:
   """A run's checkpoints/ folder: "train" or the pretraining stage, with
   "_padded{n}" when its seeds were padded to n for the devices."""
   name = stage or "train"
@@ -169,7 +169,9 @@ def _train(config, data, workdir, stage="", init_params=None):
   else:
     # Seeds padded to the devices, as a sweep pads its points: 3 seeds on 2
     # devices train as 4, 2 on each, not 3 on one; the 4th repeats the 3rd
-    # and is dropped from the records and params.npz.
+    # and is dropped from the records and params.npz. On 2 GPUs that is 2
+    # seeds' time instead of 3; on the 2-core CPU, whose one device already
+    # uses both cores, 0.78x to 1.10x (docs/results.md).
     padded = distributed.padded_count(seeds)
     if padded > seeds:
       logging.info("train.num_seeds=%d: trained as %d, padded to the "
@@ -187,7 +189,7 @@ def _train(config, data, workdir, stage="", init_params=None):
     # Named with its padding: resumed on another number of devices, the run
     # starts afresh rather than restore states of another shape.
     saver = checkpoints.Checkpointer(
-        workdir, checkpoint_name(stage, seeds, padded),
+        workdir, _checkpoint_name(stage, seeds, padded),
         config.checkpoint.keep)
 
   full = ncf_eval.make_full_ranking(config, data)
