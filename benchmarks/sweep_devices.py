@@ -100,19 +100,19 @@ def _time_devices(num_devices, one_at_a_time=False) -> dict:
   count = _POINTS.value
   # one_at_a_time: programs of one point each (sweep.points_per_program=1).
   if one_at_a_time:
-    used, total = 1, count
+    used, index = 1, np.arange(count)
   else:  # padded for the first n devices (real ones are not hidden from
-    # the process as forced host devices are)
-    used = min(count, num_devices)
-    total = distributed.padded_count(count, num_devices)
+    # the process as forced host devices are); the padding points repeat
+    # the last one, as in tuning.py
+    used, index = min(count, num_devices), distributed.padding_index(
+        count, num_devices)
+  total = len(index)
   mesh = (None if used == 1 else
           jax.sharding.Mesh(np.array(devices[:used]), ("points",)))
   init, run = train.make_train(config, data, mesh)
-  # The padding points repeat the last one, as in tuning.py.
-  last = np.minimum(np.arange(total), count - 1)
-  lrs = np.geomspace(0.001, 0.01, count).astype(np.float32)[last]
-  regs = np.tile(np.float32([0.0, 0.003]), count)[:count][last]
-  keys = jax.random.split(jax.random.key(0), count)[last]
+  lrs = np.geomspace(0.001, 0.01, count).astype(np.float32)[index]
+  regs = np.tile(np.float32([0.0, 0.003]), count)[:count][index]
+  keys = jax.random.split(jax.random.key(0), count)[index]
   parts = [slice(j, j + 1) for j in range(count)] if one_at_a_time else [
       slice(0, total)]
   warmup = seconds = 0.0

@@ -86,6 +86,20 @@ def padded_count(count, devices=None) -> int:
   return -(-count // step) * step
 
 
+def padding_index(count, devices=None) -> np.ndarray:
+  """The points a program trains when `count` points are padded to the
+  devices (padded_count): 0 .. count - 1, then the last one repeated.
+  devices: as padded_count's."""
+  return np.minimum(np.arange(padded_count(count, devices)), count - 1)
+
+
+def padded_name(name, count, padded) -> str:
+  """A checkpoint folder's name that says its padding: "{name}" or
+  "{name}_padded{padded}". Resumed on another number of devices, a program
+  then starts afresh rather than restore states of another shape."""
+  return f"{name}_padded{padded}" if padded > count else name
+
+
 def point_mesh(count):
   """A 1-D mesh ("points") over the most devices that divide `count` points
   (padded_count makes that all the devices it can use);

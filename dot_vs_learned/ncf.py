@@ -115,13 +115,6 @@ def _run(config, data, workdir) -> dict:
   return final
 
 
-def _checkpoint_name(stage, seeds, padded) -> str:
-  """A run's checkpoints/ folder: "train" or the pretraining stage, with
-  "_padded{n}" when its seeds were padded to n for the devices."""
-  name = stage or "train"
-  return f"{name}_padded{padded}" if padded > seeds else name
-
-
 def _extra_metrics(ranks_PxU, full_metrics, config, data) -> dict:
   """The corrected sampled metrics (none without ranks: item lists) and the
   full-ranking ones (ncf_eval.py), summarized over seeds."""
@@ -159,11 +152,12 @@ def _train(config, data, workdir, stage="", init_params=None):
   """Trains all seeds together, evaluating every `eval.every` epochs.
 
   Returns the evaluations (as in metrics.jsonl) and the final states, whose
-  seeds may be padded to the devices (distributed.padded_count; the first
+  seeds may be padded to the devices (distributed.padding_index; the first
   train.num_seeds are the run's). Each stage draws its own streams.
   """
   t, k = config.train, config.eval.k
-  seeds = padded = t.num_seeds
+  seeds = t.num_seeds
+  index = np.arange(seeds)  # the seeds trained: the run's, then padding
   if config.model.name == "ials":  # rows split over devices, not seeds
     init, run_epochs = dot_baselines.make_ials_train(config, data)
   else:
@@ -172,24 +166,21 @@ def _train(config, data, workdir, stage="", init_params=None):
     # and is dropped from the records and params.npz. On 2 GPUs that is 2
     # seeds' time instead of 3; on the 2-core CPU, whose one device already
     # uses both cores, 0.78x to 1.10x (docs/results.md).
-    padded = distributed.padded_count(seeds)
-    if padded > seeds:
+    index = distributed.padding_index(seeds)
+    if len(index) > seeds:
       logging.info("train.num_seeds=%d: trained as %d, padded to the "
-                   "devices; the padding is dropped", seeds, padded)
+                   "devices; the padding is dropped", seeds, len(index))
     init, run_epochs = train.make_train(config, data,
-                                        distributed.point_mesh(padded))
+                                        distributed.point_mesh(len(index)))
   root = jax.random.key(t.seed)
   if stage:  # each pretraining stage draws its own streams
     root = jax.random.fold_in(root, STAGES.index(stage))
-  keys = jax.random.split(root, seeds)[np.minimum(np.arange(padded),
-                                                  seeds - 1)]
+  keys = jax.random.split(root, seeds)[index]
   states = init(keys) if init_params is None else init(keys, init_params)
   saver = None
   if config.checkpoint.keep:
-    # Named with its padding: resumed on another number of devices, the run
-    # starts afresh rather than restore states of another shape.
     saver = checkpoints.Checkpointer(
-        workdir, _checkpoint_name(stage, seeds, padded),
+        workdir, distributed.padded_name(stage or "train", seeds, len(index)),
         config.checkpoint.keep)
 
   full = ncf_eval.make_full_ranking(config, data)

@@ -128,22 +128,21 @@ def tune_shape(config, data, name, dim, num_negatives, workdir=None):
     if size < len(grid):
       label += f" points {span}"
     points = grid[first:first + size]
-    # A sharded program pads its points to the devices
-    # (distributed.padded_count). A checkpoint names its padding: resumed
-    # on another number of devices, the program starts afresh.
-    padded = (distributed.padded_count(len(points)) if _sharded(name) else
-              len(points))
+    # A sharded program pads its points to the devices, and its
+    # checkpoint names the padding (distributed.padding_index, padded_name).
+    index = (distributed.padding_index(len(points)) if _sharded(name) else
+             np.arange(len(points)))
     saver = None
     if workdir is not None and config.checkpoint.keep:
-      pad = f"_padded{padded}" if padded > len(points) else ""
       saver = checkpoints.Checkpointer(
-          workdir,
-          f"{checkpoint_prefix(name, dim, num_negatives)}_points{span}{pad}",
+          workdir, distributed.padded_name(
+              f"{checkpoint_prefix(name, dim, num_negatives)}_points{span}",
+              len(points), len(index)),
           config.checkpoint.keep)
     try:
       part, part_failed, devices = _train_points(
-          config, shape, data, points + points[-1:] * (padded - len(points)),
-          label, saver, keep=len(points))
+          config, shape, data, [points[i] for i in index], label, saver,
+          keep=len(points))
     finally:
       if saver:
         saver.close()

@@ -98,6 +98,17 @@ def test_one_process_places_and_fetches_as_device_put_and_get():
   distributed.sync("no-op with one process")
 
 
+def test_padding_repeats_the_last_point_up_to_a_multiple_of_the_devices():
+  np.testing.assert_array_equal(distributed.padding_index(3, 2), [0, 1, 2, 2])
+  np.testing.assert_array_equal(distributed.padding_index(4, 2), [0, 1, 2, 3])
+  np.testing.assert_array_equal(distributed.padding_index(9, 8),
+                                list(range(9)) + [8] * 7)
+  np.testing.assert_array_equal(distributed.padding_index(2, 8), [0, 1])
+  np.testing.assert_array_equal(distributed.padding_index(1, 1), [0])
+  assert distributed.padded_name("train", 3, 4) == "train_padded4"
+  assert distributed.padded_name("gmf", 4, 4) == "gmf"
+
+
 def _run_cli(workdir, devices, *flags):
   """A 3-seed MF run on generated data through the entry point, on
   `devices` simulated host devices; returns its log."""
