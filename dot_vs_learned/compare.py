@@ -63,21 +63,21 @@ PLAN = "plan.json"
 # compare.<field>: (the values' test, what it asks); every model's grid is
 # checked, so a bad value stops the command before anything is written.
 _GRIDS = {
-    "mf.learning_rates": (lambda v: v > 0, "values > 0"),
-    "mf.regs": (lambda v: v >= 0, "values >= 0"),
+    "mf.learning_rates": (lambda v: checks.is_number(v) and v > 0, "finite values > 0"),
+    "mf.regs": (lambda v: checks.is_number(v) and v >= 0, "finite values >= 0"),
     "mf.num_negatives": (lambda v: checks.is_whole(v) and v >= 1,
                          "integers >= 1"),
     # d counts MF's bias (Eq. 2): one factor needs d = 2.
     "mf.dims": (lambda v: checks.is_whole(v) and v >= 2, "integers >= 2"),
-    "ncf.learning_rates": (lambda v: v > 0, "values > 0"),
-    "ncf.regs": (lambda v: v >= 0, "values >= 0"),
+    "ncf.learning_rates": (lambda v: checks.is_number(v) and v > 0, "finite values > 0"),
+    "ncf.regs": (lambda v: checks.is_number(v) and v >= 0, "finite values >= 0"),
     # MLP's d = 2k; NeuMF's is the multiple of 3 below d.
     "ncf.dims": (lambda v: checks.is_whole(v) and v >= 4 and v % 2 == 0,
                  "even integers >= 4"),
-    "ials.regs": (lambda v: v > 0, "values > 0"),
-    "ials.alpha0_totals": (lambda v: v > 0, "values > 0"),
+    "ials.regs": (lambda v: checks.is_number(v) and v > 0, "finite values > 0"),
+    "ials.alpha0_totals": (lambda v: checks.is_number(v) and v > 0, "finite values > 0"),
     "ials.dims": (lambda v: checks.is_whole(v) and v >= 2, "integers >= 2"),
-    "ease.regs_per_count": (lambda v: v > 0, "values > 0"),
+    "ease.regs_per_count": (lambda v: checks.is_number(v) and v > 0, "finite values > 0"),
 }
 
 
@@ -90,6 +90,8 @@ def validate(config) -> None:
   check(c.evaluations >= 1, "compare.evaluations", c.evaluations,
         "must be >= 1")
   check(c.num_seeds >= 1, "compare.num_seeds", c.num_seeds, "must be >= 1")
+  check(checks.is_whole(c.split_seed) and c.split_seed >= 0,
+        "compare.split_seed", c.split_seed, "must be a whole number >= 0")
   check(c.pick in splits.PICKS, "compare.pick", c.pick,
         f"must be one of {splits.PICKS}")
   check(0 < c.test_fraction < 1, "compare.test_fraction", c.test_fraction,

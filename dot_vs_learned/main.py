@@ -42,7 +42,13 @@ _HELP = {"--help", "-h", "-?", "--helpshort", "--helpfull"}
 def parse_flags(argv):
   """absl's flag parsing, with a bad --config.* override (an unknown field,
   a value of the wrong type) or config file as one line, and --help exiting
-  with status 0."""
+  with status 0. A --config.* field given twice is refused: config_flags
+  joins a tuple given twice ("(5,)" then "(20,)" is (5, 20))."""
+  given = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+  twice = sorted({name for name in given if given.count(name) > 1})
+  if twice:
+    sys.exit(f"error: {twice[0]}: given more than once; give each config "
+             "field once (a tuple given twice would be joined)")
   try:
     return flags.FLAGS(argv)
   except SystemExit as e:
@@ -82,8 +88,8 @@ def main(argv):
     sys.exit(f"error: --config={flags.FLAGS['config'].serialize()[9:]}: "
              f"cannot load it ({reason[-1] if reason else type(e).__name__})")
   if experiment not in EXPERIMENTS:
-    raise app.UsageError(f"config field experiment={config.experiment!r}: "
-                         f"must be one of {tuple(EXPERIMENTS)}")
+    sys.exit(f"error: config field experiment={config.experiment!r}: must "
+             f"be one of {tuple(EXPERIMENTS)}")
   summary.code_version()  # the code of this process, before anything runs
   try:
     EXPERIMENTS[config.experiment](config, _WORKDIR.value, _OVERWRITE.value)

@@ -2,7 +2,7 @@
 
 Every config value out of range raises ConfigError naming the field, before
 anything is read or written; validate_sizes checks what the data and the
-config need together (the stream's int32 positions, memory).
+config need together (cut-offs, the stream's int32 positions, memory).
 """
 
 import math
@@ -18,7 +18,6 @@ FORMATS = ("ncf", "lists")  # data.format: NCF files, or item lists
 OPTIMIZERS = ("exact", "batched", "adam", "lazy_adam", "sgd")
 # Those that train any model.
 GRADIENT_OPTIMIZERS = ("adam", "lazy_adam", "sgd")
-
 
 MAX_EPOCHS = 100_000  # a bound on typos: App. A.2's longest run is 256
 MAX_SEED = 2**31 - 1  # jax.random.key keeps 32 bits of larger seeds
@@ -44,8 +43,8 @@ def validate(config, num_candidates=None) -> None:
   if m.name in ("neumf", "neumf_pretrained"):
     _check(m.dim % 3 == 0, "model.dim", m.dim,
            "neumf: must be a multiple of 3 (GMF k + MLP 2k, d = 3k)")
-  _check(all(h >= 1 for h in m.hidden), "model.hidden", m.hidden,
-         "layer sizes must be >= 1")
+  _check(all(checks.is_whole(h) and h >= 1 for h in m.hidden),
+         "model.hidden", m.hidden, "layer sizes must be whole numbers >= 1")
   _check(t.l2_weights >= 0, "train.l2_weights", t.l2_weights, "must be >= 0")
   p = config.pretrain
   _check(p.finetune_optimizer in GRADIENT_OPTIMIZERS,
@@ -90,12 +89,15 @@ def validate(config, num_candidates=None) -> None:
   _check(config.checkpoint.keep >= 0, "checkpoint.keep",
          config.checkpoint.keep, "must be >= 0")
   _check(e.k >= 1, "eval.k", e.k, "must be >= 1")
-  _check(len(e.full_ranking_ks) > 0 and all(k >= 1 for k in
-                                            e.full_ranking_ks),
-         "eval.full_ranking_ks", e.full_ranking_ks, "needs values >= 1")
+  _check(len(e.full_ranking_ks) > 0 and all(
+      checks.is_whole(k) and k >= 1 for k in e.full_ranking_ks),
+         "eval.full_ranking_ks", e.full_ranking_ks,
+         "needs whole numbers >= 1")
   _check(0 < e.gamma <= 1, "eval.gamma", e.gamma, "must be in (0, 1]")
   _check(config.data.format in FORMATS, "data.format", config.data.format,
          f"must be one of {FORMATS}")
+  if config.data.format == "ncf" and config.data.get("name") == "default":
+    _check_generated(config.data)
   if config.data.format == "lists":  # judged by full ranking alone
     _check(e.full_ranking, "eval.full_ranking", e.full_ranking,
            "item lists have no sampled negatives: must be True")
@@ -105,6 +107,19 @@ def validate(config, num_candidates=None) -> None:
   if num_candidates is not None:
     _check(e.k <= num_candidates, "eval.k", e.k,
            f"must be <= the {num_candidates} ranked candidates per user")
+
+
+def _check_generated(data) -> None:
+  """The generated data's sizes: datasets.generate_default draws dense
+  users x items arrays (a few float64 ones at once, about 40 bytes a cell)."""
+  for field in ("num_users", "num_items"):
+    _check(checks.is_whole(data[field]) and data[field] >= 1, f"data.{field}",
+           data[field], "must be a whole number >= 1")
+  need, have = 40 * data.num_users * data.num_items, host_bytes()
+  _check(need <= 0.5 * have, "data.num_users", data.num_users,
+         f"x data.num_items={data.num_items}: generating them needs about "
+         f"{need / 2**30:.1f} GiB, more than half of this host's "
+         f"{have / 2**30:.1f} GiB")
 
 
 def _memory_bytes(config, num_users, num_items, num_candidates) -> int:
@@ -133,13 +148,22 @@ def available_bytes() -> int:
   stats = device.memory_stats() if device.platform != "cpu" else None
   if stats and "bytes_limit" in stats:
     return int(stats["bytes_limit"])
+  return host_bytes()
+
+
+def host_bytes() -> int:
+  """The host's RAM."""
   return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def validate_sizes(config, data) -> None:
-  """Checks what the config asks of this dataset: the int32 positions of an
-  epoch's stream, and memory against the device's (ConfigError)."""
-  t = config.train
+  """Checks what the config asks of this dataset: full-ranking cut-offs
+  within its items, the int32 positions of an epoch's stream, and memory
+  against the device's (ConfigError)."""
+  t, ks = config.train, config.eval.full_ranking_ks
+  _check(not config.eval.full_ranking or max(ks) <= data.num_items,
+         "eval.full_ranking_ks", tuple(ks),
+         f"must be <= the dataset's {data.num_items} items")
   if config.model.name == "popularity":
     return
   # iALS and EASE^R solve; they draw no stream of negatives.

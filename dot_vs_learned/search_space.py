@@ -48,14 +48,14 @@ def validate(config) -> None:
   s, check = config.sweep, checks.check
   check(len(s.models) > 0 and set(s.models) <= set(MODELS), "sweep.models",
         s.models, f"needs values among {MODELS}")
-  check(all(v > 0 for v in s.ials.regs) and len(s.ials.regs) > 0,
-        "sweep.ials.regs", s.ials.regs, "needs values > 0")
-  check(all(v >= 0 for v in s.ials.alpha0s) and len(s.ials.alpha0s) > 0,
-        "sweep.ials.alpha0s", s.ials.alpha0s, "needs values >= 0")
-  check(all(v >= 0 for v in s.ials.nus) and len(s.ials.nus) > 0,
-        "sweep.ials.nus", s.ials.nus, "needs values >= 0")
-  check(all(v > 0 for v in s.ease.regs) and len(s.ease.regs) > 0,
-        "sweep.ease.regs", s.ease.regs, "needs values > 0")
+  for field, positive in (("ials.regs", True), ("ials.alpha0s", False),
+                          ("ials.nus", False), ("ease.regs", True)):
+    section, name = field.split(".")
+    values = s[section][name]
+    check(len(values) > 0 and all(
+        checks.is_number(v) and (v > 0 if positive else v >= 0)
+        for v in values), f"sweep.{field}", values,
+        f"needs finite values {'> 0' if positive else '>= 0'}")
   check(len(s.init_stddevs) == 1 or set(s.models) <= {"mf", "ials"},
         "sweep.init_stddevs", s.init_stddevs, "only MF and iALS have a "
         "sweepable init scale (NCF models: N(0, 0.01^2))")

@@ -46,12 +46,13 @@ def validate(config) -> None:
   for field in ("learning_rates", "init_stddevs", "num_negatives", "dims",
                 "models"):
     check(len(s[field]) > 0, f"sweep.{field}", s[field], "needs a value")
-  check(all(v > 0 for v in s.learning_rates), "sweep.learning_rates",
-        s.learning_rates, "must be > 0")
-  check(len(s.regs) > 0 and all(v >= 0 for v in s.regs), "sweep.regs",
-        s.regs, "needs values >= 0")
-  check(all(v > 0 for v in s.init_stddevs), "sweep.init_stddevs",
-        s.init_stddevs, "must be > 0")
+  check(all(checks.is_number(v) and v > 0 for v in s.learning_rates),
+        "sweep.learning_rates", s.learning_rates, "must be finite and > 0")
+  check(len(s.regs) > 0 and all(checks.is_number(v) and v >= 0
+                                for v in s.regs), "sweep.regs",
+        s.regs, "needs finite values >= 0")
+  check(all(checks.is_number(v) and v > 0 for v in s.init_stddevs),
+        "sweep.init_stddevs", s.init_stddevs, "must be finite and > 0")
   check(s.num_seeds >= 1, "sweep.num_seeds", s.num_seeds, "must be >= 1")
   check(s.points_per_program >= 0, "sweep.points_per_program",
         s.points_per_program, "must be >= 0 (0: all points at once)")

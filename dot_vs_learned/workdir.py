@@ -126,12 +126,20 @@ def _lock(path) -> int:
   return fd
 
 
-def _read_json(path):
+def _read_record(path):
+  """A workdir's record of its run (config.json, inputs.json); None if the
+  run has none yet. One that exists but cannot be read is refused: read as
+  absent, it would let another config or changed data resume the run."""
   try:
     with open(path) as f:
       return json.load(f)
-  except (OSError, json.JSONDecodeError):
+  except FileNotFoundError:
     return None
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise WorkdirError(
+        f"{path}: unreadable ({type(e).__name__}: {e}), so this unfinished "
+        "run cannot be checked against the config and the data; pass "
+        "--overwrite to start afresh, or choose another --workdir.") from None
 
 
 def check_resumable(path, config_dict, inputs, overwrite) -> None:
@@ -142,13 +150,13 @@ def check_resumable(path, config_dict, inputs, overwrite) -> None:
     raise WorkdirError(
         f"{path} holds a finished run ({results.RESULTS} exists); pass "
         "--overwrite to replace it or choose another --workdir.")
-  old = _read_json(path / results.CONFIG)
+  old = _read_record(path / results.CONFIG)
   if old is not None and old != json.loads(json.dumps(config_dict)):
     raise WorkdirError(
         f"{path} holds an unfinished run of another config ("
         f"{config_changes(old, config_dict)}); pass --overwrite to replace "
         "it, or rerun with its config to resume it.")
-  stored = _read_json(path / INPUTS)
+  stored = _read_record(path / INPUTS)
   if stored is not None and stored != inputs:
     changed = sorted(set(stored) ^ set(inputs) | {
         p for p in set(stored) & set(inputs) if stored[p] != inputs[p]})

@@ -152,7 +152,12 @@ def test_too_small_a_budget_names_the_field(tmp_path):
     ("compare.mf.num_negatives", (0,)), ("compare.mf.learning_rates", (0.0,)),
     ("compare.ncf.dims", (63,)), ("compare.ncf.dims", (2,)),
     ("compare.ials.regs", (0.0,)), ("compare.ease.regs_per_count", (0.0,)),
-    ("compare.ncf.optimizer", "sgd"), ("train.optimizer", "adam")])
+    ("compare.ncf.optimizer", "sgd"), ("train.optimizer", "adam"),
+    # An infinite value would fail only after the other models trained.
+    ("compare.mf.learning_rates", (0.01, float("inf"))),
+    ("compare.ease.regs_per_count", (float("inf"),)),
+    ("compare.ials.regs", (float("nan"),)), ("compare.mf.regs", ("a",)),
+    ("compare.split_seed", -1)])
 def test_bad_fields_are_refused_before_anything_is_written(tmp_path, field,
                                                            value):
   config = _config(_files(tmp_path / "data"))

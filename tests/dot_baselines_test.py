@@ -281,3 +281,20 @@ def test_sweep_models_outside_the_tunable_ones_are_refused(models):
   with pytest.raises(checks.ConfigError, match=r"sweep\.models.*needs values "
                      "among"):
     search_space.validate(config)
+
+
+@pytest.mark.parametrize("section, name, values, message", [
+    ("ials", "regs", (0.007, float("inf")), r"sweep\.ials\.regs=\(0\.007, inf"
+     r"\): needs finite values > 0"),
+    ("ials", "alpha0s", (-0.1,), r"sweep\.ials\.alpha0s=\(-0\.1,\): needs "
+     "finite values >= 0"),
+    ("ials", "nus", (), r"sweep\.ials\.nus=\(\): needs finite values >= 0"),
+    ("ease", "regs", (float("nan"),), r"sweep\.ease\.regs=\(nan,\): needs "
+     "finite values > 0"),
+])
+def test_baseline_grids_out_of_range_name_their_field(section, name, values,
+                                                      message):
+  config = tuning_config.default_config()
+  config.sweep[section][name] = values
+  with pytest.raises(checks.ConfigError, match=message):
+    search_space.validate(config)

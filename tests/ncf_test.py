@@ -44,6 +44,14 @@ def tiny_config():
     ("train.num_negatives", 0, "train.num_negatives=0"),
     ("train.num_seeds", 0, "train.num_seeds=0"),
     ("eval.k", 0, "eval.k=0"),
+    ("model.hidden", ("a",), "model.hidden=('a',): layer sizes must be whole"),
+    ("eval.full_ranking_ks", (10.5,),
+     "eval.full_ranking_ks=(10.5,): needs whole numbers >= 1"),
+    ("data.num_users", 0, "data.num_users=0: must be a whole number >= 1"),
+    ("data.num_items", -5, "data.num_items=-5: must be a whole number >= 1"),
+    # The generated data's dense draws: 40 bytes x 10^8 x 200 = 745 GiB.
+    ("data.num_users", 10**8, "data.num_users=100000000: x data.num_items="
+     "200: generating them needs about 745.1 GiB"),
 ])
 def test_validate_names_the_field(field, value, message):
   config = tiny_config()
@@ -64,6 +72,15 @@ def test_validate_learned_models(name, dim, optimizer, message):
   config.train.optimizer = optimizer
   with pytest.raises(ValueError, match=re.escape(message)):
     ncf_config.validate(config)
+
+
+def test_full_ranking_cut_offs_beyond_the_items_are_refused(tmp_path):
+  config = tiny_config()
+  config.eval.update(full_ranking=True, full_ranking_ks=(10, 500))
+  with pytest.raises(ValueError, match=re.escape(
+      "eval.full_ranking_ks=(10, 500): must be <= the dataset's 200 items")):
+    ncf.run(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
 
 
 def test_k_beyond_candidates_is_refused_before_training(tmp_path):
@@ -420,6 +437,14 @@ def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
        "'configs/missing.py')"),
       ([f"--config={bad_file}"], f"error: --config: {bad_file}:1: "
        "invalid syntax"),
+      # config_flags would join the tuples: full_ranking_ks (5, 20).
+      (["--config=configs/test.py", "--config.eval.full_ranking_ks=(5,)",
+        "--config.eval.k=5", "--config.eval.full_ranking_ks=(20,)"],
+       "error: --config.eval.full_ranking_ks: given more than once; give "
+       "each config field once (a tuple given twice would be joined)"),
+      (["--config=configs/test.py", "--config.experiment=bogus"],
+       "error: config field experiment='bogus': must be one of ('ncf', "
+       "'compare', 'retrieval', 'synthetic', 'tuning')"),
       (["--config=configs/compare.py:x"], "error: flag "
        "--config=configs/compare.py:x: Error whilst parsing config file: "
        "ValueError: configs/compare.py takes no ':' argument (got 'x')")):

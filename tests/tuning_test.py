@@ -189,6 +189,10 @@ def test_point_epochs_saved_by_a_shape_s_checkpoints(tmp_path):
     ("sweep.num_negatives", (4, 0), r"sweep\.num_negatives=\(4, 0\)"),
     ("final.dims", (1,), r"final\.dims=\(1,\): d = 1: must be >= 2"),
     ("sweep.dims", (1,), r"sweep\.dims=\(1,\): d = 1: must be >= 2"),
+    # Infinite values trained as points that diverge, or fit nothing.
+    ("sweep.learning_rates", (0.01, float("inf")),
+     r"sweep\.learning_rates=\(0\.01, inf\): must be finite and > 0"),
+    ("sweep.regs", (float("nan"),), r"sweep\.regs=\(nan,\): needs finite"),
 ])
 def test_a_d_or_m_the_model_cannot_take_names_its_field(split_dirs, tmp_path,
                                                         field, value,

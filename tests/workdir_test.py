@@ -56,6 +56,18 @@ def test_changed_input_files_are_refused_and_overwrite_starts_afresh(
   assert stored == {str(data.resolve()): workdir.sha256(data)}
 
 
+@pytest.mark.parametrize("record", [results.CONFIG, workdir.INPUTS])
+def test_an_unreadable_record_is_refused_not_read_as_absent(tmp_path, record):
+  workdir.open_workdir(tmp_path, CONFIG).close()
+  (tmp_path / record).write_text("{corrupt")
+  with pytest.raises(workdir.WorkdirError, match=(
+      rf"{record}: unreadable \(JSONDecodeError: .*line 1.*pass --overwrite")):
+    workdir.open_workdir(tmp_path, CONFIG)
+  assert (tmp_path / record).read_text() == "{corrupt"
+  workdir.open_workdir(tmp_path, CONFIG, overwrite=True).close()
+  assert json.loads((tmp_path / results.CONFIG).read_text()) == CONFIG
+
+
 def test_a_finished_run_is_kept_unless_overwritten(tmp_path):
   workdir.open_workdir(tmp_path, CONFIG).close()
   results.write_json(tmp_path / results.RESULTS, {"final": 1})
