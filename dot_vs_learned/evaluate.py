@@ -33,9 +33,12 @@ def candidate_mask(test_items_U, negatives_UxN) -> np.ndarray:
 
 
 def rank_of_positive(pos_U, neg_UxN, mask_UxN) -> jax.Array:
-  """0-based rank of the held-out item: counted negatives scoring >= it."""
+  """0-based rank of the held-out item: counted negatives scoring >= it.
+  A NaN score of it (a diverged model) ranks last, as in full ranking: NaN
+  >= s is False, which would rank it first."""
   above_UxN = (neg_UxN >= pos_U[:, None]) & mask_UxN
-  return jnp.sum(above_UxN, axis=1)
+  return jnp.where(jnp.isnan(pos_U), jnp.sum(mask_UxN, axis=1),
+                   jnp.sum(above_UxN, axis=1))
 
 
 def hit_and_ndcg(rank_U, k) -> tuple[jax.Array, jax.Array]:

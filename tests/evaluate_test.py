@@ -26,6 +26,16 @@ def test_rank_counts_ties_above_the_positive():
   np.testing.assert_array_equal(rank, [2, 0])
 
 
+def test_a_nan_score_of_the_held_out_item_ranks_last():
+  rank = evaluate.rank_of_positive(
+      jnp.array([jnp.nan, jnp.nan, 1.0]),
+      jnp.array([[2.0, 1.0, 0.5], [jnp.nan] * 3, [jnp.nan, 0.0, 3.0]]),
+      jnp.array([[True, True, True], [True, False, True], [True] * 3]))
+  np.testing.assert_array_equal(rank, [3, 2, 1])
+  hit, _ = evaluate.hit_and_ndcg(rank, 1)
+  np.testing.assert_array_equal(hit, [0, 0, 0])
+
+
 def test_hit_and_ndcg_exact_values():
   hit, ndcg = evaluate.hit_and_ndcg(jnp.array([0, 1, 9, 10]), 10)
   np.testing.assert_array_equal(hit, [1, 1, 1, 0])
