@@ -148,6 +148,12 @@ def _parse_table(path, data, names, num_ids, unit="columns") -> np.ndarray:
                     for c in range(num_ids)], axis=1)
     for c in range(num_ids, len(names)):  # ratings may be floats like "4.5"
       convert_tokens(path, tokens[:, c], names[c], np.float64)
+    # "nan", "inf" and "1e999" convert, but no rating or timestamp is one.
+    bad = np.argwhere(~np.isfinite(tokens[:, num_ids:].astype(np.float64)))
+    if bad.size:
+      row, col = bad[0][0], bad[0][1] + num_ids
+      raise DataError(f"{path}:{row + 1}: {names[col]} "
+                      f"{_quote(tokens[row, col])} is not a finite number")
   bad = (ids < 0) | (ids > _MAX_ID)
   if bad.any():
     row, col = np.argwhere(bad)[0]
@@ -204,8 +210,9 @@ def load_ncf(directory, name) -> NCFData:
   Rating files have 4 columns (user item rating timestamp) or 3 (no
   timestamp, as other repositories publish them; a warning notes it).
   num_users and num_items are 1 + the largest id over the three files; a
-  stray item id far beyond the distinct ones (data_checks.check_ids) and
-  a test pair that is also a training pair are refused. Negatives equal to the
+  stray item id far beyond the distinct ones (data_checks.check_ids), a
+  training pair on two lines, a NaN or infinite rating or timestamp and a
+  test pair that is also a training pair are refused. Negatives equal to the
   user's test item or to one of its training items are kept as in the file
   (the published ML-1M file has 156 users whose test item is among its own
   negatives); the evaluator masks them.
@@ -240,6 +247,7 @@ def load_ncf(directory, name) -> NCFData:
   num_items = data_checks.check_ids(
       [(train_path, train[:, 1]), (test_path, test[:, 1]),
        (neg_path, negatives)])
+  data_checks.check_no_repeats(train_path, train, num_items)
   data_checks.check_no_leakage(test_path, train_path, test, train, num_items)
   test_negatives = np.empty_like(negatives)
   test_negatives[neg_users] = negatives

@@ -86,6 +86,21 @@ def is_in(keys, sorted_keys) -> np.ndarray:
   return sorted_keys[at] == keys
 
 
+def check_no_repeats(path, pairs, num_items) -> None:
+  """Refuses a (user, item) pair on two lines, naming the second: it would
+  count twice in training (NCF's ML-1M file has none; item lists refuse
+  them too). `pairs` is [lines, 2] (user, item) in file order."""
+  keys = pair_keys(pairs[:, 0], pairs[:, 1], num_items)
+  order = np.argsort(keys, kind="stable")  # equal keys stay in line order
+  repeats = order[1:][keys[order][1:] == keys[order][:-1]]
+  if repeats.size:
+    row = int(repeats.min())
+    first = int(np.flatnonzero(keys == keys[row])[0])
+    raise DataError(f"{path}:{row + 1}: user {pairs[row, 0]}, item "
+                    f"{pairs[row, 1]} is already on line {first + 1}; each "
+                    "training pair must appear once")
+
+
 def check_no_leakage(test_path, train_path, test, train, num_items) -> None:
   """Refuses a test pair (user, test item) that is also a training pair.
 

@@ -19,6 +19,7 @@ from dot_vs_learned import atomic
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import data_checks
 from dot_vs_learned import logs
+from dot_vs_learned import split_output
 from dot_vs_learned.data_checks import DataError
 
 FILES = ("train.txt", "test.txt")
@@ -95,7 +96,8 @@ def load_lists(directory, name=None) -> ListData:
 
   Refused, naming the file and line: a malformed id, an empty line, a user
   with two lines in one file, an item twice on a line, a test pair that is
-  a training pair, an item or user id far beyond the distinct ones.
+  a training pair, an item or user id far beyond the distinct ones; and a
+  file without any pairs.
   num_users and num_items are 1 + the largest ids of both files. Users
   without training items or without test items are allowed (logged).
   """
@@ -106,6 +108,8 @@ def load_lists(directory, name=None) -> ListData:
     raise DataError(f"{directory}: missing {', '.join(missing)}; an item-list "
                     "dataset is a folder with train.txt and test.txt")
   train, test = parse(paths[0]), parse(paths[1])
+  if not train[0].size:  # training would gather from an empty batch
+    raise DataError(f"{paths[0]}: no training pairs (no line has an item)")
   if not test[0].size:
     raise DataError(f"{paths[1]}: no test pairs")
   num_items = data_checks.check_ids(
@@ -120,6 +124,11 @@ def load_lists(directory, name=None) -> ListData:
   if idle.size:
     logging.warning("%s: %d test users have no training items (first: user "
                     "%d)", paths[1], idle.size, idle[0])
+  untested = np.setdiff1d(np.unique(train[0]), test[0])
+  if untested.size:
+    logging.warning("%s: %d training users have no test items, so are not "
+                    "evaluated (first: user %d)", paths[1], untested.size,
+                    untested[0])
   as32 = lambda a: a.astype(np.int32)
   return ListData(name or directory.name, num_users, num_items,
                   as32(train[0]), as32(train[1]), as32(test[0]),
@@ -184,9 +193,8 @@ def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
   Gowalla split of NGCF / LightGCN holds out 20%. `{name}.user_map.tsv`
   and `{name}.item_map.tsv` map the log's ids to the numbers.
   """
-  from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
-  splits.check_output(out_dir, name, seed, files=FILES + tuple(
-      f"{name}.{suffix}" for suffix in splits.MAPS))
+  split_output.check_output(out_dir, name, seed, files=FILES + tuple(
+      f"{name}.{suffix}" for suffix in split_output.MAPS), inputs=[log_path])
   if not 0 < test_fraction < 1:
     raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
   users, items, _, id_maps = logs.positives(log_path, min_interactions,
@@ -200,7 +208,7 @@ def build_split(log_path, out_dir, name, test_fraction=0.2, seed=0,
                    users[test], items[test])
   try:
     write_lists(split, out_dir)
-    splits.write_id_maps(out_dir, name, id_maps)
+    split_output.write_id_maps(out_dir, name, id_maps)
   except OSError as e:
     raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
   return load_lists(out_dir, name)
@@ -213,12 +221,9 @@ def holdout_split(directory, out_dir, test_fraction=0.2, seed=0,
   the tuning test set; the rest its training set. test.txt is validated
   with train.txt but nothing of it is used. Written to `out_dir` as
   train.txt and test.txt; returned loaded back."""
-  from dot_vs_learned import splits  # pylint: disable=g-import-not-at-top
   directory = pathlib.Path(directory)
-  splits.check_output(out_dir, directory.resolve().name, seed, files=FILES)
-  if pathlib.Path(out_dir).resolve() == directory.resolve():
-    raise DataError(f"out_dir={out_dir}: is the dataset's own folder; the "
-                    "tuning split would overwrite its train.txt and test.txt")
+  split_output.check_output(out_dir, directory.resolve().name, seed,
+                            files=FILES, inputs=[directory / f for f in FILES])
   if not 0 < test_fraction < 1:
     raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
   full = load_lists(directory, name)

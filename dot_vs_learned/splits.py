@@ -7,28 +7,23 @@ The NCF protocol (He et al. 2017, §4.1): binarize, hold out each user's latest
 interaction, sample negatives uniformly from the items the user never touched.
 --holdout_of applies it to an NCF training file: the tuning split of App. A.2
 (DIR/ml-1m.holdout.*), for selecting hyperparameters without the test set.
-Reading the logs: logs.py.
+Reading the logs: logs.py; where the files go and their writing: split_output.py.
 """
 
-import os
 import pathlib
 import sys
-import tempfile
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
-from dot_vs_learned import atomic
 from dot_vs_learned import data
 from dot_vs_learned import item_lists
 from dot_vs_learned import logs
+from dot_vs_learned import split_output
 from dot_vs_learned.data import DataError
 from dot_vs_learned.data import NCFData
-
-MAPS = ("user_map.tsv", "item_map.tsv")  # `{name}.user_map.tsv` and so on
-
 
 def sample_negatives(source, users, items, num_users, num_items,
                      num_negatives, rng) -> np.ndarray:
@@ -85,53 +80,6 @@ def ncf_split(source, name, users, items, times, num_users, num_items,
   return split, t[~is_test], t[is_test]
 
 
-def check_output(out_dir, name, seed, files=None) -> None:
-  """Refuses, before any reading, what would fail only when writing.
-  `files`: the names to write (default the NCF files and id maps of
-  `name`)."""
-  if not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise DataError(f"seed={seed!r}: must be an integer >= 0")
-  if not name or "/" in name or "\0" in name:
-    raise DataError(f"name={name!r}: must be a file name (not empty, no '/')")
-  out = pathlib.Path(out_dir)
-  if "\0" in str(out):
-    raise DataError(f"out_dir={str(out)!r}: holds a NUL character")
-  existing = next(p for p in (out, *out.parents) if os.path.exists(p))
-  if not existing.is_dir():
-    raise DataError(f"out_dir={out}: {existing} is not a directory")
-  try:  # a probe: permissions alone miss read-only mounts, /proc, root
-    fd, probe = tempfile.mkstemp(dir=existing, prefix=".splits-probe-")
-    os.close(fd)
-    os.remove(probe)
-  except OSError as e:
-    raise DataError(f"out_dir={out}: cannot write in {existing}: "
-                    f"{e.strerror}") from None
-  for file in files or [f"{name}.{suffix}" for suffix in data.SUFFIXES + MAPS]:
-    target = out / file
-    if os.path.lexists(target) and not target.is_file():
-      raise DataError(f"out_dir={out}: {target.name} exists and is not a "
-                      "regular file")
-
-
-def write_id_maps(out_dir, name, id_maps) -> None:
-  """`{name}.user_map.tsv`, `{name}.item_map.tsv`: `original<TAB>number`."""
-  for suffix, ids in zip(MAPS, id_maps):
-    text = "".join(f"{raw}\t{new}\n" for new, raw in enumerate(ids))
-    atomic.write(pathlib.Path(out_dir) / f"{name}.{suffix}",
-                 lambda f, b=text.encode(): f.write(b), mode="wb")
-
-
-def _write(split, out_dir, name, train_times, test_times, id_maps=()):
-  """Writes the NCF files (and id maps); returns the files loaded back."""
-  try:
-    data.write_ncf(split, out_dir, name, train_timestamps=train_times,
-                   test_timestamps=test_times)
-    write_id_maps(out_dir, name, id_maps)
-  except OSError as e:
-    raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
-  return data.load_ncf(out_dir, name)
-
-
 def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
                 min_interactions=1, fmt="auto") -> NCFData:
   """Builds NCF files from a raw interaction log and returns them loaded.
@@ -159,7 +107,7 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
     min_interactions: minimum distinct items per kept user.
     fmt: "auto", "movielens", "csv" or "tsv" (logs.read_log).
   """
-  check_output(out_dir, name, seed)
+  split_output.check_output(out_dir, name, seed, inputs=[log_path])
   users, items, times, id_maps = logs.positives(log_path, min_interactions,
                                                  fmt)
   if times is None:
@@ -170,7 +118,8 @@ def build_split(log_path, out_dir, name, num_negatives=99, seed=0,
   split, train_times, test_times = ncf_split(
       log_path, name, users, items, times, users.max() + 1, items.max() + 1,
       num_negatives, rng)
-  return _write(split, out_dir, name, train_times, test_times, id_maps)
+  return split_output.write_split(split, out_dir, name, train_times,
+                                  test_times, id_maps)
 
 
 PICKS = ("latest", "random", "auto")
@@ -199,7 +148,8 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   if pick not in PICKS:
     raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
   out_name = out_name or f"{name}.holdout"
-  check_output(out_dir, out_name, seed)
+  split_output.check_output(out_dir, out_name, seed, inputs=[
+      pathlib.Path(ncf_dir) / f"{name}.{suffix}" for suffix in data.SUFFIXES])
   full = data.load_ncf(ncf_dir, name)  # validates all three files
   train_path = pathlib.Path(ncf_dir) / f"{name}.train.rating"
   log = logs.read_log(train_path, "blank")
@@ -230,7 +180,8 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   split, train_times, test_times = ncf_split(
       train_path, out_name, users, items, times, full.num_users,
       int(items.max()) + 1, full.test_negatives.shape[1], rng, rank)
-  return _write(split, out_dir, out_name, train_times, test_times)
+  return split_output.write_split(split, out_dir, out_name, train_times,
+                                  test_times)
 
 
 def main(argv):
@@ -240,7 +191,15 @@ def main(argv):
     raise app.UsageError("give exactly one of --log (a raw log to split) and "
                          "--holdout_of (an NCF folder to make a tuning split "
                          "of)")
-  try:
+  name = _OUT_NAME.value or f"{_NAME.value}.holdout"
+  name = _NAME.value if _LOG.value else name
+  files = (list(item_lists.FILES) if _FORMAT.value == "lists" else
+           [f"{name}.{suffix}" for suffix in data.SUFFIXES])
+  files += [f"{_NAME.value}.{suffix}" for suffix in split_output.MAPS
+            if _LOG.value]
+  try:  # fresh here, not in the library: compare rebuilds a split cut short
+    split_output.check_output(_OUT_DIR.value, name, _SEED.value, files,
+                              fresh=True)
     if _FORMAT.value == "lists":
       split = (item_lists.build_split(
           _LOG.value, _OUT_DIR.value, _NAME.value, _TEST_FRACTION.value,

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import pathlib
+import re
 import threading
 
 import numpy as np
@@ -142,6 +143,18 @@ MALFORMED = [
      f":3: item '{'x' * 40}...' is not an integer"),
     ("test.negative", 2, "(1,4)", ":2: expected 2 negatives (as on line 1), "
      "found 0"),
+    # Ratings and timestamps are numbers, but no NaN or infinity; the first
+    # such line is named, whichever its column.
+    ("train.rating", 3, "1\t0\t1\tnan", ":3: timestamp 'nan' is not a "
+     "finite number"),
+    ("test.rating", 2, "1\t4\tinf\t21", ":2: rating 'inf' is not a finite "
+     "number"),
+    ("train.rating", 2, "0\t1\t1e999\t11", ":2: rating '1e999' is not a "
+     "finite number"),
+    ("train.rating", 0, TRAIN.replace("\t11\n", "\t-inf\n").replace(
+        "1\t0\t1", "1\t0\tNaN"), ":2: timestamp '-inf' is not a finite"),
+    ("train.rating", 0, "0\t0\t1\n0\t1\tnan\n1\t0\t1\n2\t2\t1\n",
+     ":2: rating 'nan' is not a finite number"),
 ]
 
 
@@ -158,6 +171,17 @@ def test_malformed_input_names_file_and_line(tmp_path, suffix, line, text,
   with pytest.raises(data.DataError) as error:
     data.load_ncf(tmp_path, "t")
   assert f"{tmp_path}/t.{suffix}{message}" in str(error.value)
+
+
+def test_repeated_training_pair_is_refused_at_its_second_line(tmp_path):
+  # (0, 1) on lines 2 and 6: it would count twice in training.
+  _write(tmp_path, train=TRAIN + "0\t1\t1\t15\n")
+  before = sorted(tmp_path.iterdir())
+  with pytest.raises(data.DataError, match=re.escape(
+      f"{tmp_path}/t.train.rating:6: user 0, item 1 is already on line 2; "
+      "each training pair must appear once")):
+    data.load_ncf(tmp_path, "t")
+  assert sorted(tmp_path.iterdir()) == before
 
 
 def test_train_user_without_test_line(tmp_path):

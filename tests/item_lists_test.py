@@ -1,6 +1,7 @@
 """Tests of the item-list format (item_lists.py) and its split builder."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -159,18 +160,46 @@ def test_tuning_split_holds_out_training_items_only(tmp_path):
   again = item_lists.holdout_split(tmp_path / "full", tmp_path / "again",
                                    seed=2)
   assert pairs(again.test_users, again.test_items) == held
-  # Into the dataset's own folder: refused before anything is written.
-  before = (tmp_path / "full" / "train.txt").read_text()
-  with pytest.raises(DataError, match="is the dataset's own folder"):
-    item_lists.holdout_split(tmp_path / "full", tmp_path / "full" / ".")
-  assert (tmp_path / "full" / "train.txt").read_text() == before
+  # Into the dataset's own folder, or a link to it: refused before anything
+  # is written.
+  (tmp_path / "link").symlink_to(tmp_path / "full")
+  files = lambda: sorted((p.name, p.read_bytes())
+                         for p in (tmp_path / "full").iterdir())
+  before = files()
+  for out in (tmp_path / "full" / ".", tmp_path / "link"):
+    with pytest.raises(DataError, match=re.escape(
+        f"out_dir={out}: train.txt would overwrite the input "
+        f"{tmp_path / 'full' / 'train.txt'}")):
+      item_lists.holdout_split(tmp_path / "full", out)
+  assert files() == before
 
 
-def test_users_without_training_items_load(tmp_path, caplog):
-  # Lines with a user alone: no training pairs at all, still no leakage.
+def test_users_without_training_or_test_items_load_and_are_logged(tmp_path,
+                                                                  caplog):
+  # User 0 alone on its train line; user 2 is missing from test.txt.
+  folder = _write(tmp_path / "d", "0\n1 1\n2 0 1\n", "0 3\n1 2 3\n")
   with caplog.at_level("WARNING"):
-    d = item_lists.load_lists(_write(tmp_path / "d", "0\n1\n",
-                                     "0 3\n1 2 3\n"))
-  assert (d.num_users, d.num_items, len(d.train_users)) == (2, 4, 0)
-  assert "train.txt: 2 lines name a user and no items (first: line 1)" in (
-      caplog.text)
+    d = item_lists.load_lists(folder)
+  assert (d.num_users, d.num_items, len(d.train_users)) == (3, 4, 3)
+  for line in ("train.txt: 1 lines name a user and no items (first: line 1)",
+               "test.txt: 1 test users have no training items (first: user "
+               "0)", "test.txt: 1 training users have no test items, so are "
+               "not evaluated (first: user 2)"):
+    assert f"{folder}/{line}" in caplog.text
+
+
+def test_no_training_pairs_refused_before_anything_is_written(tmp_path):
+  # Every line a user alone: JAX failed in a gather after the workdir was
+  # written; the loader refuses it, naming train.txt.
+  folder = _write(tmp_path / "d", "0\n1\n", "0 3\n1 2 3\n")
+  message = re.escape(f"{folder}/train.txt: no training pairs (no line has "
+                      "an item)")
+  with pytest.raises(DataError, match=message):
+    item_lists.load_lists(folder)
+  with pytest.raises(DataError, match=message):
+    item_lists.holdout_split(folder, tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+  _write(folder, "0 1\n", "0\n1\n")
+  with pytest.raises(DataError, match=re.escape(
+      f"{folder}/test.txt: no test pairs")):
+    item_lists.load_lists(folder)

@@ -320,7 +320,33 @@ def test_holdout_refuses_bad_files_before_writing(tmp_path):
   _ncf_files(tmp_path, [(0, 3, 5), (0, "x", 1), (1, 5, 1), (1, 6, 2)], 2)
   with pytest.raises(data.DataError, match=r"toy.train.rating:2: item 'x'"):
     splits.holdout_split(tmp_path, "toy", tmp_path / "out")
+  _ncf_files(tmp_path, [(0, 3, 5), (0, 4, 1), (1, 5, 1), (0, 3, 2)], 2)
+  with pytest.raises(data.DataError, match=r"toy.train.rating:4: user 0, "
+                     "item 3 is already on line 1"):
+    splits.holdout_split(tmp_path, "toy", tmp_path / "out")
   assert not (tmp_path / "out").exists()
+
+
+def _snapshot(folder):
+  """Every file under `folder` with its bytes, to see that none changed."""
+  return sorted((str(p), p.read_bytes()) for p in folder.rglob("*")
+                if p.is_file())
+
+
+def test_holdout_into_its_own_files_is_refused(tmp_path):
+  # out_name=name in the data's folder, or in a link to it, would replace
+  # the three input files with the tuning split.
+  (tmp_path / "d").mkdir()
+  _ncf_files(tmp_path / "d", [(u, i, 0) for u in range(3) for i in (3, 4, 5)],
+             3)
+  (tmp_path / "link").symlink_to(tmp_path / "d")
+  before = _snapshot(tmp_path)
+  for out in (tmp_path / "d", tmp_path / "link"):
+    with pytest.raises(data.DataError, match=re.escape(
+        f"out_dir={out}: toy.train.rating would overwrite the input "
+        f"{tmp_path / 'd' / 'toy.train.rating'}")):
+      splits.holdout_split(tmp_path / "d", "toy", out, "toy", pick="random")
+  assert _snapshot(tmp_path) == before
 
 
 def test_holdout_of_files_without_timestamps(tmp_path):
@@ -357,3 +383,33 @@ def test_cli_errors_are_one_line_and_a_fifo_does_not_block(tmp_path):
   assert (status, lines) == (1, [f"error: {tmp_path / 'log.dat'}:3: "
                                  "timestamp 'NaN' is not a finite number"])
   assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, taken", [
+    ([], "x.train.rating"),
+    (["--format=lists"], "train.txt"),
+])
+def test_cli_refuses_to_overwrite_an_existing_split(tmp_path, flags, taken):
+  (tmp_path / "log.dat").write_text(RATINGS_DAT)
+  flags = [f"--log={tmp_path / 'log.dat'}", "--num_negatives=1", *flags]
+  assert _cli(tmp_path, *flags)[0] == 0
+  before = _snapshot(tmp_path / "out")
+  assert _cli(tmp_path, *flags) == (1, [
+      f"error: out_dir={tmp_path / 'out'}: {taken} exists; remove it or "
+      "choose another --out_dir or name"])
+  assert _snapshot(tmp_path / "out") == before
+
+
+def test_cli_holdout_into_the_datasets_own_files_is_refused(tmp_path):
+  # The audit's command: the data in out/x.*, tuning files named x there.
+  (tmp_path / "out").mkdir()
+  _ncf_files(tmp_path / "out", [(u, i, 0) for u in range(3)
+                                for i in (3, 4, 5)], 3)
+  for suffix in data.SUFFIXES:
+    (tmp_path / f"out/toy.{suffix}").rename(tmp_path / f"out/x.{suffix}")
+  before = _snapshot(tmp_path)
+  assert _cli(tmp_path, f"--holdout_of={tmp_path / 'out'}", "--out_name=x",
+              "--pick=random") == (1, [
+                  f"error: out_dir={tmp_path / 'out'}: x.train.rating "
+                  "exists; remove it or choose another --out_dir or name"])
+  assert _snapshot(tmp_path) == before
