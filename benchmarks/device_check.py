@@ -141,7 +141,10 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   started = time.time()
   out = pathlib.Path(args.out)
-  out.mkdir(parents=True, exist_ok=True)
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    parser.error(f"--out={out}: cannot make the folder ({e.strerror})")
   scratch = pathlib.Path(tempfile.mkdtemp(prefix="device_check_"))
   record = {"mode": "quick" if args.quick else "full", "argv": sys.argv,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

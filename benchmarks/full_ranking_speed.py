@@ -35,6 +35,7 @@ from dot_vs_learned import data as data_lib
 from dot_vs_learned import ease
 from dot_vs_learned import full_ranking
 from dot_vs_learned import models
+import cli  # benchmarks/ is on sys.path when this script runs
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "NCF ml-1m files; '' = "
                                 "generated with ML-1M's shape.")
@@ -243,4 +244,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -29,7 +29,6 @@ import os
 import statistics
 import time
 
-from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
@@ -40,12 +39,14 @@ from dot_vs_learned import datasets
 from dot_vs_learned import ease
 from dot_vs_learned import evaluate
 from dot_vs_learned import ials
+import cli  # benchmarks/ is on sys.path when this script runs
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "", "folder with {data_name}.train.rating etc.; '' = the "
     "generated default data (datasets.generate_default).")
 _DATA_NAME = flags.DEFINE_string("data_name", "ml-1m", "NCF file prefix.")
 _DIMS = flags.DEFINE_list("dims", ["64", "192"], "factors d (no bias).")
+cli.whole_numbers("dims", 1)
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "timed epochs of each method.")
 _REG = flags.DEFINE_float("reg", ials.ML1M["reg"], "iALS lambda.")
 _ALPHA0 = flags.DEFINE_float("alpha0", ials.ML1M["alpha0"], "iALS alpha0.")
@@ -202,4 +203,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -28,6 +28,7 @@ import jax
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
 from dot_vs_learned import ncf_config
+import cli
 import timing  # benchmarks/ is on sys.path when this script runs
 
 _DATA_DIR = flags.DEFINE_string(
@@ -119,4 +120,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -38,6 +38,7 @@ from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
 from dot_vs_learned import item_lists
 from dot_vs_learned import ncf_config
+import cli
 import numpy_sgd  # benchmarks/ is on sys.path when this script runs
 import timing
 
@@ -48,6 +49,7 @@ _DATA_DIR = flags.DEFINE_string(
 _DATA_NAME = flags.DEFINE_string("data_name", "ml-1m", "NCF file prefix.")
 _DIMS = flags.DEFINE_list("dims", ["16", "64", "192"],
                           "embedding dimensions d (bias included, Eq. 2).")
+cli.whole_numbers("dims", 2)
 _METHODS = flags.DEFINE_list(
     "methods", ["numpy", "exact", "batched", "floor"],
     "what to time; floor: `batched`'s row gathers and scatter-adds alone.")
@@ -291,4 +293,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -32,8 +32,11 @@ from absl import app
 from absl import flags
 import numpy as np
 
+import cli  # benchmarks/ is on sys.path when this script runs
+
 _DEVICES = flags.DEFINE_list("devices", ["1", "2", "4"],
                              "device counts to compare.")
+cli.whole_numbers("devices", 1)
 _FORCE = flags.DEFINE_bool(
     "force_host_devices", True, "CPU: simulate n devices with "
     "--xla_force_host_platform_device_count (off: use the first n real ones).")
@@ -194,4 +197,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

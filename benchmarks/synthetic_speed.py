@@ -25,8 +25,10 @@ import numpy as np
 
 from dot_vs_learned import synthetic
 from dot_vs_learned import synthetic_data
+import cli  # benchmarks/ is on sys.path when this script runs
 
 _DIMS = flags.DEFINE_list("dims", ["16", "64"], "d of parts 1 and 2.")
+cli.whole_numbers("dims", 1)
 _NUM_USERS = flags.DEFINE_integer("num_users", 4000, "M of parts 1 and 2.")
 _EPOCHS = flags.DEFINE_integer("epochs", 1, "timed epochs after warm-up.")
 _ESTIMATE = flags.DEFINE_bool("estimate", True, "part 3.")
@@ -108,4 +110,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,9 +1,14 @@
-"""Tests of benchmarks/numpy_sgd.py, the per-example SGD speed baseline."""
+"""Tests of benchmarks/numpy_sgd.py, the per-example SGD speed baseline, and
+of the benchmarks' bad-input errors (benchmarks/cli.py)."""
 
 import importlib.util
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 _PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks/numpy_sgd.py"
 _SPEC = importlib.util.spec_from_file_location("numpy_sgd", _PATH)
@@ -78,3 +83,22 @@ def test_make_examples_one_epoch():
                                   np.random.default_rng(0))
   for a, b in zip((users, items, labels), again):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["mf_speed.py", "--dims=16,abc"], "FATAL Flags parsing error: flag "
+     "--dims=['16', 'abc']: must be whole numbers >= 2, separated by commas"),
+    (["ials_speed.py", "--data_dir=MISSING"], "error: MISSING: missing "
+     "ml-1m.train.rating, ml-1m.test.rating, ml-1m.test.negative; put"),
+])
+def test_bad_input_to_a_benchmark_is_an_error_line(tmp_path, argv, message):
+  missing = str(tmp_path / "missing")
+  script, *flags = argv
+  out = subprocess.run(
+      [sys.executable, str(_PATH.parent / script),
+       *(f.replace("MISSING", missing) for f in flags)],
+      capture_output=True, text=True, timeout=120,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert out.returncode == 1
+  assert message.replace("MISSING", missing) in out.stderr
+  assert "Traceback" not in out.stderr
