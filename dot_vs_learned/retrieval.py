@@ -234,23 +234,37 @@ def _faiss():
   return faiss
 
 
+MAX_TRAINING = 256 * 1024  # vectors an index trains on at most
+
+
+def empty_index(dim, factory) -> Any:
+  """An empty, untrained faiss inner product index of `factory`, a faiss
+  index_factory string ("HNSW32,Flat", "IVF1024,Flat", "Flat", ...);
+  faiss's RuntimeError if it cannot build one of dimension `dim`."""
+  faiss = _faiss()
+  return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+
+
+def index_lists(index) -> int:
+  """The IVF lists of `index` (each needs a training vector); 0 if none."""
+  try:
+    return int(_faiss().extract_index_ivf(index).nlist)
+  except RuntimeError:  # not an IVF index
+    return 0
+
+
 def build_index(vectors, factory="HNSW32,Flat", ef_construction=64,
                 seed=0) -> Any:
-  """A faiss maximum inner product index over the rows of `vectors`.
-
-  `factory` is a faiss index_factory string ("HNSW32,Flat", "IVF1024,Flat",
-  "Flat", ...); ef_construction applies to HNSW indexes.
-  """
-  faiss = _faiss()
+  """A faiss maximum inner product index over the rows of `vectors`
+  (factory: empty_index's); ef_construction applies to HNSW indexes."""
   vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-  index = faiss.index_factory(vectors.shape[1], factory,
-                              faiss.METRIC_INNER_PRODUCT)
-  inner = faiss.downcast_index(index)
+  index = empty_index(vectors.shape[1], factory)
+  inner = _faiss().downcast_index(index)
   if hasattr(inner, "hnsw"):
     inner.hnsw.efConstruction = ef_construction
   if not index.is_trained:
     sample = np.random.default_rng(seed).permutation(len(vectors))
-    index.train(vectors[sample[:256 * 1024]])
+    index.train(vectors[sample[:MAX_TRAINING]])
   index.add(vectors)
   return index
 

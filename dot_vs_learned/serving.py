@@ -14,14 +14,12 @@ Rows go to metrics.jsonl as they are measured; results.json, retrieval.md and
 retrieval.png (with matplotlib) are written at the end.
 """
 
-import json
 import pathlib
 import time
 
 from absl import logging
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from dot_vs_learned import checks
@@ -29,71 +27,11 @@ from dot_vs_learned import models
 from dot_vs_learned import plotting
 from dot_vs_learned import results
 from dot_vs_learned import retrieval
+from dot_vs_learned import serving_config
 from dot_vs_learned import workdir as workdir_lib
 
-METHODS = ("dot", "ann", "mlp")
-
-
-def default_config():
-  config = ml_collections.ConfigDict()
-  config.experiment = "retrieval"  # which experiment main.py runs
-  config.retrieval = ml_collections.ConfigDict(dict(
-      nums_items=(10_000, 100_000, 1_000_000),  # catalogue sizes n
-      dims=(32, 64, 128, 192),  # embedding dimensions d
-      methods=METHODS,  # "dot" (exact), "ann" (faiss), "mlp" (scoring)
-      k=10,  # items returned per query
-      latency_queries=100,  # single-user queries timed per method and cell,
-      max_seconds=20.0,  # unless this time runs out first (at least 5 run)
-      batch_size=64,  # queries per call for queries/s (dot and ann)
-      mlp_batch_size=8,  # the same for the MLP
-      chunk_size=65_536,  # items per scan step of exact dot
-      mlp_chunk_mib=64,  # the MLP's chunk holds at most this many hidden MiB
-      index="HNSW32,Flat",  # faiss index_factory string
-      ef_construction=64,  # HNSW build parameter
-      search_parameter="efSearch",  # "nprobe" for IVF; "" for none (Flat)
-      search_values=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096),  # tried
-      target_recall=0.95,  # the smallest search value reaching it is timed
-      recall_queries=200,  # queries of the recall@k estimate
-      embeddings_from="",  # workdir of a finished MF run, "" = generated
-      seed=0,  # seed of the generated embeddings and queries
-  ))
-  return config
-
-
-def validate(config) -> None:
-  r, check = config.retrieval, checks.check
-  check(len(r.nums_items) > 0 and all(n >= 1 for n in r.nums_items),
-        "retrieval.nums_items", r.nums_items, "sizes must be >= 1")
-  check(len(r.dims) > 0 and all(d >= 2 for d in r.dims), "retrieval.dims",
-        r.dims, "dimensions must be >= 2 (the MLP has d/2 units)")
-  check(len(r.methods) > 0 and set(r.methods) <= set(METHODS),
-        "retrieval.methods", r.methods, f"must be a subset of {METHODS}")
-  check(r.k >= 1, "retrieval.k", r.k, "must be >= 1")
-  if not r.embeddings_from:
-    check(r.k <= min(r.nums_items), "retrieval.k", r.k,
-          f"must be <= the smallest catalogue, {min(r.nums_items)}")
-  for field in ("latency_queries", "batch_size", "mlp_batch_size",
-                "chunk_size", "mlp_chunk_mib", "recall_queries"):
-    check(r[field] >= 1, f"retrieval.{field}", r[field], "must be >= 1")
-  check(r.max_seconds > 0, "retrieval.max_seconds", r.max_seconds, "> 0")
-  check(0 < r.target_recall <= 1, "retrieval.target_recall",
-        r.target_recall, "must be in (0, 1]")
-  check(len(r.search_values) > 0, "retrieval.search_values",
-        r.search_values, "needs at least one value")
-
-
-def _trained_embeddings(workdir):
-  """Item vectors and user queries of a finished MF run (its first seed)."""
-  with open(pathlib.Path(workdir) / results.CONFIG) as f:
-    name = json.load(f)["model"]["name"]
-  if name != "mf":
-    raise checks.ConfigError(
-        f"config field retrieval.embeddings_from={str(workdir)!r}: holds a "
-        f"{name!r} run; the dot-product benchmark needs an 'mf' run")
-  flat = results.load_params(workdir)
-  params = models.unflatten_params({k: v[0] for k, v in flat.items()})
-  model = retrieval.serving_model(params)
-  return np.asarray(model.items.dot), np.asarray(model.queries.dot)
+# configs/retrieval.py's defaults; fields and validation: serving_config.py.
+default_config = serving_config.default_config
 
 
 def _time_queries(search, queries, r) -> np.ndarray:
@@ -199,14 +137,17 @@ def _mlp_row(n, d, r, key):
 
 def run(config, workdir, overwrite=False) -> dict:
   """Runs the benchmark of `config` into `workdir`; returns results.json."""
-  validate(config)
+  serving_config.validate(config)
   r = config.retrieval
   workdir_lib.check_path(workdir)
-  trained = (_trained_embeddings(r.embeddings_from) if r.embeddings_from
-             else None)
+  trained = (serving_config.trained_embeddings(r.embeddings_from)
+             if r.embeddings_from else None)
   if trained is not None:
     checks.check(r.k <= len(trained[0]), "retrieval.k", r.k,
                  f"must be <= the run's {len(trained[0])} items")
+    serving_config.check_index(r, [trained[0].shape[1]], len(trained[0]))
+  else:
+    serving_config.check_index(r, r.dims, min(r.nums_items))
   inputs = ([pathlib.Path(r.embeddings_from) / results.PARAMS]
             if r.embeddings_from else [])
   with workdir_lib.use(workdir, config.to_dict(), overwrite, inputs,
@@ -283,7 +224,7 @@ def _plot(rows, path) -> None:
   fig, axes = plt.subplots(1, len(dims), figsize=(4 * len(dims), 3.6),
                            sharey=True, squeeze=False)
   for ax, d in zip(axes[0], dims):
-    for method in METHODS:
+    for method in serving_config.METHODS:
       points = sorted((x["n"], x["p50_ms"]) for x in rows
                       if x["d"] == d and x["method"] == method)
       if points:

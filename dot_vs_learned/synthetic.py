@@ -1,6 +1,7 @@
 """Learning a dot product with an MLP (paper §4, Figure 3), as a resumable grid.
 
-Data of one cell (d, M) and seed: synthetic_data.py.
+Data of one cell (d, M) and seed: synthetic_data.py; the config and its
+validation: synthetic_config.py.
 Model: an MLP on [p, q] with ReLU layers [4h, 2h, h] (h = multiplier * d / 2)
 and a linear output, MSE loss, Adam. The seeds of a cell (each with its own
 data and initialization) train as one jitted program, vmapped over seeds,
@@ -14,71 +15,22 @@ from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 from dot_vs_learned import checkpoints
-from dot_vs_learned import checks
 from dot_vs_learned import loop
 from dot_vs_learned import report_synthetic
 from dot_vs_learned import results
 from dot_vs_learned import stream
 from dot_vs_learned import sweep
+from dot_vs_learned import synthetic_config
 from dot_vs_learned import synthetic_data
 from dot_vs_learned import workdir as workdir_lib
 
 
-def default_config():
-  config = ml_collections.ConfigDict()
-  config.experiment = "synthetic"  # which experiment main.py runs
-  config.synthetic = ml_collections.ConfigDict(dict(
-      dims=(16, 32, 64, 128),  # embedding dimension d
-      nums_users=(4000, 8000, 16000, 32000, 64000, 128000),  # M (= N items)
-      multipliers=(1, 2, 4),  # h = multiplier * d / 2; layers [4h, 2h, h]
-      num_seeds=5,  # seeds per cell (vmapped); §4: 5
-      epochs=32,  # MLP training epochs per cell
-      batch_size=256,  # pairs per Adam step
-      learning_rate=0.001,  # Adam's learning rate
-      pairs_per_user=100,  # 100 M pairs in all
-      train_fraction=0.9,  # pairs trained on; the rest is the test set
-      num_fresh=100_000,  # pairs of embeddings drawn anew, scored
-      label_noise=0.85,  # sigma_label: the dot product's RMSE
-      trivial_rmse=1.13,  # sqrt(Var y): the zero model's RMSE
-      eval_chunk=65_536,  # pairs scored per step of the evaluation
-      seed=0,  # root seed of the data and the training
-  ))
-  config.checkpoint = ml_collections.ConfigDict(dict(
-      every=4,  # epochs between checkpoints of a training cell; 0: none
-      keep=2,  # checkpoints kept per cell (deleted once it is recorded)
-  ))
-  return config
-
-
-def validate(config) -> None:
-  c, check = config.synthetic, checks.check
-  for field in ("dims", "nums_users", "multipliers"):
-    check(len(c[field]) > 0 and all(v >= 1 for v in c[field]),
-          f"synthetic.{field}", c[field], "needs values >= 1")
-  check(all(m * d % 2 == 0 for m in c.multipliers for d in c.dims),
-        "synthetic.multipliers", c.multipliers,
-        "multiplier * d must be even (h = multiplier * d / 2)")
-  for field in ("num_seeds", "epochs", "batch_size", "num_fresh",
-                "eval_chunk"):
-    check(c[field] >= 1, f"synthetic.{field}", c[field], "must be >= 1")
-  check(c.learning_rate > 0, "synthetic.learning_rate", c.learning_rate, "> 0")
-  check(0 < c.train_fraction < 1, "synthetic.train_fraction",
-        c.train_fraction, "must be in (0, 1)")
-  check(c.pairs_per_user >= 1 and all(c.pairs_per_user <= m
-                                      for m in c.nums_users),
-        "synthetic.pairs_per_user", c.pairs_per_user,
-        "must be in [1, M] (pairs are distinct among M x M)")
-  check(0 <= c.label_noise < c.trivial_rmse, "synthetic.label_noise",
-        c.label_noise, f"must be in [0, trivial_rmse={c.trivial_rmse})")
-  check(config.checkpoint.every >= 0, "checkpoint.every",
-        config.checkpoint.every, "must be >= 0 (0: no checkpoints)")
-  check(config.checkpoint.keep >= 1, "checkpoint.keep",
-        config.checkpoint.keep, "must be >= 1")
+# configs/synthetic.py's defaults; fields and validation: synthetic_config.py.
+default_config = synthetic_config.default_config
 
 
 class DotMLP(nn.Module):
@@ -95,7 +47,8 @@ class DotMLP(nn.Module):
 
 
 def hidden_sizes(dim, multiplier) -> tuple[int, int, int]:
-  h = multiplier * dim // 2
+  """[4h, 2h, h] with h = multiplier * d / 2 (whole: synthetic_config)."""
+  h = int(multiplier * dim // 2)
   return (4 * h, 2 * h, h)
 
 
@@ -229,7 +182,8 @@ def cell_name(dim, num_users, multiplier) -> str:
 
 def run(config, workdir, overwrite=False) -> dict:
   """Runs (or resumes) the grid of `config` in `workdir`."""
-  validate(config)
+  synthetic_config.validate(config)
+  synthetic_config.validate_sizes(config)
   with workdir_lib.use(
       workdir, config.to_dict(), overwrite,
       outputs=(sweep.CELLS, "synthetic.md", "synthetic.png")) as path:

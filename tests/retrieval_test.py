@@ -164,3 +164,14 @@ def test_faiss_flat_index_is_exact_and_hnsw_recalls_well():
   high = retrieval.recall_at_k(retrieval.index_top_k(hnsw, queries, 10)[1],
                                exact)
   assert low < high and high >= 0.95
+
+
+def test_empty_index_checks_the_factory_string_and_counts_ivf_lists():
+  pytest.importorskip("faiss")
+  index = retrieval.empty_index(8, "IVF16,Flat")
+  assert index.ntotal == 0 and not index.is_trained
+  assert retrieval.index_lists(index) == 16
+  assert retrieval.index_lists(retrieval.empty_index(8, "PCA4,IVF8,Flat")) == 8
+  assert retrieval.index_lists(retrieval.empty_index(8, "HNSW8,Flat")) == 0
+  with pytest.raises(RuntimeError, match="could not parse index string"):
+    retrieval.empty_index(8, "Bogus")

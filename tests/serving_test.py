@@ -1,8 +1,11 @@
 """Tests of the serving benchmark (serving.py) and the recommend CLI."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
+import zipfile
 
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +18,7 @@ from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
 from dot_vs_learned import recommend
 from dot_vs_learned import results
+from dot_vs_learned import retrieval
 from dot_vs_learned import serving
 
 
@@ -114,6 +118,129 @@ def test_bad_config_names_the_field_and_writes_nothing(tmp_path, field, value):
   with pytest.raises(checks.ConfigError, match=f"retrieval.{field}="):
     serving.run(config, tmp_path / "bench")
   assert not (tmp_path / "bench").exists()
+
+
+def _refused(config, tmp_path, message):
+  """serving.run refuses `config` with exactly `message`, writing nothing."""
+  with pytest.raises(checks.ConfigError, match=f"^{re.escape(message)}$"):
+    serving.run(config, tmp_path / "bench")
+  assert not (tmp_path / "bench").exists()
+
+
+def _broken_run(mf_run, tmp_path, name, content):
+  """A copy of the MF run with file `name` replaced by `content`."""
+  run = tmp_path / "run"
+  shutil.copytree(mf_run, run)
+  if callable(content):
+    content(run / name)
+  elif content is None:
+    (run / name).unlink()
+  else:
+    (run / name).write_bytes(content)
+  return run
+
+
+def _npz(**arrays):
+  return lambda path: np.savez(path, **arrays)
+
+
+_FLOATS = ("mf/user [seeds, users, d], mf/item [seeds, items, d], "
+           "mf/bias [seeds], floats")
+
+
+def _garbled_user(path):
+  """The run's params.npz with mf/user's bytes no .npy array."""
+  with np.load(path) as arrays:
+    flat = {name: arrays[name] for name in arrays.files}
+  with zipfile.ZipFile(path, "w") as z:
+    for name, value in flat.items():
+      with z.open(f"{name}.npy", "w") as f:
+        if name == "mf/user":
+          f.write(b"garbage")
+        else:
+          np.save(f, value)
+
+
+@pytest.mark.parametrize("name, content, requirement", [
+    (results.CONFIG, b"{bad", "cannot read config.json: Expecting property "
+     "name enclosed in double quotes: line 1 column 2 (char 1)"),
+    (results.CONFIG, b"[1, 2]", "its config.json names no model (model.name)"),
+    (results.PARAMS, lambda path: path.write_bytes(path.read_bytes()[:500]),
+     "cannot read params.npz: not a zip archive (truncated?)"),
+    (results.PARAMS, _garbled_user, f"its params.npz holds no MF tables "
+     f"({_FLOATS})"),
+    (results.PARAMS, None, "holds no params.npz"),
+    (results.PARAMS, _npz(**{"mf/u": np.zeros((1, 2, 2))}),
+     f"its params.npz holds no MF tables ({_FLOATS})"),
+    (results.PARAMS, _npz(**{"mf/user": np.full((1, 3, 2), np.nan),
+                             "mf/item": np.ones((1, 3, 2)),
+                             "mf/bias": np.zeros(1)}),
+     "its params.npz holds non-finite values (seed 0): a diverged run"),
+    (results.RESULTS, None, "holds no finished run (no results.json); train "
+     "one with python -m dot_vs_learned.main"),
+    (results.FAILURE, b"{}", "holds a failed run (failure.json); the "
+     "benchmark needs a finished 'mf' run")])
+def test_unreadable_trained_run_is_one_line_naming_the_field(
+    mf_run, tmp_path, name, content, requirement):
+  run = _broken_run(mf_run, tmp_path, name, content)
+  config = _tiny_benchmark(embeddings_from=str(run), methods=("dot",))
+  _refused(config, tmp_path, f"config field retrieval.embeddings_from="
+           f"{str(run)!r}: {requirement}")
+
+
+def test_missing_trained_run_is_one_line_naming_the_field(tmp_path):
+  for path, what in ((tmp_path / "none", "no such directory"),
+                     (tmp_path / "file", "not a directory")):
+    if what != "no such directory":
+      path.write_text("")
+    config = _tiny_benchmark(embeddings_from=str(path))
+    _refused(config, tmp_path, f"config field retrieval.embeddings_from="
+             f"{str(path)!r}: {what}")
+
+
+@pytest.mark.parametrize("field, value, requirement", [
+    ("seed", -1, "must be a whole number in [0, 2147483647]"),
+    ("search_values", (-5,), "values must be finite numbers > 0"),
+    ("search_values", (16, 0.0), "values must be finite numbers > 0"),
+    ("ef_construction", 0, "must be a whole number >= 1"),
+    ("nums_items", (300, 2.5), "sizes must be whole numbers >= 1")])
+def test_bad_value_is_one_line_naming_the_field(tmp_path, field, value,
+                                                requirement):
+  _refused(_tiny_benchmark(**{field: value}), tmp_path,
+           f"config field retrieval.{field}={value!r}: {requirement}")
+
+
+@pytest.mark.parametrize("overrides, field, requirement", [
+    (dict(index="Bogus"), "index",
+     "faiss cannot build it at d=8: could not parse index string Bogus"),
+    (dict(index="PQ3"), "index", "faiss cannot build it at d=8: Error: "
+     "'!(d % M == 0)' failed: The dimension of the vector (d) should be a "
+     "multiple of the number of subquantizers (M)"),
+    (dict(index="IVF1024,Flat"), "index", "its 1024 IVF lists need as many "
+     "training items; the smallest catalogue has 300"),
+    (dict(index="HNSW8,Flat", search_parameter="bogus"), "search_parameter",
+     "faiss cannot set it to 1 on a 'HNSW8,Flat' index (efSearch for HNSW, "
+     "nprobe for IVF, '' for none)"),
+    (dict(index="IVF4,Flat", search_parameter="efSearch"), "search_parameter",
+     "faiss cannot set it to 1 on a 'IVF4,Flat' index (efSearch for HNSW, "
+     "nprobe for IVF, '' for none)")])
+def test_bad_faiss_index_is_refused_before_the_workdir(tmp_path, overrides,
+                                                       field, requirement):
+  pytest.importorskip("faiss")
+  config = _tiny_benchmark(**overrides)
+  _refused(config, tmp_path, f"config field retrieval.{field}="
+           f"{config.retrieval[field]!r}: {requirement}")
+
+
+def test_ann_without_faiss_is_refused_before_the_workdir(tmp_path,
+                                                         monkeypatch):
+  def no_faiss():
+    raise ImportError("no faiss")
+  monkeypatch.setattr(retrieval, "_faiss", no_faiss)
+  _refused(_tiny_benchmark(methods=("dot", "ann")), tmp_path,
+           "config field retrieval.methods=('dot', 'ann'): 'ann' needs "
+           "faiss, not installed: pip install 'dot_vs_learned[ann]' "
+           "(faiss-cpu), or leave 'ann' out")
 
 
 def test_recommend_ranks_unseen_items_by_the_model(mf_run):

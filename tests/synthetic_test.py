@@ -1,6 +1,7 @@
 """Tests of the §4 synthetic grid: generator, trainer, resumable grid."""
 
 import json
+import re
 
 import jax
 import numpy as np
@@ -11,6 +12,7 @@ from dot_vs_learned import checks
 from dot_vs_learned import results
 from dot_vs_learned import sweep
 from dot_vs_learned import synthetic
+from dot_vs_learned import synthetic_config
 from dot_vs_learned import synthetic_data
 
 
@@ -168,6 +170,62 @@ def test_bad_config_names_the_field_and_writes_nothing(tmp_path, field, value):
   with pytest.raises(checks.ConfigError, match=f"synthetic.{field}="):
     synthetic.run(_config(**{field: value}), tmp_path / "grid")
   assert not (tmp_path / "grid").exists()
+
+
+@pytest.mark.parametrize("field, value, requirement", [
+    ("seed", -1, "must be a whole number in [0, 2147483647]"),
+    ("multipliers", (1.25,), "multiplier * d / 2 must be a whole number for "
+     "every d in synthetic.dims=(4,) (h = multiplier * d / 2 units)"),
+    ("learning_rate", float("inf"), "must be a finite number"),
+    ("epochs", 10**8, "must be <= 100000 (synthetic_config.MAX_EPOCHS)"),
+    ("dims", ("a",), "needs whole numbers >= 1"),
+    ("dims", (4.5,), "needs whole numbers >= 1"),
+    ("nums_users", (200, None), "needs whole numbers >= 1"),
+    ("multipliers", (True,), "needs finite numbers > 0"),
+    ("nums_users", (10**8,), "synthetic.pairs_per_user=100 x M = "
+     "10000000000 pairs must stay below 2^31 (int32 positions)")])
+def test_bad_value_is_one_line_naming_the_field(tmp_path, field, value,
+                                                requirement):
+  message = f"config field synthetic.{field}={value!r}: {requirement}"
+  with pytest.raises(checks.ConfigError, match=f"^{re.escape(message)}$"):
+    synthetic.run(_config(**{field: value}), tmp_path / "grid")
+  assert not (tmp_path / "grid").exists()
+
+
+@pytest.mark.parametrize("overrides, cell", [
+    (dict(num_seeds=10**8, pairs_per_user=10), "d=4, M=200"),
+    (dict(nums_users=(200, 10**8), pairs_per_user=10), "d=4, M=100000000")])
+def test_a_grid_too_big_for_memory_is_refused_before_allocating(
+    tmp_path, monkeypatch, overrides, cell):
+  monkeypatch.setattr(synthetic_data, "stack_seeds", None)  # never reached
+  config = _config(**overrides)
+  c = config.synthetic
+  fields = ", ".join(f"synthetic.{f}={c[f]!r}" for f in (
+      "nums_users", "dims", "num_seeds", "pairs_per_user", "num_fresh"))
+  with pytest.raises(checks.ConfigError, match=(
+      f"^config fields {re.escape(fields)}: the cell {cell}, multiplier=1 "
+      r"needs about \d+\.\d GiB of (host|device) memory, more than 90% of "
+      r"its \d+\.\d GiB$")):
+    synthetic.run(config, tmp_path / "grid")
+  assert not (tmp_path / "grid").exists()
+
+
+def test_memory_estimate_counts_seeds_and_pairs():
+  c = _config(num_seeds=1, pairs_per_user=10, num_fresh=100).synthetic
+  host, device = synthetic_config.cell_bytes(200, 4, 1, c)
+  data = 4 * (2 * 200 * 4 + 3 * 2000 + 9 * 100)
+  assert host == 2 * data + 48 * 2000
+  c.num_seeds = 3
+  assert synthetic_config.cell_bytes(200, 4, 1, c) == (
+      6 * data + 48 * 2000, 3 * device)
+
+
+def test_a_fractional_multiplier_giving_whole_units_trains(tmp_path):
+  assert synthetic.hidden_sizes(4, 1.5) == (12, 6, 3)
+  assert all(type(h) is int for h in synthetic.hidden_sizes(4, 1.5))
+  out = synthetic.run(_config(multipliers=(1.5,), num_seeds=1,
+                              pairs_per_user=10, num_fresh=100), tmp_path)
+  assert out["cells"][0]["hidden"] == [12, 6, 3] and not out["failed"]
 
 
 def test_full_grid_estimate_sums_cells():
