@@ -6,8 +6,9 @@ Reads the run's config.json (model and dataset) and params.npz, ranks every
 item exactly (retrieval.py) for each user with the parameters of one seed,
 and prints item ids with their scores (logits), best first. Flags are checked
 against the parameters (the user and item tables) before the dataset is
-reloaded for the items each user saw in training; a bad value exits with
-status 1 and one line `error: ...` naming the flag.
+reloaded for the items each user saw in training, and its files checked
+against the sha256 the run recorded (inputs.json); a bad value exits with
+status 1 and one line `error: ...` naming the flag or the file.
 """
 
 import json
@@ -29,6 +30,7 @@ from dot_vs_learned import models
 from dot_vs_learned import ncf_config
 from dot_vs_learned import results
 from dot_vs_learned import retrieval
+from dot_vs_learned import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a finished training run.")
 _USERS = flags.DEFINE_list("users", None, "user ids to recommend for.")
@@ -74,6 +76,54 @@ def _failure_reason(path) -> str:
   return _cut((message.splitlines() or [""])[0], 200)
 
 
+def _read_config(path, flag):
+  """config.json with the fields recommend reads, or RecommendError."""
+  try:
+    config = json.loads((path / results.CONFIG).read_text())
+  except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
+    raise RecommendError(f"{flag}: cannot read {results.CONFIG}: "
+                         f"{_cut(e, 200)}") from None
+  if not isinstance(config, dict):
+    raise RecommendError(f"{flag}: {results.CONFIG} holds a JSON "
+                         f"{type(config).__name__}, not a run's config")
+  if config.get("experiment", "ncf") != "ncf":
+    raise RecommendError(f"{flag}: a {_cut(config['experiment'])!r} run; "
+                         "recommend serves NCF training runs (experiment "
+                         "'ncf')")
+  data, model = config.get("data"), config.get("model")
+  if not (isinstance(data, dict) and isinstance(model, dict) and
+          isinstance(model.get("name"), str) and
+          type(model.get("dim")) is int):
+    raise RecommendError(f"{flag}: {results.CONFIG} lacks data, model.name "
+                         "or model.dim (an NCF run's config has them)")
+  return ml_collections.ConfigDict(config)
+
+
+def _check_inputs(path, flag, data_config) -> None:
+  """Refuses data files whose sha256 is not the one in inputs.json."""
+  # Same sizes do not make the same data: other training pairs would show
+  # items a user saw in training as unseen. Matched by file name, since the
+  # same bytes moved (data.dir, the cache) are the data the run trained on.
+  inputs = datasets.input_paths(data_config)
+  if not inputs:  # generated data: its config is its fingerprint
+    return
+  try:
+    trained = json.loads((path / workdir_lib.INPUTS).read_text())
+    if not isinstance(trained, dict):
+      raise ValueError(f"a JSON {type(trained).__name__}, not an object")
+  except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
+    raise RecommendError(f"{flag}: cannot read {workdir_lib.INPUTS}, so the "
+                         f"data cannot be checked: {_cut(e, 200)}") from None
+  trained = {pathlib.Path(p).name: h for p, h in trained.items()}
+  changed = [p for p, h in workdir_lib.fingerprint(inputs).items()
+             if trained.get(pathlib.Path(p).name) != h]
+  if changed:
+    raise RecommendError(
+        f"{flag}: {', '.join(changed)} changed since training (sha256 "
+        f"differs from {workdir_lib.INPUTS}); recommend from the data the "
+        "run trained on, or retrain")
+
+
 def load_run(workdir):
   """(config, {name: [seeds, ...] array}) of a finished run with parameters."""
   path = pathlib.Path(workdir)
@@ -90,15 +140,7 @@ def load_run(workdir):
             (path / results.CONFIG).exists() else "no run")
     raise RecommendError(f"{flag} holds no finished run: {what}; train one "
                          "with python -m dot_vs_learned.main")
-  try:
-    config = ml_collections.ConfigDict(
-        json.loads((path / results.CONFIG).read_text()))
-  except (OSError, ValueError, TypeError) as e:
-    raise RecommendError(f"{flag}: cannot read {results.CONFIG}: "
-                         f"{_cut(e, 200)}") from None
-  if config.get("experiment", "ncf") != "ncf":
-    raise RecommendError(f"{flag}: a {config.experiment!r} run; recommend "
-                         "serves NCF training runs (experiment 'ncf')")
+  config = _read_config(path, flag)
   if not (path / results.PARAMS).exists():
     raise RecommendError(f"{flag}: the run saved no {results.PARAMS} (model "
                          f"{config.get('model', {}).get('name')!r}); only "
@@ -169,6 +211,7 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
         f"--workdir={workdir}: the model has {num_users} users and "
         f"{num_items} items, its dataset {data.name!r} now {data.num_users} "
         f"and {data.num_items}: the data changed since training")
+  _check_inputs(pathlib.Path(workdir), f"--workdir={workdir}", config.data)
   users = np.asarray(users, dtype=np.int64)
   order = np.argsort(data.train_users, kind="stable")
   starts = np.searchsorted(data.train_users[order], [users, users + 1])

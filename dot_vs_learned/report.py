@@ -3,8 +3,10 @@
 python -m dot_vs_learned.report --runs=DIR[,DIR...] --out=DIR
 
 Every finished NCF run (a results.json with model, dataset and dim) found
-under the given folders counts, tuning workdirs' final_d*/ runs included.
-Writes into --out:
+under the given folders counts once, tuning workdirs' final_d*/ runs
+included; a run that cannot be read, a sampled run at another K than 10, or
+two runs with the same seeds, is refused in one line before anything is
+written. Writes into --out:
   figure2.png  HR@10 and NDCG@10 against d, a line per model with error bars
                (std over seeds), a row of panels per dataset; the NCF
                paper's MLP and NeuMF values dashed, labelled quoted
@@ -27,7 +29,7 @@ itself (synthetic.py) into its workdir.
 
 import csv
 import io
-import json
+import os
 import pathlib
 import sys
 
@@ -41,79 +43,13 @@ from dot_vs_learned import plotting
 from dot_vs_learned import quoted
 from dot_vs_learned import report_lists
 from dot_vs_learned import report_ranking
+from dot_vs_learned import report_runs
 from dot_vs_learned import results
 
 NAMES = {"mf": "MF (dot product)", "gmf": "GMF", "mlp": "MLP",
          "neumf": "NeuMF", "neumf_pretrained": "NeuMF pretrained",
          "popularity": "Popularity", "ials": "iALS", "ease": "EASE^R"}
 DATASETS = {"ml-1m": "MovieLens-1M", "pinterest-20": "Pinterest"}
-
-
-class ReportError(ValueError):
-  """The runs cannot make a report; the message says which."""
-
-
-def _config_but_seed(run_dir):
-  """The run's config.json without what leaves final metrics unchanged:
-  train.seed (which seed), eval.every and checkpoint (None without one)."""
-  path = pathlib.Path(run_dir) / results.CONFIG
-  if not path.exists():
-    return None
-  with open(path) as f:
-    config = json.load(f)
-  config.get("train", {}).pop("seed", None)
-  config.get("eval", {}).pop("every", None)
-  config.pop("checkpoint", None)
-  return config
-
-
-def collect(paths, k=10) -> list[dict]:
-  """One row per (dataset, model, d) of the finished NCF runs under `paths`.
-
-  Runs of one config that differ only in train.seed (seeds trained as
-  separate processes), eval.every or checkpoint are one row with their
-  seeds together; two runs of the same dataset, model and d that differ
-  otherwise are refused.
-  """
-  rows = {}
-  for root in map(pathlib.Path, paths):
-    if not root.exists():
-      raise ReportError(f"--runs: {root} does not exist")
-    for path in sorted(root.rglob(results.RESULTS)):
-      with open(path) as f:
-        run = json.load(f)
-      if not {"model", "dataset", "dim", "final"} <= set(run):
-        continue  # another experiment's results
-      key = (run["dataset"], run["model"], run["dim"])
-      final = run["final"]
-      sampled = f"hr@{k}" in final  # not item lists (full ranking only)
-      row = {"dataset": run["dataset"], "model": run["model"],
-             "dim": run["dim"], "epoch": final["epoch"],
-             "sampled": sampled,
-             "hr": list(final[f"hr@{k}"]["per_seed"]) if sampled else [],
-             "ndcg": list(final[f"ndcg@{k}"]["per_seed"]) if sampled else [],
-             "seconds": [run.get("seconds", 0.0)],
-             "paths": [str(path.parent)],
-             "config": _config_but_seed(path.parent),
-             "metrics": {name: list(v["per_seed"]) for name, v in
-                         final.items() if isinstance(v, dict)}}
-      if key not in rows:
-        rows[key] = row
-        continue
-      other = rows[key]
-      if other["config"] is None or other["config"] != row["config"]:
-        raise ReportError(
-            f"two runs of {key} that are not one config with other seeds: "
-            f"{other['paths'][0]} and {path.parent}; pass folders that hold "
-            "one config per model and d")
-      for name in ("hr", "ndcg", "seconds", "paths"):
-        other[name] += row[name]
-      for name, values in row["metrics"].items():
-        other["metrics"].setdefault(name, []).extend(values)
-  if not rows:
-    raise ReportError(f"--runs: no finished NCF run (results.json) under "
-                      f"{', '.join(map(str, paths))}")
-  return list(rows.values())
 
 
 def _stats(values):
@@ -231,12 +167,28 @@ def table1_markdown(table, datasets) -> str:
   return "\n".join(lines) + "\n"
 
 
+def make_out(out_dir) -> pathlib.Path:
+  """--out as a writable folder, made if need be; ReportError otherwise."""
+  out, refuse = pathlib.Path(out_dir), report_runs.ReportError
+  for parent in [out, *out.parents]:
+    if parent.exists():
+      if not parent.is_dir():
+        raise refuse(f"--out={out_dir}: {parent} is a file, not a folder")
+      if not os.access(parent, os.W_OK | os.X_OK):
+        raise refuse(f"--out={out_dir}: {parent} is not writable")
+      break
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise refuse(f"--out={out_dir}: cannot create it ({e.strerror})"
+                 ) from None
+  return out
+
+
 def write_report(paths, out_dir) -> tuple[list[dict], list[str]]:
   """Writes the report of the runs under `paths`; returns the runs' rows and
   the names of the files written."""
-  rows = collect(paths)
-  out = pathlib.Path(out_dir)
-  out.mkdir(parents=True, exist_ok=True)
+  rows = report_runs.collect(paths)
   sampled = [r for r in rows if r["sampled"]]
   listed = [r for r in rows if not r["sampled"]]
   texts = {}
@@ -252,6 +204,7 @@ def write_report(paths, out_dir) -> tuple[list[dict], list[str]]:
     texts.update({"full_ranking.md": report_lists.markdown(listed),
                   "full_ranking.csv": results.csv_text(
                       report_lists.csv_rows(listed))})
+  out = make_out(out_dir)  # after every check: bad runs write nothing
   for name, text in texts.items():
     results.write_atomically(out / name, lambda f, t=text: f.write(t))
   drawn = (["figure2.png"] if sampled and figure2(sampled,
@@ -265,7 +218,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
     rows, written = write_report(_RUNS.value, _OUT.value)
-  except ReportError as e:
+  except report_runs.ReportError as e:
     sys.exit(f"error: {e}")
   print(f"{len(rows)} runs -> {_OUT.value}: {', '.join(written)}")
   sampled = [r for r in rows if r["sampled"]]

@@ -2,7 +2,7 @@
 
 Item-list splits (Gowalla of LightGCN; data.format="lists") have no sampled
 negatives, so Figure 2, Table 1 and rankings.md (all sampled HR@10) leave
-them out. Here every such run (a row of report.collect) is one line per
+them out. Here every such run (a row of report_runs.collect) is one line per
 (dataset, model, d): its seeds, final epoch, the hyperparameters of its
 config, Recall@K and NDCG@K of the full ranking (mean ± std over seeds) at
 K = 20, the published protocol's cut-off, and 10, and its wall time; the
@@ -51,7 +51,7 @@ def _cell(values) -> str:
 
 
 def table(rows, dataset) -> list[list[str]]:
-  """Our runs on `dataset` (report.collect rows), then the quoted rows."""
+  """Our runs on `dataset` (report_runs.collect rows), then the quoted rows."""
   ours = sorted((r for r in rows if r["dataset"] == dataset),
                 key=lambda r: (ORDER.index(r["model"]) if r["model"] in
                                ORDER else len(ORDER), r["dim"]))

@@ -1,9 +1,9 @@
 """rankings.md: sampled, corrected and full-ranking metrics side by side.
 
-For each finished run (a row of report.collect: dataset, model, d) the table
-gives HR@10 and NDCG@10 as the NCF protocol samples them, as each correction
-of Krichene and Rendle (KDD 2020) estimates the full ranking from the sampled
-ranks (rescaled, CLS, BV), and as the full ranking measures them
+For each finished run (a row of report_runs.collect: dataset, model, d)
+the table gives HR@10 and NDCG@10 as the NCF protocol samples them, as each
+correction of Krichene and Rendle (KDD 2020) estimates the full ranking from
+the sampled ranks (rescaled, CLS, BV), and as the full ranking measures them
 (ncf_eval.py). Below each dataset's table, one line per estimator says
 whether it orders the runs as the full ranking does.
 """

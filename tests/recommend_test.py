@@ -18,9 +18,11 @@ from absl import flags
 import numpy as np
 import pytest
 
+from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
 from dot_vs_learned import recommend
 from dot_vs_learned import results
+from dot_vs_learned import workdir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -184,6 +186,65 @@ def test_bad_workdir(run, tmp_path, copy, spoil, message):
   code = _cli(f"--workdir={path}", "--users=0")
   assert code.startswith(f"error: --workdir={path}") and "\n" not in code
   assert re.search(message, code), code
+
+
+@pytest.mark.parametrize("config, message", [
+    ([1, 2], "config.json holds a JSON list, not a run's config"),
+    ({"model": {"name": "mf"}}, "config.json lacks data, model.name or "
+     "model.dim (an NCF run's config has them)"),
+])
+def test_a_config_without_the_fields_recommend_reads(run, tmp_path, config,
+                                                      message):
+  path = _copy(run, tmp_path / "workdir")
+  (path / results.CONFIG).write_text(json.dumps(config))
+  assert _cli(f"--workdir={path}", "--users=0") == (
+      f"error: --workdir={path}: {message}")
+
+
+@pytest.fixture
+def file_run(run, tmp_path):
+  """The run, trained (as it were) on NCF files of the same data, with the
+  inputs.json a run records."""
+  config = json.loads((run / results.CONFIG).read_text())
+  data = datasets.load_dataset(config["data"])
+  data_lib.write_ncf(data, tmp_path / "data", "tiny")
+  config["data"].update(name="tiny", dir=str(tmp_path / "data"))
+  path = _copy(run, tmp_path / "workdir")
+  (path / results.CONFIG).write_text(json.dumps(config))
+  (path / workdir.INPUTS).write_text(json.dumps(workdir.fingerprint(
+      datasets.input_paths(config["data"]))))
+  return path
+
+
+def test_training_data_changed_at_the_same_sizes_is_refused(file_run,
+                                                            tmp_path):
+  want = _expected_top(file_run, [0], 3, seed_index=0)[1]
+  _, _, ids = recommend.recommend_from_workdir(file_run, [0], 3)
+  np.testing.assert_array_equal(ids, want)
+  # The same bytes moved (data.dir edited) are the data trained on.
+  shutil.copytree(tmp_path / "data", tmp_path / "moved")
+  config = json.loads((file_run / results.CONFIG).read_text())
+  config["data"]["dir"] = str(tmp_path / "moved")
+  (file_run / results.CONFIG).write_text(json.dumps(config))
+  _, _, ids = recommend.recommend_from_workdir(file_run, [0], 3)
+  np.testing.assert_array_equal(ids, want)
+  # User 0's training pairs removed: 200 users and 150 items still, but
+  # items user 0 saw in training would come back as unseen.
+  train = tmp_path / "moved" / "tiny.train.rating"
+  train.write_text("".join(line for line in train.read_text().splitlines(
+      keepends=True) if not line.startswith("0\t")))
+  code = _cli(f"--workdir={file_run}", "--users=0", "--k=3")
+  assert code == (f"error: --workdir={file_run}: {train} changed since "
+                  "training (sha256 differs from inputs.json); recommend "
+                  "from the data the run trained on, or retrain")
+
+
+def test_a_run_without_its_inputs_record_is_refused(file_run):
+  (file_run / workdir.INPUTS).unlink()
+  with pytest.raises(recommend.RecommendError, match=(
+      r"--workdir=.*: cannot read inputs.json, so the data cannot be "
+      r"checked: \[Errno 2\]")):
+    recommend.recommend_from_workdir(file_run, [0], 3)
 
 
 def test_cli_exits_with_status_1_and_one_line(run):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
 from dot_vs_learned import report
+from dot_vs_learned import report_runs
 
 
 def _fake_run(path, model, dim, hr, ndcg, dataset="ml-1m", epoch=20):
@@ -106,22 +108,22 @@ def test_runs_of_one_config_but_seed_merge_others_are_refused(runs,
               [0.4 + seed / 100])
     (runs / "mlp" / name / "config.json").write_text(json.dumps(
         {"model": {"name": "mlp"}, "train": {"seed": seed, "epochs": 20}}))
-  merged = [r for r in report.collect([runs]) if r["model"] == "mlp"]
+  merged = [r for r in report_runs.collect([runs]) if r["model"] == "mlp"]
   assert len(merged) == 1
   assert merged[0]["hr"] == [0.61, 0.62] and len(merged[0]["paths"]) == 2
   _fake_run(runs / "mlp" / "s3", "mlp", 64, [0.7], [0.4])
   (runs / "mlp" / "s3" / "config.json").write_text(json.dumps(
       {"model": {"name": "mlp"}, "train": {"seed": 3, "epochs": 30}}))
-  with pytest.raises(report.ReportError, match=r"two runs of \('ml-1m', "
+  with pytest.raises(report_runs.ReportError, match=r"two runs of \('ml-1m', "
                      r"'mlp', 64\) that are not one config"):
-    report.collect([runs])
+    report_runs.collect([runs])
 
 
 def test_missing_runs_are_refused(runs, tmp_path):
-  with pytest.raises(report.ReportError, match="no finished NCF run"):
-    report.collect([runs / "synthetic"])
-  with pytest.raises(report.ReportError, match="does not exist"):
-    report.collect([tmp_path / "nowhere"])
+  with pytest.raises(report_runs.ReportError, match="no finished NCF run"):
+    report_runs.collect([runs / "synthetic"])
+  with pytest.raises(report_runs.ReportError, match="does not exist"):
+    report_runs.collect([tmp_path / "nowhere"])
 
 
 def test_report_cli_on_a_real_run(tmp_path):
@@ -166,7 +168,7 @@ def test_rankings_table_and_the_order_of_each_estimator(tmp_path):
         "full/hr@10": full, "full/ndcg@10": full / 2})}
     (path / "results.json").write_text(json.dumps(
         {"model": model, "dataset": "d", "dim": 8, "final": final}))
-  text = report.report_ranking.markdown(report.collect([tmp_path]))
+  text = report.report_ranking.markdown(report_runs.collect([tmp_path]))
   assert ("| a d=8 | 1 | 0.9000 | 0.4500 | 0.3000 | 0.1500 | 0.1000 | "
           "0.0500 | 0.1000 | 0.0500 | 0.1000 | 0.0500 |") in text
   assert "Full-ranking order by hr@10: b d=8 > a d=8." in text
@@ -184,7 +186,126 @@ def test_item_list_rows_at_another_k_are_reported(tmp_path):
   (tmp_path / "ease" / "results.json").write_text(json.dumps(
       {"model": "ease", "dataset": "toy", "dim": 0, "final": final,
        "seconds": 2.0}))
-  rows = report.collect([tmp_path])
+  rows = report_runs.collect([tmp_path])
   assert report.report_lists.table(rows, "toy") == [
       ["ease", "this suite", "2", "closed form", "-", "-", "-",
        "0.4000 ± 0.1000", "0.2000 ± 0.0000", "2"]]
+
+
+def _with_config(path, seed, **data):
+  """config.json beside a fake run: train.seed `seed`, data fields `data`."""
+  (path / "config.json").write_text(json.dumps(
+      {"data": data, "model": {"name": "mf"},
+       "train": {"seed": seed, "num_seeds": 2}, "eval": {"every": 2}}))
+
+
+def test_each_run_counts_once_and_runs_sharing_seeds_are_refused(
+    runs, tmp_path):
+  # Overlapping --runs (the same folder twice, a folder and one below it).
+  for paths in ([runs, runs], [runs, runs / "mf64", runs / "tune"]):
+    rows = {(r["dataset"], r["model"], r["dim"]): r
+            for r in report_runs.collect(paths)}
+    assert len(rows) == 8 and rows["ml-1m", "mf", 64]["hr"] == [0.70, 0.72]
+    assert len(rows["ml-1m", "mf", 192]["hr"]) == 3
+  # A copied run folder, or a second process with the same train.seed:
+  # seed i of a run is split i of jax.random.key(train.seed).
+  _with_config(runs / "mf64", seed=0)
+  shutil.copytree(runs / "mf64", runs / "mf64_copy")
+  with pytest.raises(report_runs.ReportError, match=(
+      rf"^two runs of \('ml-1m', 'mf', 64\) with train.seed=0, so the same "
+      rf"seeds: {runs / 'mf64'} and {runs / 'mf64_copy'}; a copy\? give each "
+      r"of a config's runs its own train.seed$")):
+    report.write_report([runs], tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+  _with_config(runs / "mf64_copy", seed=1)  # other seeds: merged
+  (row,) = [r for r in report_runs.collect([runs])
+            if (r["dataset"], r["model"], r["dim"]) == ("ml-1m", "mf", 64)]
+  assert row["hr"] == [0.70, 0.72] * 2 and row["train_seeds"] == [0, 1]
+  # A closed form is one fit whatever train.seed.
+  for name, seed in (("ease", 0), ("ease2", 1)):
+    if name == "ease2":
+      shutil.copytree(runs / "ease", runs / name)
+    _with_config(runs / name, seed)
+  with pytest.raises(report_runs.ReportError, match=(
+      r"^two runs of \('ml-1m', 'ease', 64\), a closed form \(one fit "
+      r"whatever train.seed\): .*ease and .*ease2; pass one$")):
+    report_runs.collect([runs])
+
+
+def test_sampled_or_item_list_is_what_the_run_is(tmp_path):
+  # An NCF run at eval.k=5 has hr@5 and full-ranking metrics, no hr@10:
+  # not an item-list run, and not one for Figure 2 and Table 1.
+  final = {"epoch": 1, "hr@5": {"per_seed": [0.5]},
+           "ndcg@5": {"per_seed": [0.3]}, "full/hr@10": {"per_seed": [0.1]},
+           "full/recall@10": {"per_seed": [0.1]}}
+  run = tmp_path / "runs" / "k5"
+  run.mkdir(parents=True)
+  (run / "results.json").write_text(json.dumps(
+      {"model": "mf", "dataset": "tiny", "dim": 8, "final": final}))
+  message = (rf"^{run}: a sampled run at eval.k=5; Figure 2 and Table 1 "
+             r"are at @10: rerun it with --config.eval.k=10 or leave it out "
+             r"of --runs$")
+  with pytest.raises(report_runs.ReportError, match=message):  # from its keys
+    report.write_report([tmp_path / "runs"], tmp_path / "out")
+  _with_config(run, seed=0, format="ncf")
+  with pytest.raises(report_runs.ReportError, match=message):  # from its config
+    report_runs.collect([tmp_path / "runs"])
+  assert not (tmp_path / "out").exists()
+  _with_config(run, seed=0, format="lists")
+  (row,) = report_runs.collect([tmp_path / "runs"])
+  assert not row["sampled"] and row["metrics"]["full/recall@10"] == [0.1]
+  del final["full/hr@10"], final["full/recall@10"]
+  (run / "results.json").write_text(json.dumps(
+      {"model": "mf", "dataset": "tiny", "dim": 8, "final": final}))
+  with pytest.raises(report_runs.ReportError, match=(
+      rf"^{run}: an item-list run without full-ranking metrics")):
+    report_runs.collect([tmp_path / "runs"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"model": "mf", garbage', r"unreadable \(JSONDecodeError: Expecting "
+     r"property name enclosed in double quotes: line 1 column 17 \(char 16\)"
+     r"\)"),
+    ("", r"unreadable \(JSONDecodeError: Expecting value: line 1 column 1 "
+     r"\(char 0\)\)"),
+    ('["model", "dataset", "dim", "final"]',
+     "a JSON list, not the object a run writes"),
+    (json.dumps({"model": "mf", "dataset": "d", "dim": 8, "final": {
+        "epoch": 1, "hr@10": {"mean": 0.5}, "ndcg@10": {"per_seed": [0.3]}}}),
+     r"final\['hr@10'\] has no per_seed list of numbers"),
+    (json.dumps({"model": "mf", "dataset": "d", "dim": [8], "final": {}}),
+     "dim, final.epoch missing or of the wrong type"),
+])
+def test_a_bad_results_json_is_named_and_nothing_written(runs, tmp_path,
+                                                         text, message):
+  (runs / "mf64" / "results.json").write_text(text)
+  with pytest.raises(report_runs.ReportError,
+                     match=rf"^{runs / 'mf64' / 'results.json'}: {message}$"):
+    report.write_report([runs], tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_config_json_is_named(runs):
+  (runs / "mf64" / "config.json").write_text("{")
+  with pytest.raises(report_runs.ReportError, match=(
+      rf"^{runs / 'mf64' / 'config.json'}: unreadable \(JSONDecodeError: ")):
+    report_runs.collect([runs])
+
+
+def test_a_bad_out_is_refused_before_writing(runs, tmp_path):
+  (tmp_path / "afile").write_text("kept")
+  for out, message in ((tmp_path / "afile", f"{tmp_path / 'afile'} is a file"),
+                       (tmp_path / "afile" / "o", f"{tmp_path / 'afile'} is a "
+                        "file"),
+                       ("/proc/foo", r"cannot create it \(No such file")):
+    with pytest.raises(report_runs.ReportError,
+                       match=rf"^--out={out}: {message}"):
+      report.write_report([runs], out)
+  assert (tmp_path / "afile").read_text() == "kept"
+  cli = [sys.executable, "-m", "dot_vs_learned.report", f"--runs={runs}",
+         f"--out={tmp_path / 'afile'}"]
+  bad = subprocess.run(cli, capture_output=True, text=True)
+  assert bad.returncode == 1 and bad.stdout == ""
+  assert bad.stderr.splitlines() == [
+      f"error: --out={tmp_path / 'afile'}: {tmp_path / 'afile'} is a file, "
+      "not a folder"]
