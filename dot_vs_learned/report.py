@@ -29,7 +29,6 @@ itself (synthetic.py) into its workdir.
 
 import csv
 import io
-import os
 import pathlib
 import sys
 
@@ -45,6 +44,7 @@ from dot_vs_learned import report_lists
 from dot_vs_learned import report_ranking
 from dot_vs_learned import report_runs
 from dot_vs_learned import results
+from dot_vs_learned import workdir as workdir_lib
 
 NAMES = {"mf": "MF (dot product)", "gmf": "GMF", "mlp": "MLP",
          "neumf": "NeuMF", "neumf_pretrained": "NeuMF pretrained",
@@ -169,19 +169,14 @@ def table1_markdown(table, datasets) -> str:
 
 def make_out(out_dir) -> pathlib.Path:
   """--out as a writable folder, made if need be; ReportError otherwise."""
-  out, refuse = pathlib.Path(out_dir), report_runs.ReportError
-  for parent in [out, *out.parents]:
-    if parent.exists():
-      if not parent.is_dir():
-        raise refuse(f"--out={out_dir}: {parent} is a file, not a folder")
-      if not os.access(parent, os.W_OK | os.X_OK):
-        raise refuse(f"--out={out_dir}: {parent} is not writable")
-      break
   try:
+    out = workdir_lib.check_path(out_dir, "--out")
     out.mkdir(parents=True, exist_ok=True)
+  except results.WorkdirError as e:
+    raise report_runs.ReportError(str(e)) from None
   except OSError as e:
-    raise refuse(f"--out={out_dir}: cannot create it ({e.strerror})"
-                 ) from None
+    raise report_runs.ReportError(
+        f"--out={out_dir}: cannot create it ({e.strerror})") from None
   return out
 
 

@@ -74,18 +74,19 @@ def config_changes(old, new, limit=5) -> str:
   return "; ".join(changed[:limit]) + more
 
 
-def check_path(workdir) -> pathlib.Path:
-  """Refuses a workdir that cannot hold a run; returns it absolute."""
+def check_path(workdir, flag="--workdir") -> pathlib.Path:
+  """Refuses a folder that cannot hold results (WorkdirError naming `flag`);
+  returns it absolute."""
   path = pathlib.Path(workdir).expanduser().absolute()
   if str(path).startswith(("/proc/", "/sys/", "/dev/")) or str(path) in (
       "/proc", "/sys", "/dev"):
-    raise WorkdirError(f"--workdir={workdir}: not a place for results")
+    raise WorkdirError(f"{flag}={workdir}: not a place for results")
   for parent in [path, *path.parents]:
     if parent.exists():
       if not parent.is_dir():
-        raise WorkdirError(f"--workdir={workdir}: {parent} is not a folder")
+        raise WorkdirError(f"{flag}={workdir}: {parent} is not a folder")
       if not os.access(parent, os.W_OK | os.X_OK):
-        raise WorkdirError(f"--workdir={workdir}: {parent} is not writable")
+        raise WorkdirError(f"{flag}={workdir}: {parent} is not writable")
       break
   return path
 

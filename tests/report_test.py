@@ -294,10 +294,11 @@ def test_a_bad_config_json_is_named(runs):
 
 def test_a_bad_out_is_refused_before_writing(runs, tmp_path):
   (tmp_path / "afile").write_text("kept")
-  for out, message in ((tmp_path / "afile", f"{tmp_path / 'afile'} is a file"),
-                       (tmp_path / "afile" / "o", f"{tmp_path / 'afile'} is a "
-                        "file"),
-                       ("/proc/foo", r"cannot create it \(No such file")):
+  for out, message in ((tmp_path / "afile",
+                        f"{tmp_path / 'afile'} is not a folder"),
+                       (tmp_path / "afile" / "o",
+                        f"{tmp_path / 'afile'} is not a folder"),
+                       ("/proc/foo", "not a place for results")):
     with pytest.raises(report_runs.ReportError,
                        match=rf"^--out={out}: {message}"):
       report.write_report([runs], out)
@@ -307,5 +308,5 @@ def test_a_bad_out_is_refused_before_writing(runs, tmp_path):
   bad = subprocess.run(cli, capture_output=True, text=True)
   assert bad.returncode == 1 and bad.stdout == ""
   assert bad.stderr.splitlines() == [
-      f"error: --out={tmp_path / 'afile'}: {tmp_path / 'afile'} is a file, "
-      "not a folder"]
+      f"error: --out={tmp_path / 'afile'}: {tmp_path / 'afile'} is not a "
+      "folder"]
