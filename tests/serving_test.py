@@ -121,8 +121,11 @@ def test_bad_config_names_the_field_and_writes_nothing(tmp_path, field, value):
 
 
 def _refused(config, tmp_path, message):
-  """serving.run refuses `config` with exactly `message`, writing nothing."""
-  with pytest.raises(checks.ConfigError, match=f"^{re.escape(message)}$"):
+  """serving.run refuses `config` with exactly `message` (ending "...": a
+  message that begins so), writing nothing."""
+  pattern = (f"^{re.escape(message[:-3])}" if message.endswith("...") else
+             f"^{re.escape(message)}$")
+  with pytest.raises(checks.ConfigError, match=pattern):
     serving.run(config, tmp_path / "bench")
   assert not (tmp_path / "bench").exists()
 
@@ -211,11 +214,9 @@ def test_bad_value_is_one_line_naming_the_field(tmp_path, field, value,
 
 
 @pytest.mark.parametrize("overrides, field, requirement", [
-    (dict(index="Bogus"), "index",
-     "faiss cannot build it at d=8: could not parse index string Bogus"),
-    (dict(index="PQ3"), "index", "faiss cannot build it at d=8: Error: "
-     "'!(d % M == 0)' failed: The dimension of the vector (d) should be a "
-     "multiple of the number of subquantizers (M)"),
+    # faiss's own reason follows, in words that may change with its version.
+    (dict(index="Bogus"), "index", "faiss cannot build it at d=8: ..."),
+    (dict(index="PQ3"), "index", "faiss cannot build it at d=8: ..."),
     (dict(index="IVF1024,Flat"), "index", "its 1024 IVF lists need as many "
      "training items; the smallest catalogue has 300"),
     (dict(index="HNSW8,Flat", search_parameter="bogus"), "search_parameter",
