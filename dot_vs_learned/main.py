@@ -42,13 +42,7 @@ _HELP = {"--help", "-h", "-?", "--helpshort", "--helpfull"}
 def parse_flags(argv):
   """absl's flag parsing, with a bad --config.* override (an unknown field,
   a value of the wrong type) or config file as one line, and --help exiting
-  with status 0. A --config.* field given twice is refused: config_flags
-  joins a tuple given twice ("(5,)" then "(20,)" is (5, 20))."""
-  given = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
-  twice = sorted({name for name in given if given.count(name) > 1})
-  if twice:
-    sys.exit(f"error: {twice[0]}: given more than once; give each config "
-             "field once (a tuple given twice would be joined)")
+  with status 0."""
   try:
     return flags.FLAGS(argv)
   except SystemExit as e:
@@ -73,6 +67,20 @@ def parse_flags(argv):
     sys.exit(f"error: --config: {e.filename}:{e.lineno}: {e.msg}")
 
 
+def _tuples_given_twice(argv, config) -> list[str]:
+  """The --config.* tuple fields given more than once: config_flags joins
+  them ("(5,)" then "(20,)" is (5, 20)); a scalar's last value wins."""
+  given = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+  twice = []
+  for flag in sorted({name for name in given if given.count(name) > 1}):
+    value = config
+    for part in flag[len("--config."):].split("."):
+      value = value[part]
+    if isinstance(value, (tuple, list)):
+      twice.append(flag)
+  return twice
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -87,6 +95,10 @@ def main(argv):
     reason = [line.strip() for line in str(e).splitlines() if line.strip()]
     sys.exit(f"error: --config={flags.FLAGS['config'].serialize()[9:]}: "
              f"cannot load it ({reason[-1] if reason else type(e).__name__})")
+  twice = _tuples_given_twice(sys.argv, config)
+  if twice:
+    sys.exit(f"error: {twice[0]}: a tuple given more than once, which "
+             "config_flags would join; give it once")
   if experiment not in EXPERIMENTS:
     sys.exit(f"error: config field experiment={config.experiment!r}: must "
              f"be one of {tuple(EXPERIMENTS)}")

@@ -437,11 +437,13 @@ def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
        "'configs/missing.py')"),
       ([f"--config={bad_file}"], f"error: --config: {bad_file}:1: "
        "invalid syntax"),
-      # config_flags would join the tuples: full_ranking_ks (5, 20).
+      # config_flags would join the tuples: full_ranking_ks (5, 20). (A
+      # scalar given twice takes its last value, as absl's flags do.)
       (["--config=configs/test.py", "--config.eval.full_ranking_ks=(5,)",
-        "--config.eval.k=5", "--config.eval.full_ranking_ks=(20,)"],
-       "error: --config.eval.full_ranking_ks: given more than once; give "
-       "each config field once (a tuple given twice would be joined)"),
+        "--config.eval.k=5", "--config.eval.k=20",
+        "--config.eval.full_ranking_ks=(20,)"],
+       "error: --config.eval.full_ranking_ks: a tuple given more than once, "
+       "which config_flags would join; give it once"),
       (["--config=configs/test.py", "--config.experiment=bogus"],
        "error: config field experiment='bogus': must be one of ('ncf', "
        "'compare', 'retrieval', 'synthetic', 'tuning')"),
