@@ -211,8 +211,9 @@ def load_ncf(directory, name) -> NCFData:
   timestamp, as other repositories publish them; a warning notes it).
   num_users and num_items are 1 + the largest id over the three files; a
   stray item id far beyond the distinct ones (data_checks.check_ids), a
-  training pair on two lines, a NaN or infinite rating or timestamp and a
-  test pair that is also a training pair are refused. Negatives equal to the
+  NaN or infinite rating or timestamp and a test pair that is also a
+  training pair are refused; a training pair on two lines is read once,
+  with a warning (data_checks.first_pairs). Negatives equal to the
   user's test item or to one of its training items are kept as in the file
   (the published ML-1M file has 156 users whose test item is among its own
   negatives); the evaluator masks them.
@@ -247,8 +248,8 @@ def load_ncf(directory, name) -> NCFData:
   num_items = data_checks.check_ids(
       [(train_path, train[:, 1]), (test_path, test[:, 1]),
        (neg_path, negatives)])
-  data_checks.check_no_repeats(train_path, train, num_items)
   data_checks.check_no_leakage(test_path, train_path, test, train, num_items)
+  train = train[data_checks.first_pairs(train_path, train, num_items)]
   test_negatives = np.empty_like(negatives)
   test_negatives[neg_users] = negatives
   data = NCFData(name, num_users, num_items,

@@ -86,19 +86,24 @@ def is_in(keys, sorted_keys) -> np.ndarray:
   return sorted_keys[at] == keys
 
 
-def check_no_repeats(path, pairs, num_items) -> None:
-  """Refuses a (user, item) pair on two lines, naming the second: it would
-  count twice in training (NCF's ML-1M file has none; item lists refuse
-  them too). `pairs` is [lines, 2] (user, item) in file order."""
+def first_pairs(path, pairs, num_items) -> np.ndarray:
+  """Which rows of `pairs` ([lines, 2] (user, item), in file order) are a
+  pair's first line. A repeated pair is logged, naming its line, and read
+  once: NCF's loader reads the file into a 0/1 matrix (He et al.'s
+  Dataset.py), where a repeat changes nothing; trained twice, it would count
+  twice. NCF's ML-1M file has none."""
   keys = pair_keys(pairs[:, 0], pairs[:, 1], num_items)
-  order = np.argsort(keys, kind="stable")  # equal keys stay in line order
-  repeats = order[1:][keys[order][1:] == keys[order][:-1]]
-  if repeats.size:
-    row = int(repeats.min())
-    first = int(np.flatnonzero(keys == keys[row])[0])
-    raise DataError(f"{path}:{row + 1}: user {pairs[row, 0]}, item "
-                    f"{pairs[row, 1]} is already on line {first + 1}; each "
-                    "training pair must appear once")
+  _, first = np.unique(keys, return_index=True)
+  keep = np.zeros(len(keys), bool)
+  keep[first] = True
+  if not keep.all():
+    row = int(np.flatnonzero(~keep)[0])
+    logging.warning("%s:%d: user %d, item %d is already on line %d; %d "
+                    "repeated training pairs are read once", path, row + 1,
+                    pairs[row, 0], pairs[row, 1],
+                    int(np.flatnonzero(keys == keys[row])[0]) + 1,
+                    int((~keep).sum()))
+  return keep
 
 
 def check_no_leakage(test_path, train_path, test, train, num_items) -> None:

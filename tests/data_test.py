@@ -173,15 +173,19 @@ def test_malformed_input_names_file_and_line(tmp_path, suffix, line, text,
   assert f"{tmp_path}/t.{suffix}{message}" in str(error.value)
 
 
-def test_repeated_training_pair_is_refused_at_its_second_line(tmp_path):
-  # (0, 1) on lines 2 and 6: it would count twice in training.
+def test_repeated_training_pair_is_read_once_and_logged(tmp_path, caplog):
+  # (0, 1) on lines 2 and 6: NCF reads the file into a 0/1 matrix, where
+  # the repeat changes nothing; trained twice, it would count twice.
   _write(tmp_path, train=TRAIN + "0\t1\t1\t15\n")
-  before = sorted(tmp_path.iterdir())
-  with pytest.raises(data.DataError, match=re.escape(
-      f"{tmp_path}/t.train.rating:6: user 0, item 1 is already on line 2; "
-      "each training pair must appear once")):
-    data.load_ncf(tmp_path, "t")
-  assert sorted(tmp_path.iterdir()) == before
+  with caplog.at_level("WARNING"):
+    repeated = data.load_ncf(tmp_path, "t")
+  assert (f"{tmp_path}/t.train.rating:6: user 0, item 1 is already on line "
+          "2; 1 repeated training pairs are read once") in caplog.text
+  _write(tmp_path)
+  once = data.load_ncf(tmp_path, "t")
+  for name in ("train_users", "train_items", "test_items", "test_negatives"):
+    np.testing.assert_array_equal(getattr(repeated, name),
+                                  getattr(once, name))
 
 
 def test_train_user_without_test_line(tmp_path):
