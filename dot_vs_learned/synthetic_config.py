@@ -116,9 +116,8 @@ def validate_sizes(config) -> None:
   check(c.num_fresh + c.eval_chunk < 2**31, "synthetic.num_fresh",
         c.num_fresh, "must stay below 2^31 (int32 positions)")
   import jax  # pylint: disable=g-import-not-at-top
-  ram = ncf_config.host_bytes()
-  on_cpu = jax.devices()[0].platform == "cpu"
-  have = ram if on_cpu else ncf_config.available_bytes()
+  ram, have = ncf_config.host_bytes(), ncf_config.available_bytes()
+  on_cpu = jax.devices()[0].platform == "cpu"  # have is then ram
   for multiplier in c.multipliers:
     for dim in c.dims:
       num_users = max(c.nums_users)  # the most memory of this (d, h)
