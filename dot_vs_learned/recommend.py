@@ -11,7 +11,6 @@ against the sha256 the run recorded (inputs.json); a bad value exits with
 status 1 and one line `error: ...` naming the flag or the file.
 """
 
-import json
 import pathlib
 import re
 import sys
@@ -70,8 +69,8 @@ def _cut(text, width=40) -> str:
 def _failure_reason(path) -> str:
   """The first line of failure.json's message, cut."""
   try:
-    message = str(json.loads((path / results.FAILURE).read_text())["message"])
-  except (OSError, ValueError, KeyError, TypeError):
+    message = str(results.read_json_object(path / results.FAILURE)["message"])
+  except (results.JSONFileError, KeyError):
     return "its message is unreadable"
   return _cut((message.splitlines() or [""])[0], 200)
 
@@ -79,13 +78,9 @@ def _failure_reason(path) -> str:
 def _read_config(path, flag):
   """config.json with the fields recommend reads, or RecommendError."""
   try:
-    config = json.loads((path / results.CONFIG).read_text())
-  except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
-    raise RecommendError(f"{flag}: cannot read {results.CONFIG}: "
-                         f"{_cut(e, 200)}") from None
-  if not isinstance(config, dict):
-    raise RecommendError(f"{flag}: {results.CONFIG} holds a JSON "
-                         f"{type(config).__name__}, not a run's config")
+    config = results.read_json_object(path / results.CONFIG)
+  except results.JSONFileError as e:
+    raise RecommendError(f"{flag}: {results.CONFIG}: {e}") from None
   if config.get("experiment", "ncf") != "ncf":
     raise RecommendError(f"{flag}: a {_cut(config['experiment'])!r} run; "
                          "recommend serves NCF training runs (experiment "
@@ -108,12 +103,10 @@ def _check_inputs(path, flag, data_config) -> None:
   if not inputs:  # generated data: its config is its fingerprint
     return
   try:
-    trained = json.loads((path / workdir_lib.INPUTS).read_text())
-    if not isinstance(trained, dict):
-      raise ValueError(f"a JSON {type(trained).__name__}, not an object")
-  except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
-    raise RecommendError(f"{flag}: cannot read {workdir_lib.INPUTS}, so the "
-                         f"data cannot be checked: {_cut(e, 200)}") from None
+    trained = results.read_json_object(path / workdir_lib.INPUTS)
+  except results.JSONFileError as e:
+    raise RecommendError(f"{flag}: {workdir_lib.INPUTS}: {e}, so the data "
+                         "cannot be checked") from None
   trained = {pathlib.Path(p).name: h for p, h in trained.items()}
   changed = [p for p, h in workdir_lib.fingerprint(inputs).items()
              if trained.get(pathlib.Path(p).name) != h]

@@ -10,7 +10,6 @@ with different train.seed (seeds trained as separate processes) become one
 row with their seeds together.
 """
 
-import json
 import pathlib
 import re
 
@@ -31,14 +30,9 @@ def _is_number(value) -> bool:
 def _read_json(path) -> dict:
   """A run's JSON file; ReportError naming it unless it holds an object."""
   try:
-    value = json.loads(pathlib.Path(path).read_text())
-  except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
-    raise ReportError(f"{path}: unreadable ({type(e).__name__}: {e})"
-                      ) from None
-  if not isinstance(value, dict):
-    raise ReportError(f"{path}: a JSON {type(value).__name__}, not the "
-                      "object a run writes")
-  return value
+    return results.read_json_object(path)
+  except results.JSONFileError as e:
+    raise ReportError(f"{path}: {e}") from None
 
 
 def _config_but_seed(run_dir):

@@ -83,6 +83,27 @@ def append_metrics(workdir, record) -> None:
   append_json_line(pathlib.Path(workdir) / METRICS, record)
 
 
+class JSONFileError(ValueError):
+  """A JSON file that cannot be read or holds no object; its message says
+  why, without the path, for the caller to name the file or its flag."""
+
+
+def read_json_object(path) -> dict:
+  """The JSON object in `path`: a run's config.json, results.json,
+  inputs.json or failure.json. JSONFileError if it is missing, unreadable,
+  not JSON or not an object."""
+  try:
+    value = json.loads(pathlib.Path(path).read_text())
+  except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
+    reason = " ".join(str(e).split())
+    reason = reason if len(reason) <= 200 else reason[:200] + "..."
+    raise JSONFileError(f"unreadable ({type(e).__name__}: {reason})"
+                        ) from None
+  if not isinstance(value, dict):
+    raise JSONFileError(f"a JSON {type(value).__name__}, not an object")
+  return value
+
+
 def read_json_lines(path) -> list[dict]:
   """The records of a JSON-lines file ([] if none); a line cut short by a
   kill is skipped."""

@@ -6,7 +6,6 @@ ConfigError naming the field, before the workdir is touched; check_index
 tries the faiss index string and search parameter on an empty index.
 """
 
-import json
 import pathlib
 import re
 import zipfile
@@ -139,10 +138,10 @@ def trained_embeddings(workdir):
                 f"(no {results.RESULTS}); train one with python -m "
                 "dot_vs_learned.main")
   try:
-    config = json.loads((path / results.CONFIG).read_text())
-  except (OSError, ValueError) as e:
-    refuse_unless(False, f"cannot read {results.CONFIG}: {_reason(e)}")
-  model = config.get("model") if isinstance(config, dict) else None
+    config = results.read_json_object(path / results.CONFIG)
+  except results.JSONFileError as e:
+    refuse_unless(False, f"its {results.CONFIG}: {e}")
+  model = config.get("model")
   name = model.get("name") if isinstance(model, dict) else None
   refuse_unless(name is not None, f"its {results.CONFIG} names no model "
                 "(model.name)")

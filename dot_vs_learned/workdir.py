@@ -131,16 +131,15 @@ def _read_record(path):
   """A workdir's record of its run (config.json, inputs.json); None if the
   run has none yet. One that exists but cannot be read is refused: read as
   absent, it would let another config or changed data resume the run."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
+  if not os.path.lexists(path):
     return None
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+  try:
+    return results.read_json_object(path)
+  except results.JSONFileError as e:
     raise WorkdirError(
-        f"{path}: unreadable ({type(e).__name__}: {e}), so this unfinished "
-        "run cannot be checked against the config and the data; pass "
-        "--overwrite to start afresh, or choose another --workdir.") from None
+        f"{path}: {e}, so this unfinished run cannot be checked against the "
+        "config and the data; pass --overwrite to start afresh, or choose "
+        "another --workdir.") from None
 
 
 def check_resumable(path, config_dict, inputs, overwrite) -> None:

@@ -174,7 +174,7 @@ def _old_ease(path):
      "the run saved no params.npz"),
     (True, lambda p: _truncate(p / results.PARAMS), "cannot read params.npz"),
     (True, lambda p: (p / results.CONFIG).write_text("{"),
-     "cannot read config.json"),
+     r"config.json: unreadable \(JSONDecodeError: Expecting property name"),
     (True, _old_ease, r"holds EASE\^R's B as 'ease/weights', from an older "
      r"version .*; rerun the model"),
 ])
@@ -189,7 +189,7 @@ def test_bad_workdir(run, tmp_path, copy, spoil, message):
 
 
 @pytest.mark.parametrize("config, message", [
-    ([1, 2], "config.json holds a JSON list, not a run's config"),
+    ([1, 2], "config.json: a JSON list, not an object"),
     ({"model": {"name": "mf"}}, "config.json lacks data, model.name or "
      "model.dim (an NCF run's config has them)"),
 ])
@@ -242,8 +242,8 @@ def test_training_data_changed_at_the_same_sizes_is_refused(file_run,
 def test_a_run_without_its_inputs_record_is_refused(file_run):
   (file_run / workdir.INPUTS).unlink()
   with pytest.raises(recommend.RecommendError, match=(
-      r"--workdir=.*: cannot read inputs.json, so the data cannot be "
-      r"checked: \[Errno 2\]")):
+      r"--workdir=.*: inputs.json: unreadable \(FileNotFoundError: \[Errno 2\]"
+      r".*\), so the data cannot be checked$")):
     recommend.recommend_from_workdir(file_run, [0], 3)
 
 

@@ -269,7 +269,7 @@ def test_sampled_or_item_list_is_what_the_run_is(tmp_path):
     ("", r"unreadable \(JSONDecodeError: Expecting value: line 1 column 1 "
      r"\(char 0\)\)"),
     ('["model", "dataset", "dim", "final"]',
-     "a JSON list, not the object a run writes"),
+     "a JSON list, not an object"),
     (json.dumps({"model": "mf", "dataset": "d", "dim": 8, "final": {
         "epoch": 1, "hr@10": {"mean": 0.5}, "ndcg@10": {"per_seed": [0.3]}}}),
      r"final\['hr@10'\] has no per_seed list of numbers"),

@@ -165,9 +165,11 @@ def _garbled_user(path):
 
 
 @pytest.mark.parametrize("name, content, requirement", [
-    (results.CONFIG, b"{bad", "cannot read config.json: Expecting property "
-     "name enclosed in double quotes: line 1 column 2 (char 1)"),
-    (results.CONFIG, b"[1, 2]", "its config.json names no model (model.name)"),
+    (results.CONFIG, b"{bad", "its config.json: unreadable (JSONDecodeError: "
+     "Expecting property name enclosed in double quotes: line 1 column 2 "
+     "(char 1))"),
+    (results.CONFIG, b"[1, 2]", "its config.json: a JSON list, not an object"),
+    (results.CONFIG, b"{}", "its config.json names no model (model.name)"),
     (results.PARAMS, lambda path: path.write_bytes(path.read_bytes()[:500]),
      "cannot read params.npz: not a zip archive (truncated?)"),
     (results.PARAMS, _garbled_user, f"its params.npz holds no MF tables "

@@ -68,6 +68,35 @@ def test_an_unreadable_record_is_refused_not_read_as_absent(tmp_path, record):
   assert json.loads((tmp_path / results.CONFIG).read_text()) == CONFIG
 
 
+@pytest.mark.parametrize("content, message", [
+    (None, r"^unreadable \(FileNotFoundError: \[Errno 2\] No such file"),
+    (b"{corrupt", r"^unreadable \(JSONDecodeError: Expecting property name "
+     r"enclosed in double quotes: line 1 column 2 \(char 1\)\)$"),
+    (b"\xff{}", r"^unreadable \(UnicodeDecodeError: 'utf-8' codec can't "),
+    (b"[1, 2]", r"^a JSON list, not an object$"),
+    (b"0.5", r"^a JSON float, not an object$"),
+])
+def test_read_json_object_says_why_a_file_is_refused(tmp_path, content,
+                                                     message):
+  path = tmp_path / "record.json"
+  if content is not None:
+    path.write_bytes(content)
+  with pytest.raises(results.JSONFileError, match=message):
+    results.read_json_object(path)
+
+
+def test_read_json_object_reads_an_object_and_cuts_a_long_reason(tmp_path):
+  path = tmp_path / "record.json"
+  path.write_text('{"a": [1, 2], "b": {"c": null}}')
+  assert results.read_json_object(path) == {"a": [1, 2], "b": {"c": None}}
+  missing = tmp_path / ("x" * 200) / "record.json"  # OSError names the path
+  with pytest.raises(results.JSONFileError) as error:
+    results.read_json_object(missing)
+  assert str(error.value) == (
+      "unreadable (FileNotFoundError: " +
+      f"[Errno 2] No such file or directory: '{missing}'"[:200] + "...)")
+
+
 def test_a_finished_run_is_kept_unless_overwritten(tmp_path):
   workdir.open_workdir(tmp_path, CONFIG).close()
   results.write_json(tmp_path / results.RESULTS, {"final": 1})
