@@ -39,6 +39,7 @@ from dot_vs_learned import datasets
 from dot_vs_learned import ease
 from dot_vs_learned import evaluate
 from dot_vs_learned import ials
+from dot_vs_learned import ials_solve
 import cli  # benchmarks/ is on sys.path when this script runs
 
 _DATA_DIR = flags.DEFINE_string(
@@ -50,12 +51,12 @@ cli.whole_numbers("dims", 1)
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "timed epochs of each method.")
 _REG = flags.DEFINE_float("reg", ials.ML1M["reg"], "iALS lambda.")
 _ALPHA0 = flags.DEFINE_float("alpha0", ials.ML1M["alpha0"], "iALS alpha0.")
-_SOLVER = flags.DEFINE_enum("solver", "cholesky", list(ials.SOLVERS),
+_SOLVER = flags.DEFINE_enum("solver", "cholesky", list(ials_solve.SOLVERS),
                             "our row solver.")
 _CG_STEPS = flags.DEFINE_integer("cg_steps", 3, "--solver=cg: steps a row.")
 _CHUNK_PAIRS = flags.DEFINE_integer(
     "chunk_pairs", 0, "padded pairs per chunk of rows (0: the solver's "
-    "default, ials.CHUNK_PAIRS).")
+    "default, ials_solve.CHUNK_PAIRS).")
 _THREADS = flags.DEFINE_integer("threads", os.cpu_count(),
                                 "implicit's num_threads.")
 _IMPLICIT = flags.DEFINE_bool("implicit", True, "time implicit's ALS.")

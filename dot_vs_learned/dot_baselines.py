@@ -5,9 +5,9 @@ iALS trains in epochs, as MF does: make_ials_train keeps the contract of
 train.make_train (init(keys, params=None, stddevs=None) -> states;
 run(states, n, hps=None) -> (states, metrics)), so the driver's loop,
 checkpoints and records serve it unchanged. A point's hyperparameters are
-ials.Hparams(lambda, alpha0, nu): train.reg, ials.alpha0 and ials.nu. It
+ials_solve.Hparams(lambda, alpha0, nu): train.reg, ials.alpha0 and ials.nu. It
 runs on one device: ials.py can split rows over a mesh, but two XLA:CPU
-devices solving at once deadlocked (see ials.solve_side), and no
+devices solving at once deadlocked (see ials_solve.solve_side), and no
 accelerator has run it yet.
 
 EASE^R has no epochs and no randomness: fit_ease solves B once for lambda =
@@ -29,6 +29,7 @@ import numpy as np
 from dot_vs_learned import ease
 from dot_vs_learned import evaluate
 from dot_vs_learned import ials
+from dot_vs_learned import ials_solve
 from dot_vs_learned import models
 from dot_vs_learned import ncf_config
 from dot_vs_learned import ncf_eval
@@ -40,12 +41,12 @@ def _test_arrays(data):
   return tuple(map(jnp.asarray, evaluate.test_arrays(data)))
 
 
-def ials_hparams(config, count) -> ials.Hparams:
+def ials_hparams(config, count) -> ials_solve.Hparams:
   """The config's lambda, alpha0 and nu, repeated for `count` points."""
   def full(value):
     return jnp.full((count,), value, jnp.float32)
-  return ials.Hparams(full(config.train.reg), full(config.ials.alpha0),
-                      full(config.ials.nu))
+  return ials_solve.Hparams(full(config.train.reg),
+                            full(config.ials.alpha0), full(config.ials.nu))
 
 
 def _norms(params: models.DotParams) -> dict:

@@ -36,6 +36,7 @@ from dot_vs_learned import distributed
 from dot_vs_learned import dot_baselines
 from dot_vs_learned import evaluate
 from dot_vs_learned import ials
+from dot_vs_learned import ials_solve
 from dot_vs_learned import loop
 from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
@@ -75,7 +76,7 @@ def _train_points(config, shape, data, grid, label, saver=None, keep=None):
   else:
     mesh = None
     init, run = dot_baselines.make_ials_train(shape, data)
-    hps = ials.Hparams(column("reg"), column("alpha0"), column("nu"))
+    hps = ials_solve.Hparams(column("reg"), column("alpha0"), column("nu"))
   num_devices = 1 if mesh is None else mesh.devices.size
   root = jax.random.key(config.train.seed)
   keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(values["seed"])
