@@ -21,6 +21,9 @@ from dot_vs_learned import retrieval
 
 METHODS = ("dot", "ann", "mlp")
 MAX_SEED = ncf_config.MAX_SEED  # jax.random.key keeps 32 bits
+# From this many items up, every code book of at most 2^16 centroids has a
+# training vector for each (and the IVF lists are checked on their own).
+PROBE_ITEMS = 1 << 16
 
 
 def default_config():
@@ -54,6 +57,12 @@ def _whole_values(values, least) -> bool:
       checks.is_whole(v) and v >= least for v in values)
 
 
+def _once(values) -> bool:
+  """No value twice: a cell or method given twice would be measured twice
+  and drawn on top of itself."""
+  return len(set(values)) == len(values)
+
+
 def validate(config) -> None:
   """Raises ConfigError naming the first config field out of range."""
   r, check = config.retrieval, checks.check
@@ -82,19 +91,62 @@ def validate(config) -> None:
   check(all(checks.is_number(v) and v > 0 for v in r.search_values),
         "retrieval.search_values", r.search_values,
         "values must be finite numbers > 0")
+  for field in ("nums_items", "dims", "methods", "search_values"):
+    check(_once(r[field]), f"retrieval.{field}", r[field],
+          "each value once (one is repeated)")
+  if not r.embeddings_from:
+    validate_sizes(r)
+
+
+def cell_bytes(num_items, dim, r) -> tuple[int, int]:
+  """Estimated (host, device) bytes of a generated cell, float32.
+
+  Host: the generated items, the runtime (256 MiB) and, with "ann", the
+  faiss index: vectors and graph, 512 + 4 d bytes an item (an HNSW32
+  index of 10^6 items at d = 64 took 504 MiB, 528 bytes an item). Device:
+  for exact dot the items and one copy of them; for the MLP its embedding
+  tables, the first-layer products of the items (h1 = 2 d), one copy of
+  the items and two chunks of hidden units. The methods run one after the
+  other. Measured (maxrss growth on the 2-core CPU, d = 64, 0.5 and 2
+  million items): exact dot 3.1 and the MLP 5.0 times the items' bytes,
+  plus 46 and 138 MiB; this estimate says 3 and 5 times plus 256 MiB.
+  """
+  items = 4 * num_items * dim
+  index = num_items * (512 + 4 * dim) if "ann" in r.methods else 0
+  dot = 2 * items if {"dot", "ann"} & set(r.methods) else 0
+  mlp = (4 * items + 2 * r.mlp_chunk_mib * 2**20 if "mlp" in r.methods
+         else 0)
+  return items + index + 2**28, max(dot, mlp)
+
+
+def validate_sizes(r) -> None:
+  """Refuses a grid whose largest cell needs more than 90% of the memory
+  (ConfigError naming the fields)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  ram, have = ncf_config.host_bytes(), ncf_config.available_bytes()
+  host, device = cell_bytes(max(r.nums_items), max(r.dims), r)
+  if jax.devices()[0].platform == "cpu":  # one memory holds both
+    host, device = host + device, 0
+  for need, of, limit in ((host, "host", ram), (device, "device", have)):
+    checks.check(
+        need <= 0.9 * limit, "retrieval.nums_items", r.nums_items,
+        f"the cell n={max(r.nums_items)}, d={max(r.dims)} (retrieval.dims) "
+        f"with methods {tuple(r.methods)} needs about {need / 2**30:.1f} "
+        f"GiB of {of} memory, more than 90% of its {limit / 2**30:.1f} GiB")
 
 
 def _reason(error) -> str:
   """An error's message on one line; faiss's without its 'Error in
   <function> at <file>:<line>: '."""
   text = " ".join(str(error).split())
-  return re.sub(r"^Error in .*? at \S+:\d+: ", "", text)
+  return re.sub(r"^Error in .*? at \S+:\d+: (Error: '.*?' failed: )?", "",
+                text)
 
 
 def check_index(r, dims, num_items) -> None:
-  """With "ann": faiss is installed, builds r.index for each d in `dims`
-  (its IVF lists no more than the smallest catalogue, `num_items`) and
-  takes r.search_parameter at every search value (ConfigError)."""
+  """With "ann": faiss is installed, builds r.index for each d in `dims`,
+  can train it on the smallest catalogue, `num_items`, and takes
+  r.search_parameter at every search value (ConfigError)."""
   if "ann" not in r.methods:
     return
   check = checks.check
@@ -112,6 +164,7 @@ def check_index(r, dims, num_items) -> None:
     check(lists <= min(num_items, retrieval.MAX_TRAINING), "retrieval.index",
           r.index, f"its {lists} IVF lists need as many training items; "
           f"the smallest catalogue has {num_items}")
+    _check_training(r, index, dim, num_items)
     for value in r.search_values if r.search_parameter else ():
       try:
         retrieval.set_search_parameter(index, r.search_parameter, value)
@@ -119,6 +172,21 @@ def check_index(r, dims, num_items) -> None:
         check(False, "retrieval.search_parameter", r.search_parameter,
               f"faiss cannot set it to {value!r} on a {r.index!r} index "
               "(efSearch for HNSW, nprobe for IVF, '' for none)")
+
+
+def _check_training(r, index, dim, num_items) -> None:
+  """Trains the empty `index` on `num_items` random vectors where it could
+  fail: each code book of a product quantizer needs as many training
+  vectors as it has centroids (2^nbits, at most 2^16)."""
+  if index.is_trained or num_items >= PROBE_ITEMS:
+    return
+  vectors = np.random.default_rng(0).standard_normal((num_items, dim))
+  try:
+    index.train(vectors.astype(np.float32))
+  except RuntimeError as e:
+    checks.check(False, "retrieval.index", r.index, f"faiss cannot train it "
+                 f"at d={dim} on the smallest catalogue's {num_items} "
+                 f"items: {_reason(e)}")
 
 
 def trained_embeddings(workdir):

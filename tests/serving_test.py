@@ -20,6 +20,7 @@ from dot_vs_learned import recommend
 from dot_vs_learned import results
 from dot_vs_learned import retrieval
 from dot_vs_learned import serving
+from dot_vs_learned import serving_config
 
 
 def _tiny_ncf(name="mf", dim=4):
@@ -208,7 +209,11 @@ def test_missing_trained_run_is_one_line_naming_the_field(tmp_path):
     ("search_values", (-5,), "values must be finite numbers > 0"),
     ("search_values", (16, 0.0), "values must be finite numbers > 0"),
     ("ef_construction", 0, "must be a whole number >= 1"),
-    ("nums_items", (300, 2.5), "sizes must be whole numbers >= 1")])
+    ("nums_items", (300, 2.5), "sizes must be whole numbers >= 1"),
+    ("nums_items", (300, 300), "each value once (one is repeated)"),
+    ("dims", (8, 4, 8), "each value once (one is repeated)"),
+    ("methods", ("dot", "dot"), "each value once (one is repeated)"),
+    ("search_values", (1, 2, 1), "each value once (one is repeated)")])
 def test_bad_value_is_one_line_naming_the_field(tmp_path, field, value,
                                                 requirement):
   _refused(_tiny_benchmark(**{field: value}), tmp_path,
@@ -221,6 +226,11 @@ def test_bad_value_is_one_line_naming_the_field(tmp_path, field, value,
     (dict(index="PQ3"), "index", "faiss cannot build it at d=8: ..."),
     (dict(index="IVF1024,Flat"), "index", "its 1024 IVF lists need as many "
      "training items; the smallest catalogue has 300"),
+    (dict(index="PQ4x9"), "index", "faiss cannot train it at d=8 on the "
+     "smallest catalogue's 300 items: ..."),
+    (dict(index="OPQ4,IVF4,PQ4x9", nums_items=(2000, 300)), "index",
+     "faiss cannot train it at d=8 on the smallest catalogue's 300 items: "
+     "..."),
     (dict(index="HNSW8,Flat", search_parameter="bogus"), "search_parameter",
      "faiss cannot set it to 1 on a 'HNSW8,Flat' index (efSearch for HNSW, "
      "nprobe for IVF, '' for none)"),
@@ -233,6 +243,45 @@ def test_bad_faiss_index_is_refused_before_the_workdir(tmp_path, overrides,
   config = _tiny_benchmark(**overrides)
   _refused(config, tmp_path, f"config field retrieval.{field}="
            f"{config.retrieval[field]!r}: {requirement}")
+
+
+def test_a_product_quantizer_with_enough_items_runs(tmp_path):
+  pytest.importorskip("faiss")
+  # PQ4's code books have 256 centroids each: the 300 items train them.
+  rows = serving.run(_tiny_benchmark(index="PQ4", methods=("dot", "ann")),
+                     tmp_path / "bench")["rows"]
+  assert [row["method"] for row in rows] == ["dot", "ann"]
+  assert rows[1]["index"] == "PQ4" and 0 < rows[1]["recall"] <= 1
+
+
+def test_cell_bytes_counts_the_items_index_and_mlp():
+  r = _tiny_benchmark(methods=("dot", "ann", "mlp"), mlp_chunk_mib=64
+                      ).retrieval
+  items = 4 * 10**6 * 64
+  assert serving_config.cell_bytes(10**6, 64, r) == (
+      items + 10**6 * (512 + 256) + 2**28, 4 * items + 2**27)
+  r.methods = ("dot",)
+  assert serving_config.cell_bytes(10**6, 64, r) == (items + 2**28,
+                                                     2 * items)
+  r.methods = ("ann",)
+  assert serving_config.cell_bytes(10**6, 64, r) == (
+      items + 10**6 * 768 + 2**28, 2 * items)
+
+
+def test_a_grid_beyond_the_memory_is_refused_before_the_workdir(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(ncf_config, "host_bytes", lambda: 2**32)  # 4 GiB
+  monkeypatch.setattr(ncf_config, "available_bytes", lambda: 2**32)
+  # d = 64, 10^7 items: 2.4 GiB of items, 5 times that for the MLP.
+  config = _tiny_benchmark(nums_items=(300, 10**7), dims=(8, 64),
+                           methods=("dot", "mlp"))
+  _refused(config, tmp_path, "config field retrieval.nums_items=(300, "
+           "10000000): the cell n=10000000, d=64 (retrieval.dims) with "
+           "methods ('dot', 'mlp') needs about 12.3 GiB of host memory, more "
+           "than 90% of its 4.0 GiB")
+  # The same grid fits 16 GiB.
+  monkeypatch.setattr(ncf_config, "host_bytes", lambda: 2**34)
+  serving_config.validate(config)
 
 
 def test_ann_without_faiss_is_refused_before_the_workdir(tmp_path,
