@@ -42,7 +42,9 @@ _MODELS = flags.DEFINE_list("models", ["mf-sgd", "mf-adam", "gmf", "mlp",
 _DIM = flags.DEFINE_integer("dim", 64, "embedding dimension d per side.")
 _NUM_NEGATIVES = flags.DEFINE_integer("num_negatives", 8, "m.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 2048, "examples per step.")
-_NUM_SEEDS = flags.DEFINE_integer("num_seeds", 1, "seeds vmapped together.")
+_NUM_SEEDS = flags.DEFINE_integer(
+    "num_seeds", 1, "seeds trained together, as the run driver does: one "
+    "after another on CPU, vmapped on accelerators (train.POINT_LOOPS).")
 _EPOCHS = flags.DEFINE_integer("epochs", 1, "timed epochs after warm-up, "
                                "at least; more until --min_seconds.")
 _MIN_SECONDS = flags.DEFINE_float("min_seconds", 5.0, "least timed seconds.")

@@ -61,7 +61,8 @@ _EPOCHS = flags.DEFINE_integer(
 _MIN_SECONDS = flags.DEFINE_float("min_seconds", 2.0,
                                   "least time of a JAX measurement.")
 _NUM_SEEDS = flags.DEFINE_integer(
-    "num_seeds", 1, "if > 1, also time the epoch vmapped over this many seeds.")
+    "num_seeds", 1, "if > 1, also time the epoch of this many seeds on one "
+    "device, vmapped and mapped (train.POINT_LOOPS).")
 _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", None, "examples per `batched` step; default: the config's.")
 _WINDOW = flags.DEFINE_integer(
@@ -261,29 +262,33 @@ def main(argv):
   dims = [int(d) for d in _DIMS.value]
   verify_exact_step(data, dict(base, dim=dims[0]))
 
-  runs = [(m, 1) for m in _METHODS.value]
+  runs = [(m, 1, "-") for m in _METHODS.value]
   if _NUM_SEEDS.value > 1:
-    runs += [(m, _NUM_SEEDS.value) for m in _METHODS.value if m != "numpy"]
+    runs += [(m, _NUM_SEEDS.value, loop) for m in _METHODS.value
+             if m != "numpy" for loop in ("vmap", "map")]
   header = ("d", "method", "seeds", "examples/s", "per seed", "x numpy",
             "s/epoch", "warm-up s", "peak MiB", "setup MiB", "device MiB")
-  widths = (4, 8, 5, 11, 10, 8, 8, 9, 9, 9, 10)
+  widths = (4, 8, 10, 11, 10, 8, 8, 9, 9, 9, 10)
   rows = []
   for dim in dims:
     baseline = None
-    for method, seeds in runs:
-      spec = dict(base, dim=dim, method=method, num_seeds=seeds)
+    for method, seeds, loop in runs:
+      spec = dict(base, dim=dim, method=method, num_seeds=seeds,
+                  point_loop=None if loop == "-" else loop)
       r = _measure_in_child(spec)
       rate = r["examples"] / r["seconds"]
       baseline = rate if method == "numpy" else baseline
       ratio = f"{rate / baseline:.1f}" if baseline else "-"
       rows.append(_row((
-          dim, method, seeds, f"{rate:,.0f}", f"{rate / seeds:,.0f}", ratio,
+          dim, method, seeds if seeds == 1 else f"{seeds} {loop}",
+          f"{rate:,.0f}", f"{rate / seeds:,.0f}", ratio,
           f"{per_epoch * seeds / rate:.1f}",
           f"{r['warmup']:.1f}" if "warmup" in r else "-",
           f"{r['peak_mib']:.0f}", f"{r['setup_mib']:.0f}",
           f"{r.get('device_mib', float('nan')):.0f}"), widths))
       print(rows[-1], file=sys.stderr, flush=True)  # progress
   print("\nexamples/s: all seeds together; s/epoch: one epoch of all seeds;"
+        " seeds 'n vmap' / 'n map': n seeds vmapped / one after another;"
         " numpy: timed on a prefix of the stream, stream building excluded;"
         " peak/setup MiB: host peak RSS (VmHWM) of the measuring process, at"
         " the end / before the method's work (imports, data); device MiB:"

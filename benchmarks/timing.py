@@ -8,8 +8,10 @@ import numpy as np
 def time_epochs(data, config, spec) -> dict:
   """Times jitted epochs of train.make_epoch after one warm-up epoch.
 
-  `spec` gives seed, num_seeds, epochs and min_seconds; `config` the model
-  and its training (any model, any optimizer).
+  `spec` gives seed, num_seeds, epochs and min_seconds, and optionally
+  point_loop (how the seeds run, train.POINT_LOOPS; default: the
+  platform's, train.default_point_loop); `config` the model and its
+  training (any model, any optimizer).
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -26,8 +28,13 @@ def time_epochs(data, config, spec) -> dict:
 
   seeds = spec["num_seeds"]
   keys = jax.random.split(jax.random.key(spec["seed"]), seeds)
-  if seeds == 1:  # as train.make_train: no vmap over a single seed
+  loop = spec.get("point_loop") or train.default_point_loop()
+  if seeds == 1:  # as train.make_train: no loop over a single seed
     state, run = jax.jit(init)(keys[0]), jax.jit(epoch, donate_argnums=0)
+  elif loop == "map":
+    state = jax.jit(jax.vmap(init))(keys)
+    run = jax.jit(lambda states, *rest: jax.lax.map(
+        lambda s: epoch(s, *rest), states), donate_argnums=0)
   else:
     state = jax.jit(jax.vmap(init))(keys)
     run = jax.jit(jax.vmap(epoch, in_axes=(0, None, None, None)),

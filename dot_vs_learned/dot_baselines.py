@@ -1,5 +1,5 @@
-"""iALS and EASE^R behind the NCF driver (ncf.py): the same evaluations,
-workdir, checkpoints, params.npz and recommend as MF.
+"""iALS, EASE^R and popularity behind the NCF driver (ncf.py): the same
+evaluations, workdir, checkpoints, params.npz and recommend as MF.
 
 iALS trains in epochs, as MF does: make_ials_train keeps the contract of
 train.make_train (init(keys, params=None, stddevs=None) -> states;
@@ -15,6 +15,8 @@ train.reg (one "seed", whatever train.num_seeds); ease_grid scores a grid
 of lambdas from one eigendecomposition, for the tuning sweep. Catalogues
 too large for that (Gowalla's 41k items on a 24 GB CPU: ease_in_place)
 solve B in G's own buffer, one lambda at a time.
+
+Popularity ranks items by their training count (popularity_metrics).
 """
 
 import functools
@@ -201,3 +203,17 @@ def ease_grid(regs, data, config, done_path=None) -> dict[str, np.ndarray]:
   metrics = ease.grid_evaluate(_gram(data), jnp.asarray(regs, jnp.float32),
                                _history(data), evaluate_fn)
   return {name: np.asarray(value) for name, value in metrics.items()}
+
+
+def popularity_metrics(data, k) -> dict:
+  """HR@k and NDCG@k (floats) of ranking items by their training count, and
+  the sampled ranks."""
+  counts = jnp.asarray(models.popularity_counts(data.train_items,
+                                                data.num_items))
+  mask = evaluate.candidate_mask(data.test_items, data.test_negatives)
+  metrics = evaluate.sampled_metrics(models.popularity_score, counts,
+                                     jnp.asarray(data.test_items),
+                                     jnp.asarray(data.test_negatives),
+                                     jnp.asarray(mask), k)
+  return {name: np.asarray(value) if name == "rank" else float(value)
+          for name, value in metrics.items()}

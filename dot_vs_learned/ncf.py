@@ -59,7 +59,7 @@ def _run(config, data, workdir) -> dict:
   environment = summary_lib.environment()
   if config.model.name in ncf_config.CLOSED_FORM:  # one fit, one record
     if config.model.name == "popularity":
-      metrics = (train.popularity_metrics(data, k)
+      metrics = (dot_baselines.popularity_metrics(data, k)
                  if evaluate.has_negatives(data) else {})
       full = ncf_eval.popularity_full_ranking(config, data)
     else:

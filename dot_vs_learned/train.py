@@ -10,7 +10,8 @@ Models differ only in the similarity function (paper §3.2). Two recipes:
     minibatch gradient descent (`sgd`), which NCF uses to fine-tune a
     pretrained NeuMF.
 An epoch is one `lax.scan` over the shuffled stream of stream.py; a run
-trains `num_epochs` epochs, then evaluates, with seeds vmapped.
+trains `num_epochs` epochs, then evaluates, its seeds vmapped, or on CPU
+one after another (POINT_LOOPS).
 """
 
 import functools
@@ -19,7 +20,6 @@ from typing import Any, NamedTuple
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from dot_vs_learned import distributed
@@ -191,7 +191,20 @@ def config_hparams(config, count) -> Hparams:
       jnp.full((count,), config.train.reg, jnp.float32))
 
 
-def make_train(config, data, mesh=None):
+# How a device runs its points (seeds, a sweep's points): "vmap" as one
+# batched program, "map" one after another in a compiled loop (lax.map):
+# on XLA:CPU the faster, by up to 2.3x (docs/results.md, "Seeds one after
+# another"), and bit for bit the single runs. Accelerators: "vmap".
+POINT_LOOPS = ("vmap", "map")
+
+
+def default_point_loop(mesh=None) -> str:
+  """"map" on CPU, "vmap" on accelerators (POINT_LOOPS)."""
+  device = mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
+  return "map" if device.platform == "cpu" else "vmap"
+
+
+def make_train(config, data, mesh=None, point_loop=None):
   """Builds the jitted programs of one run for the config and dataset.
 
   Returns:
@@ -207,7 +220,13 @@ def make_train(config, data, mesh=None):
     point axis is sharded over its devices (its length must be a multiple
     of their number), with axis "replicas" every device computes every
     point; the data is replicated.
+    point_loop: how a device runs its points, "vmap" or "map" (POINT_LOOPS);
+    None: default_point_loop(mesh).
   """
+  point_loop = point_loop or default_point_loop(mesh)
+  if point_loop not in POINT_LOOPS:
+    raise ValueError(f"train.make_train: point_loop={point_loop!r}: must be "
+                     f"one of {POINT_LOOPS}")
   arrays = (data.train_users, data.train_items, *evaluate.test_arrays(data))
   points = whole = None
   if mesh is None:
@@ -238,17 +257,12 @@ def make_train(config, data, mesh=None):
                        **parameter_norms(state.params))
 
   def run_local(states, hps, arrays, num_epochs):
-    if jax.tree.leaves(states)[0].shape[0] == 1:
-      # XLA:CPU runs a scatter vmapped over one seed about 2x slower than the
-      # plain scatter, so a single point skips the vmap. It then rounds
-      # unlike seed 0 of a vmapped run (Adam: an ulp a step; see
-      # tests/seeds_test.py). A vmap over one seed would not make them agree:
-      # XLA turns its batched dots back into plain ones.
-      first = lambda tree: jax.tree.map(lambda x: x[0], tree)
-      state, metrics = run_one(first(states), first(hps), arrays, num_epochs)
-      return jax.tree.map(lambda x: x[None], (state, metrics))
-    return jax.vmap(run_one, in_axes=(0, 0, None, None))(states, hps, arrays,
-                                                         num_epochs)
+    one = lambda point: run_one(*point, arrays, num_epochs)
+    if point_loop == "map" or jax.tree.leaves(states)[0].shape[0] == 1:
+      # A single point is not vmapped either: XLA:CPU ran a scatter vmapped
+      # over one seed about 2x slower than the plain scatter.
+      return jax.lax.map(one, (states, hps))
+    return jax.vmap(one)((states, hps))
 
   @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0,))
   def run_all(states, hps, arrays, num_epochs):
@@ -281,16 +295,3 @@ def make_train(config, data, mesh=None):
 
   return init, run
 
-
-def popularity_metrics(data, k) -> dict:
-  """HR@k and NDCG@k (floats) of ranking items by their training count, and
-  the sampled ranks."""
-  counts = jnp.asarray(models.popularity_counts(data.train_items,
-                                                data.num_items))
-  mask = evaluate.candidate_mask(data.test_items, data.test_negatives)
-  metrics = evaluate.sampled_metrics(models.popularity_score, counts,
-                                     jnp.asarray(data.test_items),
-                                     jnp.asarray(data.test_negatives),
-                                     jnp.asarray(mask), k)
-  return {name: np.asarray(value) if name == "rank" else float(value)
-          for name, value in metrics.items()}

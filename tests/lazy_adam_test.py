@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from dot_vs_learned import datasets
+from dot_vs_learned import dot_baselines
 from dot_vs_learned import lazy_adam
 from dot_vs_learned import models
 from dot_vs_learned import ncf
@@ -141,7 +142,7 @@ def test_mf_rows_and_a_gmf_run_train(tmp_path):
   config.train.update(optimizer="lazy_adam", epochs=4, learning_rate=0.01)
   config.eval.update(every=4, full_ranking=False)
   hr = ncf.run(config, tmp_path / "gmf")["final"]["hr@10"]["mean"]
-  popularity = train.popularity_metrics(
+  popularity = dot_baselines.popularity_metrics(
       datasets.load_dataset(config.data), 10)["hr"]
   assert hr > popularity + 0.03
 

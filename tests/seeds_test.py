@@ -1,8 +1,10 @@
-"""Seed i of a vmapped run is the single run of key i, for every model.
+"""Seed i of an n-seed run is the single run of key i, for every model.
 
-Both get the same key, initial parameters and batches, but they are two XLA
-programs (a single point skips the vmap, train.make_train), which round
-differently: XLA rewrites Adam's bias correction one way when the step count
+Both get the same key, initial parameters and batches. On CPU a device runs
+its seeds one after another (train.POINT_LOOPS, "map"), the single run's
+program in a loop: the same bits. Vmapped ("vmap", the accelerators'
+default) they are two XLA programs (a single point skips the vmap,
+train.make_train), which round differently: XLA rewrites Adam's bias correction one way when the step count
 is a scalar and another when it is a per-seed vector, and sums a batch in
 another order when it carries a seed axis (MF's SGD happens to give the
 same bits). After one step that is at most 1 ulp of a parameter. A learned
@@ -87,11 +89,11 @@ def max_gap(a, b):
 
 
 @functools.cache
-def one_epoch(model):
-  """(params, metrics) after one epoch: the vmapped run, then per seed the
+def one_epoch(model, point_loop):
+  """(params, metrics) after one epoch: the n-seed run, then per seed the
   single run, then per seed the single run with the next seed's key."""
   data, config = tiny_data(), make_config(model)
-  init, run = train.make_train(config, data)
+  init, run = train.make_train(config, data, point_loop=point_loop)
   keys = jax.random.split(jax.random.key(11), NUM_SEEDS)
   params = initial_params(config, data)
   trained = lambda state: host(run(state, 1))
@@ -131,11 +133,31 @@ def test_vmapped_seed_starts_from_its_single_runs_parameters():
     np.testing.assert_array_equal(states.key[i], single.key[0])
 
 
+def test_the_default_point_loop_is_map_on_cpu():
+  assert jax.devices()[0].platform == "cpu"
+  assert train.default_point_loop() == "map"
+  with pytest.raises(ValueError, match="point_loop='scan': must be one of"):
+    train.make_train(make_config("mf/batched"), tiny_data(),
+                     point_loop="scan")
+
+
+@pytest.mark.parametrize("model", [
+    pytest.param(m, marks=pytest.mark.slow) if m in ("mlp", "neumf") else m
+    for m in MODELS])  # the slow pass runs MLP and NeuMF
+def test_mapped_seed_is_its_single_run_bit_for_bit(model):
+  mapped, single, other_key = one_epoch(model, "map")
+  for i in range(NUM_SEEDS):
+    for a, b in zip(jax.tree.leaves(mapped[i]), jax.tree.leaves(single[i])):
+      np.testing.assert_array_equal(a, b)
+  for i in range(NUM_SEEDS - 1):
+    assert max_gap(other_key[i], mapped[i][0]) > 100 * TOLERANCE, (model, i)
+
+
 @pytest.mark.parametrize("model", [
     pytest.param(m, marks=pytest.mark.slow) if m in ("mlp", "neumf") else m
     for m in MODELS])  # the slow pass runs MLP and NeuMF
 def test_vmapped_seed_equals_its_single_run_after_an_epoch(model):
-  vmapped, single, other_key = one_epoch(model)
+  vmapped, single, other_key = one_epoch(model, "vmap")
   num_users = tiny_data().num_users
   for i in range(NUM_SEEDS):
     (params, metrics), (single_params, single_metrics) = vmapped[i], single[i]
