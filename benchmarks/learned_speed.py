@@ -45,6 +45,9 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 2048, "examples per step.")
 _NUM_SEEDS = flags.DEFINE_integer(
     "num_seeds", 1, "seeds trained together, as the run driver does: one "
     "after another on CPU, vmapped on accelerators (train.POINT_LOOPS).")
+_POINT_LOOP = flags.DEFINE_enum(
+    "point_loop", "", ["", "vmap", "map"], "how --num_seeds seeds run; '': "
+    "the platform's (train.default_point_loop).")
 _EPOCHS = flags.DEFINE_integer("epochs", 1, "timed epochs after warm-up, "
                                "at least; more until --min_seconds.")
 _MIN_SECONDS = flags.DEFINE_float("min_seconds", 5.0, "least timed seconds.")
@@ -90,9 +93,11 @@ def main(argv):
         f"CPU cores ({len(os.sched_getaffinity(0))} usable)")
   print(f"data: {source}: {data.num_users} users, {data.num_items} items, "
         f"{data.train_users.shape[0]} positives, {per_epoch} examples/epoch; "
-        f"d={_DIM.value} m={m} batch={_BATCH_SIZE.value} seeds={seeds}")
+        f"d={_DIM.value} m={m} batch={_BATCH_SIZE.value} seeds={seeds} "
+        f"({_POINT_LOOP.value or 'default'} loop)")
   spec = dict(seed=0, num_seeds=seeds, epochs=_EPOCHS.value,
-              min_seconds=_MIN_SECONDS.value)
+              min_seconds=_MIN_SECONDS.value,
+              point_loop=_POINT_LOOP.value or None)
   rates, lines = {}, []
   for row in _MODELS.value:
     config = model_config(row, _DIM.value, m, _BATCH_SIZE.value)
