@@ -5,10 +5,10 @@ iALS trains in epochs, as MF does: make_ials_train keeps the contract of
 train.make_train (init(keys, params=None, stddevs=None) -> states;
 run(states, n, hps=None) -> (states, metrics)), so the driver's loop,
 checkpoints and records serve it unchanged. A point's hyperparameters are
-ials_solve.Hparams(lambda, alpha0, nu): train.reg, ials.alpha0 and ials.nu. It
-runs on one device: ials.py can split rows over a mesh, but two XLA:CPU
-devices solving at once deadlocked (see ials_solve.solve_side), and no
-accelerator has run it yet.
+ials_solve.Hparams(lambda, alpha0, nu): train.reg, ials.alpha0 and
+ials.nu. It runs on one device: ials.py can split rows over a mesh, but two
+XLA:CPU devices solving at once deadlocked (see ials_solve.solve_side), and
+no accelerator has run it yet.
 
 EASE^R has no epochs and no randomness: fit_ease solves B once for lambda =
 train.reg (one "seed", whatever train.num_seeds); ease_grid scores a grid

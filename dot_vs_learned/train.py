@@ -294,4 +294,3 @@ def make_train(config, data, mesh=None, point_loop=None):
     return run_all(states, place(hps), arrays, num_epochs)
 
   return init, run
-
