@@ -30,7 +30,6 @@ class Hparams(NamedTuple):
   nu: jax.Array  # exponent of the frequency scale (n + alpha0 |other|)^nu
 
 
-
 def row_reg(counts, num_other, hp) -> jax.Array:
   """lambda (n + alpha0 |other|)^nu: the frequency-scaled L2 of each row."""
   return hp.reg * (counts + hp.alpha0 * num_other) ** hp.nu
