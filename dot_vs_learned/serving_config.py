@@ -177,7 +177,9 @@ def check_index(r, dims, num_items) -> None:
 def _check_training(r, index, dim, num_items) -> None:
   """Trains the empty `index` on `num_items` random vectors where it could
   fail: each code book of a product quantizer needs as many training
-  vectors as it has centroids (2^nbits, at most 2^16)."""
+  vectors as it has centroids (2^nbits, at most 2^16). That is one more
+  training at the smallest catalogue, for indexes that train, under
+  PROBE_ITEMS items."""
   if index.is_trained or num_items >= PROBE_ITEMS:
     return
   vectors = np.random.default_rng(0).standard_normal((num_items, dim))
