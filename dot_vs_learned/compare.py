@@ -31,7 +31,6 @@ num_seeds x the plan's epochs for each final run not finished.
 """
 
 import copy
-import json
 import pathlib
 
 from absl import logging
@@ -207,9 +206,8 @@ def _run(config, data, workdir) -> dict:
                                  ncf_eval.selection(t, split))
     dim = chosen["dim"] or t.model.dim
     final_dir = workdir / f"final_{name}"
-    if (final_dir / results.RESULTS).exists():
-      final = json.loads((final_dir / results.RESULTS).read_text())
-    else:
+    final = results.read_results(final_dir)
+    if final is None:
       final = ncf.run(tuning.final_config(t, chosen, dim), final_dir)
     rows[name] = {"selected": chosen, "final": final,
                   "tuning_seconds": sum(r["seconds"] for r in records)}
@@ -227,9 +225,8 @@ def _cell(name, dim, m) -> str:
 
 def _popularity(config, workdir) -> dict:
   run_dir = workdir / "final_popularity"
-  if (run_dir / results.RESULTS).exists():
-    final = json.loads((run_dir / results.RESULTS).read_text())
-  else:
+  final = results.read_results(run_dir)
+  if final is None:
     pop = copy.deepcopy(config)
     with pop.unlocked():
       del pop.compare

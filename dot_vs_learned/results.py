@@ -104,6 +104,20 @@ def read_json_object(path) -> dict:
   return value
 
 
+def read_results(run_dir) -> dict | None:
+  """A finished run's results.json; None if the run has not finished.
+  WorkdirError naming the file if it cannot be read, rather than train the
+  run again over it."""
+  path = pathlib.Path(run_dir) / RESULTS
+  if not os.path.lexists(path):
+    return None
+  try:
+    return read_json_object(path)
+  except JSONFileError as e:
+    raise WorkdirError(f"{path}: {e}; remove {run_dir} to run it again, "
+                       "or pass --overwrite to run everything again") from None
+
+
 def read_json_lines(path) -> list[dict]:
   """The records of a JSON-lines file ([] if none); a line cut short by a
   kill is skipped."""

@@ -21,7 +21,6 @@ last point, dropped from the record: distributed.padded_count).
 """
 
 import copy
-import json
 import pathlib
 import re
 import time
@@ -272,10 +271,8 @@ def _run(config, data, workdir) -> dict:
   finals = {}
   for dim, folder in final_runs(config, chosen).items():
     run_dir = workdir / folder
-    if (run_dir / results.RESULTS).exists():
-      with open(run_dir / results.RESULTS) as f:
-        finals[dim] = json.load(f)
-    else:
+    finals[dim] = results.read_results(run_dir)
+    if finals[dim] is None:
       # An unfinished final run of the same config resumes (checkpoints).
       finals[dim] = ncf.run(final_config(config, chosen, dim), run_dir)
   out = {"experiment": "tuning", "selected": chosen,

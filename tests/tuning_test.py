@@ -99,6 +99,15 @@ def test_rerun_recomputes_nothing_finished(split_dirs, tmp_path, monkeypatch):
   assert calls == [6]  # only the unfinished final run
   assert second["selected"] == first["selected"]
   assert second["final"]["6"]["hr@10"] == first["final"]["6"]["hr@10"]
+  # A final run's results.json cut short: named, not trained over.
+  (tmp_path / results.RESULTS).unlink()
+  final = tmp_path / "final_d6" / results.RESULTS
+  final.write_text(final.read_text()[:40])
+  with pytest.raises(results.WorkdirError, match=(
+      rf"^{final}: unreadable \(JSONDecodeError: .*\); remove "
+      rf"{tmp_path / 'final_d6'} to run it again, or pass --overwrite")):
+    tuning.run(config, tmp_path)
+  assert calls == [6]
 
 
 class _Killed(Exception):

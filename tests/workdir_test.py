@@ -97,6 +97,18 @@ def test_read_json_object_reads_an_object_and_cuts_a_long_reason(tmp_path):
       f"[Errno 2] No such file or directory: '{missing}'"[:200] + "...)")
 
 
+def test_read_results_of_a_finished_unfinished_or_spoilt_run(tmp_path):
+  assert results.read_results(tmp_path) is None
+  results.write_json(tmp_path / results.RESULTS, {"final": {"hr@10": 0.5}})
+  assert results.read_results(tmp_path) == {"final": {"hr@10": 0.5}}
+  (tmp_path / results.RESULTS).write_text("[]")
+  with pytest.raises(results.WorkdirError, match=(
+      rf"^{tmp_path / results.RESULTS}: a JSON list, not an object; remove "
+      rf"{tmp_path} to run it again, or pass --overwrite to run everything "
+      "again$")):
+    results.read_results(tmp_path)
+
+
 def test_a_finished_run_is_kept_unless_overwritten(tmp_path):
   workdir.open_workdir(tmp_path, CONFIG).close()
   results.write_json(tmp_path / results.RESULTS, {"final": 1})
