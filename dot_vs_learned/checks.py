@@ -1,6 +1,8 @@
-"""Config checking shared by the experiments: errors name the field."""
+"""Config checking shared by the experiments: errors name the field; the
+memory a config may ask for."""
 
 import math
+import os
 
 
 class ConfigError(ValueError):
@@ -27,3 +29,32 @@ def is_number(value) -> bool:
   inf: an infinite learning rate or lambda would only fail after training."""
   return (isinstance(value, (int, float)) and not isinstance(value, bool)
           and math.isfinite(value))
+
+
+def available_bytes() -> int:
+  """The memory of the first device: the accelerator's, or the host's RAM."""
+  import jax  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0]
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and "bytes_limit" in stats:
+    return int(stats["bytes_limit"])
+  return host_bytes()
+
+
+def host_bytes() -> int:
+  """The host's RAM."""
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_overflow(host, device):
+  """(need, "host" or "device", limit) for the first memory that `host`
+  and `device` bytes would fill beyond 90%; None if both fit. On a CPU one
+  memory, the host's RAM, holds both."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.devices()[0].platform == "cpu":
+    host, device = host + device, 0
+  for need, of, limit in ((host, "host", host_bytes()),
+                          (device, "device", available_bytes())):
+    if need > 0.9 * limit:
+      return need, of, limit
+  return None

@@ -28,12 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dot_vs_learned import checks
 from dot_vs_learned import ease
 from dot_vs_learned import evaluate
 from dot_vs_learned import ials
 from dot_vs_learned import ials_solve
 from dot_vs_learned import models
-from dot_vs_learned import ncf_config
 from dot_vs_learned import ncf_eval
 from dot_vs_learned import results
 
@@ -127,7 +127,7 @@ def ease_in_place(data, grid=False) -> bool:
   and B), so a grid that cannot have it fits each lambda in place."""
   need = 4 * ((6 if grid else 4) * data.num_items**2
               + data.num_users * data.num_items)
-  return need > 0.9 * ncf_config.available_bytes()
+  return need > 0.9 * checks.available_bytes()
 
 
 def _ease_weights(data, reg, seed_axis=False) -> tuple[jax.Array, jax.Array]:

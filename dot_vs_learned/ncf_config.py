@@ -6,7 +6,6 @@ config need together (cut-offs, the stream's int32 positions, memory).
 """
 
 import math
-import os
 
 from dot_vs_learned import checks
 
@@ -115,7 +114,7 @@ def _check_generated(data) -> None:
   for field in ("num_users", "num_items"):
     _check(checks.is_whole(data[field]) and data[field] >= 1, f"data.{field}",
            data[field], "must be a whole number >= 1")
-  need, have = 40 * data.num_users * data.num_items, host_bytes()
+  need, have = 40 * data.num_users * data.num_items, checks.host_bytes()
   _check(need <= 0.5 * have, "data.num_users", data.num_users,
          f"x data.num_items={data.num_items}: generating them needs about "
          f"{need / 2**30:.1f} GiB, more than half of this host's "
@@ -141,21 +140,6 @@ def _memory_bytes(config, num_users, num_items, num_candidates) -> int:
   return 4 * t.num_seeds * (2 * tables + evaluation + batch)
 
 
-def available_bytes() -> int:
-  """The memory of the first device: the accelerator's, or the host's RAM."""
-  import jax  # pylint: disable=g-import-not-at-top
-  device = jax.devices()[0]
-  stats = device.memory_stats() if device.platform != "cpu" else None
-  if stats and "bytes_limit" in stats:
-    return int(stats["bytes_limit"])
-  return host_bytes()
-
-
-def host_bytes() -> int:
-  """The host's RAM."""
-  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def validate_sizes(config, data) -> None:
   """Checks what the config asks of this dataset: full-ranking cut-offs
   within its items, the int32 positions of an epoch's stream, and memory
@@ -177,7 +161,7 @@ def validate_sizes(config, data) -> None:
   sampled = (1 + data.test_negatives.shape[1]
              if evaluate.has_negatives(data) else 0)
   need = _memory_bytes(config, data.num_users, data.num_items, sampled)
-  have = available_bytes()
+  have = checks.available_bytes()
   if need > 0.9 * have:
     sizes = ", ".join(f"{f}={v}" for f, v in (
         ("model.dim", config.model.dim), ("train.num_seeds", t.num_seeds),
@@ -204,7 +188,6 @@ def predictive_factor(model_config):
       model_config.name == "mlp" and model_config.hidden):
     return None
   return model_config.dim // divisor[model_config.name]
-
 
 
 def default_config():

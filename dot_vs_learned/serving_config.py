@@ -122,14 +122,12 @@ def cell_bytes(num_items, dim, r) -> tuple[int, int]:
 def validate_sizes(r) -> None:
   """Refuses a grid whose largest cell needs more than 90% of the memory
   (ConfigError naming the fields)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  ram, have = ncf_config.host_bytes(), ncf_config.available_bytes()
-  host, device = cell_bytes(max(r.nums_items), max(r.dims), r)
-  if jax.devices()[0].platform == "cpu":  # one memory holds both
-    host, device = host + device, 0
-  for need, of, limit in ((host, "host", ram), (device, "device", have)):
+  overflow = checks.memory_overflow(*cell_bytes(max(r.nums_items),
+                                                max(r.dims), r))
+  if overflow:
+    need, of, limit = overflow
     checks.check(
-        need <= 0.9 * limit, "retrieval.nums_items", r.nums_items,
+        False, "retrieval.nums_items", r.nums_items,
         f"the cell n={max(r.nums_items)}, d={max(r.dims)} (retrieval.dims) "
         f"with methods {tuple(r.methods)} needs about {need / 2**30:.1f} "
         f"GiB of {of} memory, more than 90% of its {limit / 2**30:.1f} GiB")

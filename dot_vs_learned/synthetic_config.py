@@ -115,21 +115,17 @@ def validate_sizes(config) -> None:
         f"{most} pairs must stay below 2^31 (int32 positions)")
   check(c.num_fresh + c.eval_chunk < 2**31, "synthetic.num_fresh",
         c.num_fresh, "must stay below 2^31 (int32 positions)")
-  import jax  # pylint: disable=g-import-not-at-top
-  ram, have = ncf_config.host_bytes(), ncf_config.available_bytes()
-  on_cpu = jax.devices()[0].platform == "cpu"  # have is then ram
   for multiplier in c.multipliers:
     for dim in c.dims:
       num_users = max(c.nums_users)  # the most memory of this (d, h)
-      host, device = cell_bytes(num_users, dim, multiplier, c)
-      if on_cpu:  # one memory holds both
-        host, device = host + device, 0
-      for need, of, limit in ((host, "host", ram), (device, "device", have)):
-        if need > 0.9 * limit:
-          sizes = ", ".join(f"synthetic.{f}={c[f]!r}" for f in (
-              "nums_users", "dims", "num_seeds", "pairs_per_user",
-              "num_fresh"))
-          raise checks.ConfigError(
-              f"config fields {sizes}: the cell d={dim}, M={num_users}, "
-              f"multiplier={multiplier} needs about {need / 2**30:.1f} GiB "
-              f"of {of} memory, more than 90% of its {limit / 2**30:.1f} GiB")
+      overflow = checks.memory_overflow(*cell_bytes(num_users, dim,
+                                                    multiplier, c))
+      if overflow:
+        need, of, limit = overflow
+        sizes = ", ".join(f"synthetic.{f}={c[f]!r}" for f in (
+            "nums_users", "dims", "num_seeds", "pairs_per_user",
+            "num_fresh"))
+        raise checks.ConfigError(
+            f"config fields {sizes}: the cell d={dim}, M={num_users}, "
+            f"multiplier={multiplier} needs about {need / 2**30:.1f} GiB "
+            f"of {of} memory, more than 90% of its {limit / 2**30:.1f} GiB")

@@ -136,12 +136,12 @@ def test_ease_in_place_when_the_device_is_small(ease_run, tmp_path,
   # Room for one fit (4 I^2 floats with X), not for a grid's
   # eigendecomposition (6 I^2): the grid fits each lambda.
   room = 4 * (5 * data.num_items**2 + data.num_users * data.num_items)
-  monkeypatch.setattr(ncf_config, "available_bytes", lambda: room)
+  monkeypatch.setattr(checks, "available_bytes", lambda: room)
   assert dot_baselines.ease_in_place(data, grid=True)
   assert not dot_baselines.ease_in_place(data)
   # A device too small for JAX's fit, not for B.
   small = 4 * (3 * data.num_items**2 + data.num_users * data.num_items)
-  monkeypatch.setattr(ncf_config, "available_bytes", lambda: small)
+  monkeypatch.setattr(checks, "available_bytes", lambda: small)
   assert dot_baselines.ease_in_place(data)
   if jax.default_backend() == "cpu":
     # fit_ease hands the in-place buffer over with its seed axis, uncopied.

@@ -271,8 +271,8 @@ def test_cell_bytes_counts_the_items_index_and_mlp():
 
 def test_a_grid_beyond_the_memory_is_refused_before_the_workdir(
     tmp_path, monkeypatch):
-  monkeypatch.setattr(ncf_config, "host_bytes", lambda: 2**32)  # 4 GiB
-  monkeypatch.setattr(ncf_config, "available_bytes", lambda: 2**32)
+  monkeypatch.setattr(checks, "host_bytes", lambda: 2**32)  # 4 GiB
+  monkeypatch.setattr(checks, "available_bytes", lambda: 2**32)
   # d = 64, 10^7 items: 2.4 GiB of items, 5 times that for the MLP.
   config = _tiny_benchmark(nums_items=(300, 10**7), dims=(8, 64),
                            methods=("dot", "mlp"))
@@ -281,7 +281,7 @@ def test_a_grid_beyond_the_memory_is_refused_before_the_workdir(
            "methods ('dot', 'mlp') needs about 12.3 GiB of host memory, more "
            "than 90% of its 4.0 GiB")
   # The same grid fits 16 GiB.
-  monkeypatch.setattr(ncf_config, "host_bytes", lambda: 2**34)
+  monkeypatch.setattr(checks, "host_bytes", lambda: 2**34)
   serving_config.validate(config)
 
 
