@@ -29,15 +29,13 @@ def time_epochs(data, config, spec) -> dict:
   seeds = spec["num_seeds"]
   keys = jax.random.split(jax.random.key(spec["seed"]), seeds)
   loop = spec.get("point_loop") or train.default_point_loop()
-  if seeds == 1:  # as train.make_train: no loop over a single seed
+  if seeds == 1:  # one seed's plain epoch, with no seed axis
     state, run = jax.jit(init)(keys[0]), jax.jit(epoch, donate_argnums=0)
-  elif loop == "map":
-    state = jax.jit(jax.vmap(init))(keys)
-    run = jax.jit(lambda states, *rest: jax.lax.map(
-        lambda s: epoch(s, *rest), states), donate_argnums=0)
   else:
     state = jax.jit(jax.vmap(init))(keys)
-    run = jax.jit(jax.vmap(epoch, in_axes=(0, None, None, None)),
+    run = jax.jit((lambda states, *rest: jax.lax.map(
+        lambda s: epoch(s, *rest), states)) if loop == "map" else
+                  jax.vmap(epoch, in_axes=(0, None, None, None)),
                   donate_argnums=0)
   users, items = jnp.asarray(data.train_users), jnp.asarray(data.train_items)
   start = time.perf_counter()
