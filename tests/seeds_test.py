@@ -3,17 +3,18 @@
 Both get the same key, initial parameters and batches. On CPU a device runs
 its seeds one after another (train.POINT_LOOPS, "map"), the single run's
 program in a loop: the same bits. Vmapped ("vmap", the accelerators'
-default) they are two XLA programs (a single point skips the vmap,
-train.make_train), which round differently: XLA rewrites Adam's bias correction one way when the step count
-is a scalar and another when it is a per-seed vector, and sums a batch in
-another order when it carries a seed axis (MF's SGD happens to give the
-same bits). After one step that is at most 1 ulp of a parameter. A learned
-model can amplify it to a seed's worth: a ReLU pre-activation that cancels
-to within 2 ulps of its terms (seen at the 4th batch on a 30-user set) is
-0 in one program and positive in the other, so one passes an example's
-gradient that the other drops, and Adam turns any gradient gap into a step
-of order the learning rate. So these tests train one short epoch (6
-batches), where the gap is still rounding.
+default) they are two XLA programs (a single point is never vmapped,
+train.make_train), which round differently: XLA rewrites Adam's bias
+correction one way when the step count is a scalar and another when it is
+a per-seed vector, and sums a batch in another order when it carries a
+seed axis (MF's SGD happens to give the same bits). After one step that is
+at most 1 ulp of a parameter. A learned model can amplify it to a seed's
+worth: a ReLU pre-activation that cancels to within 2 ulps of its terms
+(seen at the 4th batch on a 30-user set) is 0 in one program and positive
+in the other, so one passes an example's gradient that the other drops,
+and Adam turns any gradient gap into a step of order the learning rate. So
+these tests train one short epoch (6 batches), where the gap is still
+rounding.
 """
 
 import functools
@@ -33,6 +34,9 @@ NUM_SEEDS = 3
 # Another seed's batches move the parameters by 4e-2 of their scale or more.
 TOLERANCE = 1e-5
 MODELS = ("mf/batched", "mf/exact", "gmf", "mlp", "neumf")
+EACH_MODEL = [  # the slow pass runs MLP and NeuMF
+    pytest.param(m, marks=pytest.mark.slow) if m in ("mlp", "neumf") else m
+    for m in MODELS]
 
 
 @functools.cache
@@ -141,9 +145,7 @@ def test_the_default_point_loop_is_map_on_cpu():
                      point_loop="scan")
 
 
-@pytest.mark.parametrize("model", [
-    pytest.param(m, marks=pytest.mark.slow) if m in ("mlp", "neumf") else m
-    for m in MODELS])  # the slow pass runs MLP and NeuMF
+@pytest.mark.parametrize("model", EACH_MODEL)
 def test_mapped_seed_is_its_single_run_bit_for_bit(model):
   mapped, single, other_key = one_epoch(model, "map")
   for i in range(NUM_SEEDS):
@@ -153,9 +155,7 @@ def test_mapped_seed_is_its_single_run_bit_for_bit(model):
     assert max_gap(other_key[i], mapped[i][0]) > 100 * TOLERANCE, (model, i)
 
 
-@pytest.mark.parametrize("model", [
-    pytest.param(m, marks=pytest.mark.slow) if m in ("mlp", "neumf") else m
-    for m in MODELS])  # the slow pass runs MLP and NeuMF
+@pytest.mark.parametrize("model", EACH_MODEL)
 def test_vmapped_seed_equals_its_single_run_after_an_epoch(model):
   vmapped, single, other_key = one_epoch(model, "vmap")
   num_users = tiny_data().num_users
