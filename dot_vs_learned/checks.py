@@ -1,5 +1,5 @@
-"""Config checking shared by the experiments: errors name the field; the
-memory a config may ask for."""
+"""Config checking shared by the experiments: errors name the field, and
+quote bad values cut short; the memory a config may ask for."""
 
 import math
 import os
@@ -17,6 +17,13 @@ def check(ok, field, value, requirement) -> None:
     error = ConfigError(f"config field {field}={value!r}: {requirement}")
     error.field, error.requirement = field, requirement
     raise error
+
+
+def shorten(text, width=40) -> str:
+  """str(text), cut to `width` characters and "..." when longer: a bad
+  value quoted in a one-line error."""
+  text = str(text)
+  return text if len(text) <= width else text[:width] + "..."
 
 
 def is_whole(value) -> bool:

@@ -18,6 +18,7 @@ from absl import logging
 import numpy as np
 
 from dot_vs_learned import atomic
+from dot_vs_learned import checks
 from dot_vs_learned import data_checks
 from dot_vs_learned.data_checks import DataError  # data.DataError, as ever
 
@@ -114,8 +115,7 @@ def convert_tokens(path, tokens, name, dtype, first_line=1) -> np.ndarray:
 
 def _cut(token: bytes) -> str:
   """A token's text, cut to 40 characters."""
-  text = token.decode(errors="replace")
-  return text if len(text) <= 40 else text[:40] + "..."
+  return checks.shorten(token.decode(errors="replace"))
 
 
 def _quote(token: bytes) -> str:

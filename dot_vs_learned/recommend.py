@@ -21,6 +21,7 @@ from absl import flags
 import ml_collections
 import numpy as np
 
+from dot_vs_learned import checks
 from dot_vs_learned import data as data_lib
 from dot_vs_learned import datasets
 from dot_vs_learned import distributed
@@ -47,23 +48,19 @@ class RecommendError(ValueError):
 
 def parse_users(values) -> list[int]:
   """The --users strings as ints; RecommendError naming the flag otherwise."""
-  text = _cut(",".join(values))
+  text = checks.shorten(",".join(values))
   if not values:
     raise RecommendError("--users=: no user ids; give e.g. --users=0,5")
   bad = [v for v in values if not _INTEGER.fullmatch(v.strip())]
   if bad:
-    raise RecommendError(f"--users={text}: {[_cut(v) for v in bad[:5]]} "
-                         "not integers")
+    quoted = [checks.shorten(v) for v in bad[:5]]
+    raise RecommendError(f"--users={text}: {quoted} not integers")
   huge = [v for v in values if len(v) > 1000]  # int() refuses 4300 digits
   if huge:
-    raise RecommendError(f"--users: [{_cut(huge[0].strip(), 20)}] out of "
-                         f"range ({len(huge[0].strip())} digits)")
+    digits = huge[0].strip()
+    raise RecommendError(f"--users: [{checks.shorten(digits, 20)}] out of "
+                         f"range ({len(digits)} digits)")
   return [int(v) for v in values]
-
-
-def _cut(text, width=40) -> str:
-  text = str(text)
-  return text if len(text) <= width else text[:width] + "..."
 
 
 def _failure_reason(path) -> str:
@@ -72,7 +69,7 @@ def _failure_reason(path) -> str:
     message = str(results.read_json_object(path / results.FAILURE)["message"])
   except (results.JSONFileError, KeyError):
     return "its message is unreadable"
-  return _cut((message.splitlines() or [""])[0], 200)
+  return checks.shorten((message.splitlines() or [""])[0], 200)
 
 
 def _read_config(path, flag):
@@ -82,7 +79,8 @@ def _read_config(path, flag):
   except results.JSONFileError as e:
     raise RecommendError(f"{flag}: {results.CONFIG}: {e}") from None
   if config.get("experiment", "ncf") != "ncf":
-    raise RecommendError(f"{flag}: a {_cut(config['experiment'])!r} run; "
+    experiment = checks.shorten(config["experiment"])
+    raise RecommendError(f"{flag}: a {experiment!r} run; "
                          "recommend serves NCF training runs (experiment "
                          "'ncf')")
   data, model = config.get("data"), config.get("model")
@@ -143,7 +141,7 @@ def load_run(workdir):
       flat = {name: arrays[name] for name in arrays.files}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     raise RecommendError(f"{flag}: cannot read {results.PARAMS}: "
-                         f"{_cut(e, 200)}") from None
+                         f"{checks.shorten(e, 200)}") from None
   if "ease/weights" in flat:
     raise RecommendError(f"{flag}: {results.PARAMS} holds EASE^R's B as "
                          "'ease/weights', from an older version that saved B "
@@ -175,15 +173,16 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
     raise RecommendError("--users=: no user ids; give e.g. --users=0,5")
   if any(not isinstance(u, (int, np.integer)) or isinstance(u, bool)
          for u in users):
-    raise RecommendError(f"--users: {_cut(users)}: not integers")
+    raise RecommendError(f"--users: {checks.shorten(users)}: not integers")
   if k < 1:
-    raise RecommendError(f"--k={_cut(k)}: must be >= 1")
+    raise RecommendError(f"--k={checks.shorten(k)}: must be >= 1")
   if chunk_size < 1:
-    raise RecommendError(f"--chunk_size={_cut(chunk_size)}: must be >= 1")
+    raise RecommendError(f"--chunk_size={checks.shorten(chunk_size)}: "
+                         "must be >= 1")
   config, flat = load_run(workdir)
   num_seeds = next(iter(flat.values())).shape[0]
   if not 0 <= seed_index < num_seeds:
-    raise RecommendError(f"--seed_index={_cut(seed_index)}: the run has "
+    raise RecommendError(f"--seed_index={checks.shorten(seed_index)}: the run has "
                          f"{num_seeds} seeds (0 .. {num_seeds - 1})")
   # The model answers for the users and items its tables hold, whatever the
   # dataset's files hold today (EASE^R's users are the data's histories).
@@ -191,12 +190,12 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   data = datasets.load_dataset(config.data) if ease else None
   num_users = data.num_users if ease else table_rows(flat, "user")
   num_items = table_rows(flat, "item")
-  bad = [_cut(u, 20) for u in users if not 0 <= u < num_users]
+  bad = [checks.shorten(u, 20) for u in users if not 0 <= u < num_users]
   if bad:
     raise RecommendError(f"--users: [{', '.join(bad[:5])}] out of range; the "
                          f"model has users 0 .. {num_users - 1}")
   if k > num_items:
-    raise RecommendError(f"--k={_cut(k)}: the model ranks {num_items} items")
+    raise RecommendError(f"--k={checks.shorten(k)}: the model ranks {num_items} items")
   if data is None:
     data = datasets.load_dataset(config.data)
   if (data.num_users, data.num_items) != (num_users, num_items):

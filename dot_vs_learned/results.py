@@ -17,6 +17,7 @@ import pathlib
 import numpy as np
 
 from dot_vs_learned import atomic
+from dot_vs_learned import checks
 from dot_vs_learned import distributed
 
 CONFIG = "config.json"
@@ -95,8 +96,7 @@ def read_json_object(path) -> dict:
   try:
     value = json.loads(pathlib.Path(path).read_text())
   except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
-    reason = " ".join(str(e).split())
-    reason = reason if len(reason) <= 200 else reason[:200] + "..."
+    reason = checks.shorten(" ".join(str(e).split()), 200)
     raise JSONFileError(f"unreadable ({type(e).__name__}: {reason})"
                         ) from None
   if not isinstance(value, dict):
