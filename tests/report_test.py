@@ -2,12 +2,14 @@
 
 import csv
 import json
+import pathlib
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+from dot_vs_learned import datasets
 from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
 from dot_vs_learned import report
@@ -310,3 +312,28 @@ def test_a_bad_out_is_refused_before_writing(runs, tmp_path):
   assert bad.stderr.splitlines() == [
       f"error: --out={tmp_path / 'afile'}: {tmp_path / 'afile'} is not a "
       "folder"]
+
+
+RECORDS = pathlib.Path(__file__).resolve().parent.parent / "runs"
+
+
+def test_the_committed_run_records_make_the_report(tmp_path):
+  """runs/ keeps the JSON and logs of the finished ML-1M runs that
+  docs/results.md quotes. Today's code reads every one of them; each trained
+  on NCF's own test files (their pinned checksums), and each MF point of
+  Figure 2 is the paper's protocol: 8 seeds, epoch 256."""
+  rows, written = report.write_report([RECORDS], tmp_path / "out")
+  assert {"table1.md", "figure2.csv"} <= set(written)
+  pins = datasets.CHECKSUMS["ml-1m"]
+  for row in rows:
+    assert row["dataset"] == "ml-1m"
+    for path in map(pathlib.Path, row["paths"]):
+      inputs = json.loads((path / "inputs.json").read_text())
+      tested = {pathlib.Path(name).name.removeprefix("ml-1m."): sha
+                for name, sha in inputs.items() if ".holdout." not in name}
+      assert {tested[name] for name in ("test.rating", "test.negative")} == {
+          pins[name]["sha256"] for name in ("test.rating", "test.negative")}
+    if row["model"] == "mf":
+      assert (len(row["hr"]), row["epoch"]) == (8, 256), row["paths"]
+  models = {row["model"] for row in rows}
+  assert {"popularity", "ease"} <= models
