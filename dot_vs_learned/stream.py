@@ -8,6 +8,7 @@ of the user). The stream is shuffled by a keyed pseudo-random permutation that
 is computed on the fly, so no N * (1 + m) array is sorted or stored.
 """
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -21,8 +22,6 @@ class Batch(NamedTuple):
   weights: jax.Array  # [B] float32, 0 for padding past the end of the epoch
 
 
-# A 4-round Feistel network on 2 * half bits is a keyed permutation of
-# [0, 4^half); cycle walking restricts it to [0, n) (Luby-Rackoff).
 def _mix32(x):
   x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
   x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
@@ -30,15 +29,28 @@ def _mix32(x):
 
 
 def permute(positions, round_keys, n) -> jax.Array:
-  """Maps positions in [0, n) to a keyed pseudo-random permutation of [0, n)."""
-  half = max(1, (int(n - 1).bit_length() + 1) // 2)
-  mask = jnp.uint32((1 << half) - 1)
+  """Maps positions in [0, n) to a keyed pseudo-random permutation of [0, n).
+
+  A Feistel network on mixed radix (FE1, Bellare, Ristenpart, Rogaway and
+  Stegers 2009) permutes [0, a * b), a = ceil(sqrt(n)), b = ceil(n / a): a
+  round (one per round key) writes x = L * q + R (L < p, R < q) as R * p +
+  (L + F(R)) mod p, a bijection of [0, a * b), and swaps the radices (p, q)
+  for the next. Cycle walking restricts it to [0, n): since
+  a * b - n < a, a position walks again with probability below 1 /
+  sqrt(n), so the loop almost never runs. (A power-of-two domain can be
+  nearly twice n, and each walk then costs the whole batch another pass.)
+  """
+  a = math.isqrt(n - 1) + 1  # n >= 1
+  b = -(-n // a)
 
   def feistel(x):
-    left, right = x >> half, x & mask
+    p, q = a, b
     for r in range(round_keys.shape[0]):
-      left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
-    return (left << half) | right
+      left, right = x // jnp.uint32(q), x % jnp.uint32(q)
+      mixed = _mix32(right ^ round_keys[r]) % jnp.uint32(p)
+      x = right * jnp.uint32(p) + (left + mixed) % jnp.uint32(p)
+      p, q = q, p
+    return x
 
   x = feistel(positions.astype(jnp.uint32))
   x = jax.lax.while_loop(lambda x: jnp.any(x >= n),

@@ -47,13 +47,30 @@ def make(users, items, labels, weights=None):
                      jnp.array(weights, jnp.float32))
 
 
-@pytest.mark.parametrize("n", [1, 2, 5, 64, 1000, 9001])
+# 8,947,521: ML-1M's stream at m = 8; 4,097 = 64^2 + 1 leaves the most
+# room past n in the mixed-radix domain (65 x 64).
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 64, 1000, 4097, 9001, 8_947_521])
 def test_permute_is_a_bijection(n):
   keys = jax.random.bits(jax.random.key(n), (4,), jnp.uint32)
   perm = np.asarray(stream.permute(jnp.arange(n), keys, n))
   np.testing.assert_array_equal(np.sort(perm), np.arange(n))
   if n >= 64:
     assert np.mean(perm == np.arange(n)) < 0.1  # actually shuffled
+
+
+def test_permute_scatters_neighbours():
+  # Consecutive positions (a positive and its negatives, before the
+  # shuffle) land far apart and uncorrelated with where they started.
+  n = 1_000_003
+  keys = jax.random.bits(jax.random.key(7), (4,), jnp.uint32)
+  perm = np.asarray(stream.permute(jnp.arange(n), keys, n)).astype(float)
+  assert abs(np.corrcoef(np.arange(n), perm)[0, 1]) < 0.01
+  gaps = np.abs(np.diff(perm)) / n
+  assert abs(np.mean(gaps) - 1 / 3) < 0.01  # |U - V| of uniforms: 1/3
+  assert np.mean(gaps < 1e-3) < 0.005
+  other = np.asarray(stream.permute(
+      jnp.arange(n), jax.random.bits(jax.random.key(8), (4,), jnp.uint32), n))
+  assert np.mean(other == perm) < 1e-4  # another key, another permutation
 
 
 def test_one_example_step_equals_numpy():
