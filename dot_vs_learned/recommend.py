@@ -182,8 +182,8 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
   config, flat = load_run(workdir)
   num_seeds = next(iter(flat.values())).shape[0]
   if not 0 <= seed_index < num_seeds:
-    raise RecommendError(f"--seed_index={checks.shorten(seed_index)}: the run has "
-                         f"{num_seeds} seeds (0 .. {num_seeds - 1})")
+    raise RecommendError(f"--seed_index={checks.shorten(seed_index)}: the "
+                         f"run has {num_seeds} seeds (0 .. {num_seeds - 1})")
   # The model answers for the users and items its tables hold, whatever the
   # dataset's files hold today (EASE^R's users are the data's histories).
   ease = "ease/weights_t" in flat
@@ -195,7 +195,8 @@ def recommend_from_workdir(workdir, users, k, seed_index=0,
     raise RecommendError(f"--users: [{', '.join(bad[:5])}] out of range; the "
                          f"model has users 0 .. {num_users - 1}")
   if k > num_items:
-    raise RecommendError(f"--k={checks.shorten(k)}: the model ranks {num_items} items")
+    raise RecommendError(f"--k={checks.shorten(k)}: the model ranks "
+                         f"{num_items} items")
   if data is None:
     data = datasets.load_dataset(config.data)
   if (data.num_users, data.num_items) != (num_users, num_items):
