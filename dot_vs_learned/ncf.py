@@ -48,6 +48,9 @@ def run(config, workdir, overwrite=False) -> dict:
                  f"{data.test_negatives.shape[1]} negatives per user"
                  if evaluate.has_negatives(data) else
                  f"{data.test_items.shape[0]} test pairs, full ranking")
+    # Each process says its code: a resumed run's log names both.
+    logging.info("code %s, JAX %s", summary_lib.code_version(),
+                 jax.__version__)
     return _run(config, data, path)
 
 

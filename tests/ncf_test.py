@@ -18,6 +18,7 @@ from dot_vs_learned import datasets
 from dot_vs_learned import ncf
 from dot_vs_learned import ncf_config
 from dot_vs_learned import results
+from dot_vs_learned import summary
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -253,6 +254,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
   again = subprocess.run(_cli(killed), cwd=REPO, check=True,
                          capture_output=True, text=True)
   assert "resuming from the checkpoint at epoch" in again.stderr
+  assert f"code {summary.code_version()}, JAX" in again.stderr
   want = json.loads((whole / results.RESULTS).read_text())["final"]
   got = json.loads((killed / results.RESULTS).read_text())["final"]
   for name in ("hr@10", "ndcg@10", "loss", "user_norm"):
