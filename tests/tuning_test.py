@@ -302,6 +302,38 @@ def test_final_runs_evaluate_as_the_sweep_did_or_every_final_every():
   assert tuning.final_config(config, chosen, 192).eval.every == 16
 
 
+def _flat(tree, prefix=""):
+  """A config dict as {"section.field": value}."""
+  out = {}
+  for name, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{name}."))
+    else:
+      out[prefix + name] = value
+  return out
+
+
+def test_the_paper_commands_final_runs_are_the_plain_runs_of_each_d():
+  # runs/README.md trains Figure 2 as one plain run of configs/movielens.py
+  # per d, so that each can finish within a session: they are the final
+  # runs of configs/tune_movielens.py:paper, field for field.
+  configs = pathlib.Path(__file__).parents[1] / "configs"
+  paper = config_help.load(f"{configs / 'tune_movielens.py'}:paper")
+  [(model, dim, negatives)] = search_space.shapes(paper)
+  [point] = search_space.points(paper, model)
+  chosen = dict(model=model, dim=dim, num_negatives=negatives,
+                **search_space.hyperparameters(point),
+                epochs=paper.train.epochs)
+  assert (chosen["learning_rate"], chosen["reg"], negatives,
+          chosen["epochs"]) == (0.002, 0.005, 8, 256)
+  for dim in (16, 32, 64, 96, 128, 192):
+    plain = config_help.load(str(configs / "movielens.py"))
+    plain.model.dim, plain.train.num_seeds = dim, 8
+    final = tuning.final_config(paper, chosen, dim)
+    assert _flat(final.to_dict()) == _flat(plain.to_dict()), dim
+  assert paper.final.dims == (16, 32, 64, 96, 128, 192)
+
+
 def _tune_gowalla(arg):
   path = pathlib.Path(__file__).parents[1] / "configs" / "tune_gowalla.py"
   return config_help.load(f"{path}:{arg}")
