@@ -82,6 +82,22 @@ def test_table1_puts_our_runs_beside_the_quoted_rows(runs, tmp_path):
     assert len(list(csv.reader(f))) == 1 + len(table)
 
 
+def test_ials_at_d64_has_its_own_row_beside_the_quoted_one(tmp_path):
+  _fake_run(tmp_path / "a", "ials", 192, [0.72, 0.74], [0.44, 0.46], epoch=12)
+  _fake_run(tmp_path / "b", "ials", 64, [0.70, 0.72], [0.43, 0.45], epoch=12)
+  rows = report_runs.collect([tmp_path])
+  names = [row[0] for row in report.table1(rows)]
+  assert names.index("iALS, d = 64") == names.index("iALS, d = 192") + 1
+  by_name = {row[0]: row for row in report.table1(rows)}
+  assert by_name["iALS, d = 64"][2:4] == ["0.7100 ± 0.0100",
+                                          "0.4400 ± 0.0100"]
+  assert by_name["iALS, d = 64 [Rendle et al. 2022, quoted]"][2:4] == [
+      "0.7220", "0.4450"]
+  # Only d = 64: one row, not two.
+  rows = report_runs.collect([tmp_path / "b"])
+  assert [row[0] for row in report.table1(rows)].count("iALS, d = 64") == 1
+
+
 def test_figure2_points_and_plot(runs, tmp_path):
   report.write_report([runs], tmp_path / "out")
   with open(tmp_path / "out" / "figure2.csv") as f:
