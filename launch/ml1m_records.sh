@@ -18,11 +18,11 @@ if [[ $# -lt 1 || $1 == -* ]]; then
   sed -n '2,15p' "$0" >&2
   exit 2
 fi
-data=$1
-shift
-if [[ $data != /* ]]; then
-  data=$PWD/$data
+if ! data=$(cd "$1" 2>/dev/null && pwd); then  # absolute, for the runs
+  echo "error: DIR_WITH_ML-1M=$1: no such folder" >&2
+  exit 1
 fi
+shift
 cd "$(dirname "$0")/.."
 for name in ml-1m.train.rating ml-1m.test.rating ml-1m.test.negative; do
   if [[ ! -f $data/$name ]]; then

@@ -111,7 +111,12 @@ def test_bad_input_is_one_line_before_anything_runs(tmp_path):
   missing = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "none")],
                            capture_output=True, text=True, check=False)
   assert (missing.returncode, missing.stderr) == (
-      1, f"error: DIR_WITH_ML-1M={tmp_path / 'none'}: no ml-1m.train.rating "
+      1, f"error: DIR_WITH_ML-1M={tmp_path / 'none'}: no such folder\n")
+  (tmp_path / "ml1m" / "ml-1m.test.negative").unlink()
+  partial = subprocess.run(["bash", str(SCRIPT), "ml1m"], cwd=tmp_path,
+                           capture_output=True, text=True, check=False)
+  assert (partial.returncode, partial.stderr) == (
+      1, f"error: DIR_WITH_ML-1M={tmp_path / 'ml1m'}: no ml-1m.test.negative "
       "there\n")
   usage = subprocess.run(["bash", str(SCRIPT)], capture_output=True,
                          text=True, check=False)
