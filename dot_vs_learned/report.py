@@ -14,7 +14,8 @@ written. Writes into --out:
   figure2.csv  our points: dataset, model, d, seeds, means, stds;
   table1.md, table1.csv  Popularity, NeuMF (without and with pretraining),
                MF, iALS and EASE^R from our runs (each at its largest d;
-               iALS also at d = 64, the d of its quoted 2022 row) beside the rows quoted in the paper's Table 1 and for the
+               iALS also at d = 64, the d of its quoted 2022 row) beside
+               the rows quoted in the paper's Table 1 and for the
                baselines, labelled with their sources (SLIM is quoted only);
   rankings.md  sampled, corrected and full-ranking HR@10 / NDCG@10 of every
                run, and whether each estimator orders the models as the

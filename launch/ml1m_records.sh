@@ -94,16 +94,15 @@ for name in "${names[@]}"; do
       echo "$name: waiting for a checkout without changes to tracked files"
       sleep 60
     done
-    split=(nice -n 19 "$python" -m dot_vs_learned.splits
-           "--holdout_of=$data" --name=ml-1m
-           "--out_dir=$workdirs/ml-1m_tune" --pick=random)
     flags_of "$name"
     command=(env "XLA_FLAGS=--xla_force_host_platform_device_count=${DEVICES:-2}"
              nice -n 19 "$python" -m dot_vs_learned.main "${FLAGS[@]}"
              "--workdir=$workdirs/$name")
-    needs_split=0
+    split=()  # EASE^R's tuning split, made once
     if [[ $name == table1/ease_tuned && ! -d $workdirs/ml-1m_tune ]]; then
-      needs_split=1
+      split=(nice -n 19 "$python" -m dot_vs_learned.splits
+             "--holdout_of=$data" --name=ml-1m
+             "--out_dir=$workdirs/ml-1m_tune" --pick=random)
       show "${split[@]}"
       echo
     fi
@@ -113,7 +112,7 @@ for name in "${names[@]}"; do
       continue
     fi
     mkdir -p "$workdirs/$(dirname "$name")"
-    if [[ $needs_split == 1 ]]; then
+    if [[ ${#split[@]} -gt 0 ]]; then
       "${split[@]}"
     fi
     echo "$name: started $(date -u '+%F %T') UTC at $(git rev-parse --short HEAD)"
@@ -121,6 +120,10 @@ for name in "${names[@]}"; do
       echo "$name: failed; see $workdirs/$name.log" >&2
       exit 1
     fi
+  fi
+  if [[ -n ${DRY_RUN:-} ]]; then
+    echo "$name: finished in $workdirs, to be recorded in $runs"
+    continue
   fi
   mkdir -p "$runs/$(dirname "$name")"
   parts=("$name")

@@ -7,11 +7,12 @@ import shlex
 import shutil
 import subprocess
 
+from dot_vs_learned import data as data_lib
 import readme_test  # pylint: disable=g-bad-import-order
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "launch" / "ml1m_records.sh"
-ML1M = ("ml-1m.train.rating", "ml-1m.test.rating", "ml-1m.test.negative")
+ML1M = tuple(f"ml-1m.{suffix}" for suffix in data_lib.SUFFIXES)
 
 
 def _script(tmp_path, *args, dry=True):
@@ -85,6 +86,10 @@ def test_a_finished_workdir_becomes_a_record_without_training(tmp_path):
                      ("curves.png", "x"), (".lock", "1")):
     (work / name).write_text(text)
   (work.parent / "popularity.log").write_text("a log\n")
+  dry = _script(tmp_path, "table1/popularity")
+  assert dry.stdout == (f"table1/popularity: finished in {tmp_path / 'work'}"
+                        f", to be recorded in {tmp_path / 'runs'}\n")
+  assert not (tmp_path / "runs").exists()  # DRY_RUN writes nothing
   out = _script(tmp_path, "table1/popularity", dry=False)
   assert out.returncode == 0, out.stderr
   record = tmp_path / "runs" / "table1" / "popularity"

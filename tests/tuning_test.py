@@ -302,17 +302,6 @@ def test_final_runs_evaluate_as_the_sweep_did_or_every_final_every():
   assert tuning.final_config(config, chosen, 192).eval.every == 16
 
 
-def _flat(tree, prefix=""):
-  """A config dict as {"section.field": value}."""
-  out = {}
-  for name, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flat(value, f"{prefix}{name}."))
-    else:
-      out[prefix + name] = value
-  return out
-
-
 def test_the_paper_commands_final_runs_are_the_plain_runs_of_each_d():
   # runs/README.md trains Figure 2 as one plain run of configs/movielens.py
   # per d, so that each can finish within a session: they are the final
@@ -330,7 +319,8 @@ def test_the_paper_commands_final_runs_are_the_plain_runs_of_each_d():
     plain = config_help.load(str(configs / "movielens.py"))
     plain.model.dim, plain.train.num_seeds = dim, 8
     final = tuning.final_config(paper, chosen, dim)
-    assert _flat(final.to_dict()) == _flat(plain.to_dict()), dim
+    assert config_help.flatten(final.to_dict()) == config_help.flatten(
+        plain.to_dict()), dim
   assert paper.final.dims == (16, 32, 64, 96, 128, 192)
 
 
