@@ -351,5 +351,19 @@ def test_the_committed_run_records_make_the_report(tmp_path):
           pins[name]["sha256"] for name in ("test.rating", "test.negative")}
     if row["model"] == "mf":
       assert (len(row["hr"]), row["epoch"]) == (8, 256), row["paths"]
-  models = {row["model"] for row in rows}
-  assert {"popularity", "ease"} <= models
+  # Every run of runs/README.md, with the HR@10 docs/results.md quotes:
+  # (model, d) -> (seeds, epoch, mean HR@10 to 4 places).
+  got = {(row["model"], row["dim"]): (len(row["hr"]), row["epoch"],
+                                      round(sum(row["hr"]) / len(row["hr"]),
+                                            4))
+         for row in rows if row["model"] not in ("popularity", "ease")}
+  got.update({(row["model"], None): (len(row["hr"]), row["epoch"],
+                                     round(row["hr"][0], 4))
+              for row in rows if row["model"] in ("popularity", "ease")})
+  assert got == {
+      ("popularity", None): (1, 0, 0.4531), ("ease", None): (1, 0, 0.7182),
+      ("ials", 64): (8, 12, 0.7216), ("ials", 192): (8, 12, 0.7287),
+      ("neumf", 63): (8, 20, 0.6896), ("mf", 16): (8, 256, 0.6878),
+      ("mf", 32): (8, 256, 0.7113), ("mf", 64): (8, 256, 0.7238),
+      ("mf", 96): (8, 256, 0.7269), ("mf", 128): (8, 256, 0.7287),
+      ("mf", 192): (8, 256, 0.7300)}
