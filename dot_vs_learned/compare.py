@@ -49,6 +49,7 @@ from dot_vs_learned import ncf_eval
 from dot_vs_learned import report_compare
 from dot_vs_learned import results
 from dot_vs_learned import search_space
+from dot_vs_learned import split_output
 from dot_vs_learned import splits
 from dot_vs_learned import sweep
 from dot_vs_learned import tuning
@@ -114,21 +115,30 @@ def validate(config) -> None:
   ncf_config.validate(config)
 
 
-def tuning_split(config, workdir) -> pathlib.Path:
-  """Builds (once) the tuning split of config.data in workdir/tuning_split."""
-  out = pathlib.Path(workdir) / SPLIT
+def tuning_split(config):
+  """The tuning split of config.data in memory, every check made and nothing
+  written: (NCFData, train times, test times), or ListData."""
   c = config.compare
-  # A split cut short by a kill (a file missing) is built again.
+  if config.data.format == "lists":
+    return item_lists.holdout(config.data.dir, c.test_fraction, c.split_seed,
+                              config.data.name)
+  return splits.holdout(config.data.dir, config.data.name,
+                        compare_plan.split_name(config), c.split_seed, c.pick)
+
+
+def write_tuning_split(config, split, workdir) -> pathlib.Path:
+  """Writes (once) tuning_split's `split` into workdir/tuning_split."""
+  out = pathlib.Path(workdir) / SPLIT
+  # A split cut short by a kill (a file missing) is written again.
   if config.data.format == "lists":
     if not all((out / f).exists() for f in item_lists.FILES):
-      item_lists.holdout_split(config.data.dir, out, c.test_fraction,
-                               c.split_seed, config.data.name)
+      item_lists.write_lists(split, out)
     return out
-  if not all((out / f"{compare_plan.split_name(config)}.{suffix}").exists()
+  name = compare_plan.split_name(config)
+  if not all((out / f"{name}.{suffix}").exists()
              for suffix in data_lib.SUFFIXES):
-    splits.holdout_split(config.data.dir, config.data.name, out,
-                         compare_plan.split_name(config), c.split_seed,
-                         c.pick)
+    pairs, train_times, test_times = split
+    split_output.write_split(pairs, out, name, train_times, test_times)
   return out
 
 
@@ -142,17 +152,18 @@ def run(config, workdir, overwrite=False) -> dict:
         "--config.data.name=NAME")
   data = datasets.load_dataset(config.data)  # validated before any write
   ncf_config.validate(config, ncf_eval.num_candidates(data))
+  tuning_pairs = tuning_split(config)  # its own checks, before any write
   with workdir_lib.use(workdir, config.to_dict(), overwrite,
                        datasets.input_paths(config.data),
                        outputs=(SPLIT, sweep.CELLS, PLAN,
                                 compare_plan.PROBES, tuning.EASE_GRID,
                                 "final_*",
                                 *report_compare.FILES)) as path:
-    return _run(config, data, path)
+    return _run(config, data, tuning_pairs, path)
 
 
-def _run(config, data, workdir) -> dict:
-  split_dir = tuning_split(config, workdir)
+def _run(config, data, tuning_pairs, workdir) -> dict:
+  split_dir = write_tuning_split(config, tuning_pairs, workdir)
   split_config = copy.deepcopy(config.data)
   split_config.update(dir=str(split_dir), name=compare_plan.split_name(config))
   split = datasets.load_dataset(split_config)

@@ -53,7 +53,8 @@ class NCFData(NamedTuple):
 
 def read_bytes(path) -> bytes:
   """Returns a regular file's bytes: a UTF-8 BOM dropped, CR LF and CR made
-  LF, trailing whitespace cut. A FIFO or device is refused without blocking."""
+  LF, trailing whitespace cut. A FIFO or device is refused without blocking,
+  and so is a NUL byte (numpy would drop one that ends a token)."""
   try:  # O_NONBLOCK: opening a FIFO must not wait for a writer.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
   except OSError as e:
@@ -70,6 +71,11 @@ def read_bytes(path) -> bytes:
       raise DataError(f"{path}: cannot read: {e.strerror}") from None
   data = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
   data = data.replace(b"\r", b"\n").rstrip()  # old Mac line ends
+  nul = data.find(b"\0")
+  if nul >= 0:
+    line = data.count(b"\n", 0, nul) + 1
+    raise DataError(f"{path}:{line}: a NUL byte (UTF-16 text, a binary "
+                    "file, or one cut short by a crash?); expected UTF-8 text")
   if not data:
     raise DataError(f"{path}: file is empty")
   return data

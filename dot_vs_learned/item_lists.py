@@ -39,7 +39,9 @@ class ListData(NamedTuple):
 
 
 def _id(path, no, what, token) -> int:
-  value = int(token) if token.isdigit() else -1  # no sign, no "1_0"
+  # No sign, no "1_0"; over 10 digits is over _MAX_ID (and int() refuses
+  # more than 4,300).
+  value = int(token) if token.isdigit() and len(token) <= 10 else -1
   if not 0 <= value <= _MAX_ID:
     text = token.decode(errors="replace")[:40]
     raise DataError(f"{path}:{no}: {what} {text!r} is not a valid id (an "
@@ -224,17 +226,25 @@ def holdout_split(directory, out_dir, test_fraction=0.2, seed=0,
   directory = pathlib.Path(directory)
   split_output.check_output(out_dir, directory.resolve().name, seed,
                             files=FILES, inputs=[directory / f for f in FILES])
-  if not 0 < test_fraction < 1:
-    raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
-  full = load_lists(directory, name)
-  train, test = holdout_fraction(full.train_users, full.train_items,
-                                 full.num_users, test_fraction, seed)
-  split = full._replace(
-      name=f"{full.name}.holdout", train_users=full.train_users[train],
-      train_items=full.train_items[train], test_users=full.train_users[test],
-      test_items=full.train_items[test])
+  split = holdout(directory, test_fraction, seed, name)
   try:
     write_lists(split, out_dir)
   except OSError as e:
     raise DataError(f"out_dir={out_dir}: cannot write the split: {e}") from None
   return load_lists(out_dir, split.name)
+
+
+def holdout(directory, test_fraction=0.2, seed=0, name=None) -> ListData:
+  """holdout_split's split in memory, every check made and nothing written."""
+  if not 0 < test_fraction < 1:
+    raise DataError(f"test_fraction={test_fraction}: must be in (0, 1)")
+  full = load_lists(directory, name)
+  train, test = holdout_fraction(full.train_users, full.train_items,
+                                 full.num_users, test_fraction, seed)
+  if not test.any():
+    raise DataError(f"{pathlib.Path(directory) / FILES[0]}: no user has 2 or "
+                    "more training items, so a tuning split holds none out")
+  return full._replace(
+      name=f"{full.name}.holdout", train_users=full.train_users[train],
+      train_items=full.train_items[train], test_users=full.train_users[test],
+      test_items=full.train_items[test])

@@ -33,7 +33,9 @@ TIME_NAMES = ("timestamp", "time", "ts", "unixtime", "unixreviewtime",
               "eventtime", "datetime", "date")
 RATING_NAMES = ("rating", "ratings", "score", "stars", "overall")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a tab or newline breaks the maps
+# A tab or newline breaks the maps; a byte-order mark inside the file (two
+# logs joined by cat) would make "\ufeff1" a user of its own.
+_CONTROL = re.compile("[\x00-\x1f\x7f\ufeff]")
 _MAX_TIME = 2.0**63  # timestamps are written as int64
 
 
@@ -132,7 +134,8 @@ def _ids(path, column, kind, first_line):
   if bad is not None:
     row = column.index(bad)
     problem = ("is empty" if not bad else
-               f"{_quote(bad)} holds a control character (tab, NUL, ...)")
+               f"{_quote(bad)} holds a control character (tab, NUL, "
+               "byte-order mark, ...)")
     raise DataError(f"{path}:{row + first_line}: {kind} id {problem}")
   return codes, list(index)
 

@@ -145,11 +145,19 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   number of negatives. Written as
   NCF files `{out_dir}/{out_name}.*` (default name `{name}.holdout`).
   """
-  if pick not in PICKS:
-    raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
   out_name = out_name or f"{name}.holdout"
   split_output.check_output(out_dir, out_name, seed, inputs=[
       pathlib.Path(ncf_dir) / f"{name}.{suffix}" for suffix in data.SUFFIXES])
+  split, train_times, test_times = holdout(ncf_dir, name, out_name, seed, pick)
+  return split_output.write_split(split, out_dir, out_name, train_times,
+                                  test_times)
+
+
+def holdout(ncf_dir, name, out_name, seed=0, pick="latest"):
+  """holdout_split's split in memory, every check made and nothing written:
+  (NCFData, train times, test times) for split_output.write_split."""
+  if pick not in PICKS:
+    raise ValueError(f"holdout_split: pick={pick!r}, expected one of {PICKS}")
   full = data.load_ncf(ncf_dir, name)  # validates all three files
   train_path = pathlib.Path(ncf_dir) / f"{name}.train.rating"
   log = logs.read_log(train_path, "blank")
@@ -157,12 +165,17 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
   items = np.array([int(i) for i in log.item_ids], np.int64)[log.items]
   # 3-column files (no timestamp) are read by data.py with timestamps 0.
   times = np.zeros(len(users), np.int64) if log.times is None else log.times
-  counts = np.bincount(users, minlength=full.num_users)
+  # Negatives come from the items of the training file: the ids that occur
+  # only in the final test files are not known here.
+  num_items = int(items.max()) + 1
+  # Distinct items: ncf_split keeps one copy of a repeated pair.
+  counts = np.bincount(np.unique(users * num_items + items) // num_items,
+                       minlength=full.num_users)
   if (counts < 2).any():
     user = int(np.argmin(counts))
     raise DataError(
-        f"{train_path}: user {user} has {counts[user]} training "
-        "interactions; the tuning split needs >= 2 (one held out, one kept)")
+        f"{train_path}: user {user} has {counts[user]} distinct training "
+        "items; the tuning split needs >= 2 (one held out, one kept)")
   if pick == "auto":  # a 3-column file, or one rebuilt with a constant
     pick = "random" if np.all(times == times[0]) else "latest"
     logging.info("%s: the tuning test item is each user's %s interaction",
@@ -175,13 +188,8 @@ def holdout_split(ncf_dir, name, out_dir, out_name=None, seed=0,
         times[0])
   rng = np.random.Generator(np.random.PCG64(seed))
   rank = rng.permutation(len(users)) if pick == "random" else None
-  # Negatives come from the items of the training file: the ids that occur
-  # only in the final test files are not known here.
-  split, train_times, test_times = ncf_split(
-      train_path, out_name, users, items, times, full.num_users,
-      int(items.max()) + 1, full.test_negatives.shape[1], rng, rank)
-  return split_output.write_split(split, out_dir, out_name, train_times,
-                                  test_times)
+  return ncf_split(train_path, out_name, users, items, times, full.num_users,
+                   num_items, full.test_negatives.shape[1], rng, rank)
 
 
 def main(argv):

@@ -227,6 +227,36 @@ def test_needs_a_dataset_in_files(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
+def test_a_split_that_cannot_be_tuned_is_refused_before_anything_is_written(
+    tmp_path):
+  # The real split loads, but the tuning split's own checks fail: the
+  # workdir must not be written (a rerun after the fix would be refused as
+  # "the input files changed").
+  folder = _files(tmp_path / "ncf")
+  path = folder / "tiny.train.rating"
+  lines = path.read_text().splitlines()
+  lone = lines[0].split()[0]
+  path.write_text("\n".join([lines[0]] + [line for line in lines[1:]
+                                          if line.split()[0] != lone]
+                            ) + "\n")
+  with pytest.raises(data.DataError, match=re.escape(
+      f"{path}: user {lone} has 1 distinct training items")):
+    compare.run(_config(folder), tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+  from dot_vs_learned import item_lists  # pylint: disable=g-import-not-at-top
+  lists = tmp_path / "lists"  # every user has one training item
+  item_lists.write_lists(item_lists.ListData(
+      "tiny", 3, 6, np.arange(3), np.arange(3), np.arange(3),
+      np.arange(3, 6)), lists)
+  config = _config(lists)
+  config.data.format = "lists"
+  config.eval.update(k=3, full_ranking_ks=(3,))
+  with pytest.raises(data.DataError, match=re.escape(
+      f"{lists}/train.txt: no user has 2 or more training items")):
+    compare.run(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
 @pytest.mark.slow  # 15 s; item lists' selection: lists_run_test.py
 def test_item_lists_are_compared_by_full_ranking(tmp_path):
   from dot_vs_learned import item_lists  # pylint: disable=g-import-not-at-top

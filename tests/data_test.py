@@ -137,8 +137,12 @@ MALFORMED = [
     ("train.rating", 5, "2\t3.0\t1\t14", ":5: item '3.0' is not an integer"),
     ("train.rating", 5, "2\t1e3\t1\t14", ":5: item '1e3' is not an integer"),
     ("test.negative", 2, "(1.0,4)\t4\t0", ":2: malformed header '(1.0,4)'"),
-    ("train.rating", 0, "\x00\x01\t\xff\t1\t2\n",
-     ":1: user '\\x00\\x01' is not an integer"),
+    ("train.rating", 0, "\x01\t\xff\t1\t2\n",
+     ":1: user '\\x01' is not an integer"),
+    # NUL bytes: numpy's byte strings would drop one that ends a token.
+    ("train.rating", 2, "0\t1\x00\t1\t11", ":2: a NUL byte (UTF-16 text"),
+    ("train.rating", 0, "0\t0\t1\t10\n0\t1\t1\t11\x00\x00\x00",
+     ":2: a NUL byte"),
     ("train.rating", 3, "1\t" + "x" * 100_000 + "\t1\t12",
      f":3: item '{'x' * 40}...' is not an integer"),
     ("test.negative", 2, "(1,4)", ":2: expected 2 negatives (as on line 1), "

@@ -56,6 +56,11 @@ def test_loads_pairs_of_several_test_items_per_user(tmp_path):
     ("0 1\n", "0 2 99999999999\n", "test.txt:1",
      "item '99999999999' is not a valid id"),
     ("0 1_0\n", "0 2\n", "train.txt:1", "item '1_0' is not a valid id"),
+    # int() refuses over 4,300 digits with its own message.
+    ("0 " + "9" * 5000 + "\n", "0 2\n", "train.txt:1",
+     f"item '{'9' * 40}' is not a valid id"),
+    ("0 1\n", "0 2\n1" + "0" * 11 + " 3\n", "test.txt:2",
+     "user '100000000000' is not a valid id"),
     ("0 +5\n", "0 2\n", "train.txt:1", "item '+5' is not a valid id"),
     ("0 1\n29858 2\n", "0 3\n", "train.txt:2",
      "user 29858 is far beyond the 2 distinct user ids"),
@@ -203,3 +208,13 @@ def test_no_training_pairs_refused_before_anything_is_written(tmp_path):
   with pytest.raises(DataError, match=re.escape(
       f"{folder}/test.txt: no test pairs")):
     item_lists.load_lists(folder)
+
+
+def test_a_tuning_split_with_nothing_to_hold_out_is_refused(tmp_path):
+  # Each user has one training item, which stays in training: the tuning
+  # test set would be empty, found once written before.
+  folder = _write(tmp_path / "d", "0 1\n1 2\n", "0 3\n1 4\n")
+  with pytest.raises(DataError, match=re.escape(
+      f"{folder}/train.txt: no user has 2 or more training items")):
+    item_lists.holdout_split(folder, tmp_path / "out")
+  assert not (tmp_path / "out").exists()

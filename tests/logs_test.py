@@ -120,7 +120,12 @@ MALFORMED = [
     ("1,2,nan\n", "auto", ":1: rating 'nan' is not a finite number"),
     ("user,item,ts\n", "auto", ": no interactions after the header"),
     ("user,item\n1,2\nuser,item\n3,4\n", "auto", ":3: the header again"),
-    ("1,2\x00,5,1\n", "auto", ":1: item id '2\\x00' holds a control"),
+    ("1,2\x00,5,1\n", "auto", ":1: a NUL byte"),
+    ("1,2\x01,5,1\n", "auto", ":1: item id '2\\x01' holds a control"),
+    # Two logs with byte-order marks joined by cat: the second mark is no
+    # part of an id.
+    ("\ufeff1,2,5,1\n1,3,5,2\n\ufeff2,2,5,3\n", "auto",
+     ":3: user id '\\ufeff2' holds a control character"),
     (b"1,caf\xe9\n", "auto", ":1: not UTF-8 text"),
     ("1,2\n", "json", ": unknown fmt 'json'"),
 ]

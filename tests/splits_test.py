@@ -204,9 +204,14 @@ def test_holdout_pick_random_is_uniform_when_timestamps_are_missing(
   assert not (tmp_path / "e").exists()
 
 
-def test_holdout_needs_two_training_interactions_per_user(tmp_path):
-  _ncf_files(tmp_path, [(0, 3, 1), (0, 4, 2), (1, 5, 1)], 2)
-  with pytest.raises(data.DataError, match="user 1 has 1 training"):
+@pytest.mark.parametrize("lines", [
+    [(0, 3, 1), (0, 4, 2), (1, 5, 1)],
+    [(0, 3, 1), (0, 4, 2), (1, 5, 1), (1, 5, 2)],  # one item, twice
+])
+def test_holdout_needs_two_training_items_per_user(tmp_path, lines):
+  _ncf_files(tmp_path, lines, 2)
+  with pytest.raises(data.DataError, match="user 1 has 1 distinct training "
+                     "items"):
     splits.holdout_split(tmp_path, "toy", tmp_path / "out")
   assert not (tmp_path / "out").exists()
 
