@@ -24,6 +24,9 @@ def check_output(out_dir, name, seed, files=None, inputs=(),
     raise DataError(f"seed={seed!r}: must be an integer >= 0")
   if not name or "/" in name or "\0" in name:
     raise DataError(f"name={name!r}: must be a file name (not empty, no '/')")
+  if not str(out_dir).strip():  # pathlib would make "" the current folder
+    raise DataError(f"out_dir={out_dir}: an empty path; give a folder ('.' "
+                    "for this one)")
   out = pathlib.Path(out_dir)
   if "\0" in str(out):
     raise DataError(f"out_dir={str(out)!r}: holds a NUL character")

@@ -77,6 +77,9 @@ def config_changes(old, new, limit=5) -> str:
 def check_path(workdir, flag="--workdir") -> pathlib.Path:
   """Refuses a folder that cannot hold results (WorkdirError naming `flag`);
   returns it absolute."""
+  if not str(workdir).strip():  # pathlib would make "" the current folder
+    raise WorkdirError(f"{flag}={workdir}: an empty path; give a folder "
+                       "('.' for this one)")
   path = pathlib.Path(workdir).expanduser().absolute()
   if str(path).startswith(("/proc/", "/sys/", "/dev/")) or str(path) in (
       "/proc", "/sys", "/dev"):

@@ -316,7 +316,8 @@ def test_a_bad_out_is_refused_before_writing(runs, tmp_path):
                         f"{tmp_path / 'afile'} is not a folder"),
                        (tmp_path / "afile" / "o",
                         f"{tmp_path / 'afile'} is not a folder"),
-                       ("/proc/foo", "not a place for results")):
+                       ("/proc/foo", "not a place for results"),
+                       ("", "an empty path")):
     with pytest.raises(report_runs.ReportError,
                        match=rf"^--out={out}: {message}"):
       report.write_report([runs], out)

@@ -310,6 +310,15 @@ def test_read_only_out_dir_refused(tmp_path):
     splits.build_split(tmp_path / "log.txt", tmp_path / "ro/out", "x")
 
 
+def test_empty_out_dir_refused_not_read_as_the_current_folder(
+    tmp_path, monkeypatch):
+  (tmp_path / "log.txt").write_text(RATINGS_DAT)
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(data.DataError, match="out_dir=: an empty path"):
+    splits.build_split(tmp_path / "log.txt", "", "x")
+  assert [p.name for p in tmp_path.iterdir()] == ["log.txt"]
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
 def test_out_dir_in_proc_refused(tmp_path):
   (tmp_path / "log.txt").write_text(RATINGS_DAT)

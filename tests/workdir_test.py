@@ -136,7 +136,9 @@ def test_unusable_paths_are_refused_before_anything_is_made(tmp_path):
   afile.write_text("x")
   for path, message in ((afile, "is not a folder"),
                         (afile / "under", "is not a folder"),
-                        ("/proc/self/w", "not a place for results")):
+                        ("/proc/self/w", "not a place for results"),
+                        ("", "--workdir=: an empty path"),
+                        (" ", "an empty path")):
     with pytest.raises(workdir.WorkdirError, match=message):
       workdir.open_workdir(path, CONFIG)
   assert afile.read_text() == "x"
