@@ -65,6 +65,15 @@ def parse_flags(argv):
     sys.exit(f"error: {lines[0]}{reason}")
   except SyntaxError as e:  # in the config file
     sys.exit(f"error: --config: {e.filename}:{e.lineno}: {e.msg}")
+  except Exception as e:  # pylint: disable=broad-except
+    # config_flags runs the config file while parsing --config.* overrides:
+    # any other error raised there (get_config's own, a file that is not
+    # Python) is the file's, and absl passes it through unwrapped.
+    reason = [line.strip() for line in str(e).splitlines() if line.strip()]
+    given = next((a for a in argv[1:] if a.startswith("--config=")),
+                 "--config")
+    sys.exit(f"error: {given}: cannot load it ({type(e).__name__}"
+             f"{': ' + reason[-1] if reason else ''})")
 
 
 def _tuples_given_twice(argv, config) -> list[str]:

@@ -73,6 +73,15 @@ def validate(config) -> None:
         "must be > 0")
   check(0 < c.train_fraction < 1, "synthetic.train_fraction",
         c.train_fraction, "must be in (0, 1)")
+  # synthetic_data.generate trains on round(fraction x pairs) of them.
+  splits = [round(c.train_fraction * c.pairs_per_user * m)
+            for m in c.nums_users]
+  check(all(1 <= n < c.pairs_per_user * m
+            for n, m in zip(splits, c.nums_users)),
+        "synthetic.train_fraction", c.train_fraction,
+        f"x synthetic.pairs_per_user={c.pairs_per_user} x M must leave at "
+        f"least 1 training and 1 test pair for every M in "
+        f"synthetic.nums_users={tuple(c.nums_users)}")
   check(all(c.pairs_per_user <= m for m in c.nums_users),
         "synthetic.pairs_per_user", c.pairs_per_user,
         "must be in [1, M] (pairs are distinct among M x M)")

@@ -430,7 +430,16 @@ def test_sizes_beyond_the_machine_are_refused(tmp_path, field, value, message):
 def test_config_typos_and_bad_config_files_are_one_line_errors(tmp_path):
   bad_file = tmp_path / "bad.py"
   bad_file.write_text("def get_config(:\n")
+  raising = tmp_path / "raising.py"
+  raising.write_text("def get_config():\n  return 1 / 0\n")
   for flags, message in (
+      # Loaded while parsing an override: absl passes its error through.
+      ([f"--config={raising}", "--config.train.epochs=1"],
+       f"error: --config={raising}: cannot load it (ZeroDivisionError: "
+       "division by zero)"),
+      (["--config=configs/missing.py", "--config.train.epochs=1"],
+       "error: --config=configs/missing.py: cannot load it (OSError: "
+       "[Errno 2] No such file or directory: 'configs/missing.py')"),
       (["--config=configs/test.py", "--config.train.epoch=3"],
        'error: --config.train.epoch: no such config field; Did you mean '
        '"epochs" instead of "epoch"?'),

@@ -165,7 +165,9 @@ def test_a_diverging_cell_is_marked_failed_and_the_grid_goes_on(
 
 @pytest.mark.parametrize("field, value", [
     ("dims", ()), ("multipliers", (0,)), ("pairs_per_user", 201),
-    ("train_fraction", 1.0), ("learning_rate", -1.0), ("label_noise", 1.2)])
+    ("train_fraction", 1.0), ("learning_rate", -1.0), ("label_noise", 1.2),
+    # No training pair, or no test pair, at M = 200: a traceback before.
+    ("train_fraction", 0.00001), ("train_fraction", 0.99999)])
 def test_bad_config_names_the_field_and_writes_nothing(tmp_path, field, value):
   with pytest.raises(checks.ConfigError, match=f"synthetic.{field}="):
     synthetic.run(_config(**{field: value}), tmp_path / "grid")
