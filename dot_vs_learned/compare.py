@@ -152,7 +152,12 @@ def run(config, workdir, overwrite=False) -> dict:
         "--config.data.name=NAME")
   data = datasets.load_dataset(config.data)  # validated before any write
   ncf_config.validate(config, ncf_eval.num_candidates(data))
+  ncf_config.validate_cutoffs(config, data)  # popularity's too
   tuning_pairs = tuning_split(config)  # its own checks, before any write
+  split = tuning_pairs[0] if config.data.format == "ncf" else tuning_pairs
+  for t in compare_plan.plan(config, split, SPLIT).values():
+    t.final.dims = t.sweep.dims  # its final run trains the selected d
+    tuning.check_sizes(t, split, data)
   with workdir_lib.use(workdir, config.to_dict(), overwrite,
                        datasets.input_paths(config.data),
                        outputs=(SPLIT, sweep.CELLS, PLAN,

@@ -13,6 +13,7 @@ MODELS = ("mf", "gmf", "mlp", "neumf", "neumf_pretrained", "popularity",
           "ials", "ease")
 CLOSED_FORM = ("popularity", "ease")  # no epochs, no seeds: one fit
 SOLVED = ("mf", "popularity", "ials", "ease")  # no gradient optimizer
+TOWERED = ("mlp", "neumf", "neumf_pretrained")  # an MLP tower of model.hidden
 FORMATS = ("ncf", "lists")  # data.format: NCF files, or item lists
 OPTIMIZERS = ("exact", "batched", "adam", "lazy_adam", "sgd")
 # Those that train any model.
@@ -124,30 +125,42 @@ def _check_generated(data) -> None:
 def _memory_bytes(config, num_users, num_items, num_candidates) -> int:
   """An estimate of the device memory a run needs (float32 everywhere).
 
-  Per seed: the embedding tables (x3 with Adam's moments, x2 for their
-  update), the evaluation's gathered rows (users x candidates x d, twice)
-  and a step's batch (a few B x d arrays).
+  Per seed: the embedding tables and a given MLP tower's weights (x3 with
+  Adam's moments, x2 for their update), the evaluation's gathered rows
+  (users x candidates x d, twice) and a step's batch (a few B x d arrays,
+  and the tower's activations).
   """
-  t, d = config.train, config.model.dim
+  t, d, hidden = config.train, config.model.dim, config.model.hidden
   if config.model.name == "ease":  # at least B solved in place and its
     # copy to the device, and X (dot_baselines.ease_in_place)
     return 4 * (2 * num_items**2 + num_users * num_items)
-  tables = (num_users + num_items) * d * (3 if "adam" in t.optimizer else 1)
-  batch = (t.window if t.optimizer == "exact" else t.batch_size) * d * 8
+  layers = ([d, *hidden, 1] if hidden and config.model.name in TOWERED
+            else [])
+  weights = sum(a * b for a, b in zip(layers, layers[1:]))
+  tables = ((num_users + num_items) * d + weights) * (
+      3 if "adam" in t.optimizer else 1)
+  rows = t.window if t.optimizer == "exact" else t.batch_size
+  batch = rows * (d * 8 + 2 * sum(layers))
   if config.model.name == "ials":  # a chunk's gathered rows and systems
     batch = (1 << 17) * d + 1024 * d * d * 2
   evaluation = num_users * num_candidates * d * 2
   return 4 * t.num_seeds * (2 * tables + evaluation + batch)
 
 
+def validate_cutoffs(config, data) -> None:
+  """The full-ranking cut-offs within the dataset's items (ConfigError)."""
+  ks = config.eval.full_ranking_ks
+  _check(not config.eval.full_ranking or max(ks) <= data.num_items,
+         "eval.full_ranking_ks", tuple(ks),
+         f"must be <= the dataset's {data.num_items} items")
+
+
 def validate_sizes(config, data) -> None:
   """Checks what the config asks of this dataset: full-ranking cut-offs
   within its items, the int32 positions of an epoch's stream, and memory
   against the device's (ConfigError)."""
-  t, ks = config.train, config.eval.full_ranking_ks
-  _check(not config.eval.full_ranking or max(ks) <= data.num_items,
-         "eval.full_ranking_ks", tuple(ks),
-         f"must be <= the dataset's {data.num_items} items")
+  t = config.train
+  validate_cutoffs(config, data)
   if config.model.name == "popularity":
     return
   # iALS and EASE^R solve; they draw no stream of negatives.

@@ -234,13 +234,40 @@ def final_runs(config, chosen) -> dict[int, str]:
   return {dim: f"final_d{dim}" for dim in config.final.dims}
 
 
+def check_sizes(config, data, final_data) -> None:
+  """What each program of the sweep and each final run asks of its data
+  (ConfigError naming the field), before anything trains: eval.k within
+  the ranked candidates and ncf_config.validate_sizes (full-ranking
+  cut-offs, int32 stream positions, memory, a program's points counted as
+  its seeds). A final run is checked for every model of the sweep, at its
+  largest m, as any may be selected."""
+  for name, dim, m in search_space.shapes(config):
+    grid = search_space.points(config, name)
+    shape = search_space.shape_config(config, name, dim, m)
+    search_space.apply(shape, grid[0])
+    shape.train.num_seeds = (1 if name in ncf_config.CLOSED_FORM else
+                             min(config.sweep.points_per_program or
+                                 len(grid), len(grid)))
+    ncf_config.validate(shape, ncf_eval.num_candidates(data))
+    ncf_config.validate_sizes(shape, data)
+  for name in config.sweep.models:
+    for dim in config.final.dims:
+      final = search_space.shape_config(config, name, dim,
+                                        max(config.sweep.num_negatives))
+      search_space.apply(final, search_space.points(config, name)[0])
+      final.data = copy.deepcopy(config.final.data)
+      final.train.num_seeds = config.final.num_seeds
+      ncf_config.validate(final, ncf_eval.num_candidates(final_data))
+      ncf_config.validate_sizes(final, final_data)
+
+
 def run(config, workdir, overwrite=False) -> dict:
   """Runs (or resumes) both stages into `workdir`."""
   tuning_config.validate(config)
   workdir_lib.check_path(workdir)
   # Bad data, tuning or final, fails here, before anything is written.
   data = datasets.load_dataset(config.data)
-  datasets.load_dataset(config.final.data)
+  check_sizes(config, data, datasets.load_dataset(config.final.data))
   with workdir_lib.use(
       workdir, config.to_dict(), overwrite,
       datasets.input_paths(config.data) +

@@ -1,6 +1,8 @@
 """The tuning command's config (tuning.py): App. A.2's coarse pass on ML-1M
 as the defaults, the sweep and final sections, and their validation."""
 
+import copy
+
 import ml_collections
 
 from dot_vs_learned import checks
@@ -75,18 +77,26 @@ def validate(config) -> None:
       shape = search_space.shape_config(config, name, dim, m)
       search_space.apply(shape, point)
       _validate_shape(shape, "sweep.dims", s.dims)
-  for dim in config.final.dims:
-    _validate_shape(search_space.shape_config(
-        config, s.models[0], dim, s.num_negatives[0]), "final.dims",
-                    config.final.dims)
+  for dim in config.final.dims:  # the final runs train on final.data
+    shape = search_space.shape_config(config, s.models[0], dim,
+                                      s.num_negatives[0])
+    shape.data = copy.deepcopy(config.final.data)
+    _validate_shape(shape, "final.dims", config.final.dims, "final.")
 
 
-def _validate_shape(shape, field, dims) -> None:
+def _validate_shape(shape, field, dims, data_prefix="") -> None:
   """ncf_config.validate of a shape's config; a d the model refuses is
-  named by the field that holds it."""
+  named by the field that holds it, a data.* field with `data_prefix`."""
   try:
     ncf_config.validate(shape)
   except checks.ConfigError as e:
+    if data_prefix and (e.field or "").startswith("data."):
+      error = checks.ConfigError(str(e).replace(
+          f"config field {e.field}=",
+          f"config field {data_prefix}{e.field}=", 1))
+      error.field = data_prefix + e.field
+      error.requirement = e.requirement
+      raise error from None
     if e.field != "model.dim":
       raise
     raise checks.ConfigError(

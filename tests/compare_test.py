@@ -220,6 +220,25 @@ def test_a_killed_comparison_resumes_without_redoing_cells(tmp_path,
   assert not list((tmp_path / "w").glob("checkpoints/tune_*"))
 
 
+def test_what_the_data_cannot_hold_is_refused_before_anything_is_written(
+    tmp_path):
+  # Found once only by the final runs: after the tuning split and the sweep.
+  config = _config(_files(tmp_path / "data"))
+  config.compare.models = ("popularity",)
+  config.eval.full_ranking_ks = (1000,)
+  with pytest.raises(ncf_config.ConfigError, match=re.escape(
+      "eval.full_ranking_ks=(1000,): must be <= the dataset's 140 items")):
+    compare.run(config, tmp_path / "w")
+  # Once an XLA out-of-memory traceback in the sweep.
+  config = _config(_files(tmp_path / "data"))
+  config.compare.models = ("mf",)
+  config.compare.mf.dims = (10**7,)
+  with pytest.raises(ncf_config.ConfigError,
+                     match=r"model\.dim=10000000, .*GiB"):
+    compare.run(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
 def test_needs_a_dataset_in_files(tmp_path):
   config = compare.default_config()
   with pytest.raises(data.DataError, match="compare needs a dataset in files"):

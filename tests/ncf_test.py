@@ -414,6 +414,8 @@ def test_values_out_of_range_name_their_field(tmp_path, field, value, message):
     ("train.batch_size", 10**9, "GiB"),
     ("train.window", 10**9, "GiB"),
     ("train.num_negatives", 10**8, "int32 stream positions"),
+    # The tower's weights: 10^10 of them (a traceback from XLA before).
+    ("model.hidden", (10**5, 10**5), "GiB"),
 ])
 def test_sizes_beyond_the_machine_are_refused(tmp_path, field, value, message):
   config = tiny_config()
@@ -421,6 +423,9 @@ def test_sizes_beyond_the_machine_are_refused(tmp_path, field, value, message):
   config[section][name] = value
   if name == "window":  # the window is exact's batch
     config.train.optimizer = "exact"
+  if name == "hidden":
+    config.model.name, config.train.optimizer = "mlp", "adam"
+    field = "config fields"  # the message names the sizes it counts
   with pytest.raises(ncf_config.ConfigError, match=f"{field}.*{message}"):
     ncf.run(config, tmp_path / "run")
   assert not (tmp_path / "run").exists()

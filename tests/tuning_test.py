@@ -177,6 +177,32 @@ def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
   assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("fields, message", [
+    # Scored on more candidates than there are, every point got HR 1.0,
+    # selected, then refused after the whole sweep.
+    ({"eval.k": 101}, r"eval\.k=101: must be <= the 100 ranked candidates"),
+    ({"eval.full_ranking": True, "eval.full_ranking_ks": (201,)},
+     r"eval\.full_ranking_ks=\(201,\): must be <= the dataset's 200 items"),
+    # The final data's fields, named as such (a traceback before).
+    ({"final.data.seed": -1}, r"^config field final\.data\.seed=-1: "),
+    ({"final.data.format": "foo"}, r"^config field final\.data\.format="),
+    # A program's points are its seeds: 8 points x 10^7 x d = 4.
+    ({"sweep.dims": (10**7,)}, r"model\.dim=10000000.*GiB"),
+])
+def test_what_the_data_cannot_hold_is_refused_before_the_sweep(
+    split_dirs, tmp_path, fields, message):
+  config = tiny_config(split_dirs)
+  for field, value in fields.items():
+    *path, name = field.split(".")
+    section = config
+    for part in path:
+      section = section[part]
+    section[name] = value
+  with pytest.raises(checks.ConfigError, match=message):
+    tuning.run(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
 def test_point_epochs_saved_by_a_shape_s_checkpoints(tmp_path):
   folder = tmp_path / "checkpoints"
   for program, steps in (("tune_mf_d8_m4_points1-3", (16, 32)),
