@@ -89,6 +89,14 @@ def _read_config(path, flag):
           type(model.get("dim")) is int):
     raise RecommendError(f"{flag}: {results.CONFIG} lacks data, model.name "
                          "or model.dim (an NCF run's config has them)")
+  # The data fields load the dataset again: each of the kind a run writes.
+  for field, default in ncf_config.default_config().data.items():
+    value = data.get(field, default)
+    if type(value) is not type(default):  # True is no number of users
+      raise RecommendError(
+          f"{flag}: {results.CONFIG}: data.{field}="
+          f"{checks.shorten(repr(value))} is not a {type(default).__name__}, "
+          "as a run writes it")
   return ml_collections.ConfigDict(config)
 
 

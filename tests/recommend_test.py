@@ -201,6 +201,19 @@ def test_a_config_without_the_fields_recommend_reads(run, tmp_path, config,
       f"error: --workdir={path}: {message}")
 
 
+@pytest.mark.parametrize("field, value, kind", [
+    ("num_items", "1000", "int"), ("num_users", True, "int"),
+    ("dir", 5, "str"), ("download", "yes", "bool")])
+def test_a_data_field_of_another_kind_is_named(run, tmp_path, field, value,
+                                               kind):
+  # The dataset is loaded again from these: a TypeError traceback before.
+  path = _copy(run, tmp_path / "workdir",
+               lambda config: config["data"].update({field: value}))
+  assert _cli(f"--workdir={path}", "--users=0") == (
+      f"error: --workdir={path}: config.json: data.{field}={value!r} is not "
+      f"a {kind}, as a run writes it")
+
+
 @pytest.fixture
 def file_run(run, tmp_path):
   """The run, trained (as it were) on NCF files of the same data, with the
