@@ -210,6 +210,14 @@ def _parse_negatives(path, data):
   return heads[:, 0], heads[:, 1], negatives
 
 
+def check_folder(directory) -> None:
+  """Refuses a data folder that is something else ("missing files" would
+  mislead)."""
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise DataError(f"{directory}: not a folder; data.dir names the folder "
+                    "that holds the files")
+
+
 def load_ncf(directory, name) -> NCFData:
   """Loads and validates the three NCF files `{directory}/{name}.*`.
 
@@ -224,6 +232,7 @@ def load_ncf(directory, name) -> NCFData:
   (the published ML-1M file has 156 users whose test item is among its own
   negatives); the evaluator masks them.
   """
+  check_folder(directory)
   paths = [pathlib.Path(directory) / f"{name}.{s}" for s in SUFFIXES]
   missing = [p.name for p in paths if not p.exists()]
   if missing:

@@ -104,6 +104,7 @@ def load_lists(directory, name=None) -> ListData:
   without training items or without test items are allowed (logged).
   """
   directory = pathlib.Path(directory)
+  data_lib.check_folder(directory)
   paths = [directory / f for f in FILES]
   missing = [p.name for p in paths if not p.exists()]
   if missing:

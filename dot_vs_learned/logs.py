@@ -250,6 +250,11 @@ def positives(log_path, min_interactions=1, fmt="auto"):
   """The lines of a log's kept users (>= max(2, min_interactions) distinct
   items), numbered 0.. in order of first appearance: (users, items, times
   or None without timestamps, [user id map, item id map])."""
+  if (isinstance(min_interactions, bool) or
+      not isinstance(min_interactions, (int, np.integer)) or
+      min_interactions < 1):
+    raise DataError(f"min_interactions={min_interactions!r}: must be an "
+                    "integer >= 1 (users keep >= max(2, it) distinct items)")
   log = read_log(log_path, fmt)
   users, items = log.users, log.items
   width = items.max() + 1

@@ -14,6 +14,7 @@ MODELS = ("mf", "gmf", "mlp", "neumf", "neumf_pretrained", "popularity",
 CLOSED_FORM = ("popularity", "ease")  # no epochs, no seeds: one fit
 SOLVED = ("mf", "popularity", "ials", "ease")  # no gradient optimizer
 TOWERED = ("mlp", "neumf", "neumf_pretrained")  # an MLP tower of model.hidden
+GENERATED_NEGATIVES = 99  # per user in the generated data (datasets.py)
 FORMATS = ("ncf", "lists")  # data.format: NCF files, or item lists
 OPTIMIZERS = ("exact", "batched", "adam", "lazy_adam", "sgd")
 # Those that train any model.
@@ -60,7 +61,7 @@ def validate(config, num_candidates=None) -> None:
   _check(math.isfinite(p.finetune_learning_rate),
          "pretrain.finetune_learning_rate", p.finetune_learning_rate,
          "must be finite")
-  _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "> 0")
+  _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "must be > 0")
   _check(t.reg >= 0, "train.reg", t.reg, "must be >= 0")
   if m.name in ("ials", "ease"):  # a positive definite system per row
     _check(t.reg > 0, "train.reg", t.reg, f"{m.name}: must be > 0")
@@ -115,6 +116,10 @@ def _check_generated(data) -> None:
   for field in ("num_users", "num_items"):
     _check(checks.is_whole(data[field]) and data[field] >= 1, f"data.{field}",
            data[field], "must be a whole number >= 1")
+  least = GENERATED_NEGATIVES + 2  # a test item, a training item, negatives
+  _check(data.num_items >= least, "data.num_items", data.num_items,
+         f"must be >= {least}: each user of the generated data has 2 "
+         f"positives at least and {GENERATED_NEGATIVES} sampled negatives")
   need, have = 40 * data.num_users * data.num_items, checks.host_bytes()
   _check(need <= 0.5 * have, "data.num_users", data.num_users,
          f"x data.num_items={data.num_items}: generating them needs about "

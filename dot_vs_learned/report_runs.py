@@ -10,6 +10,7 @@ with different train.seed (seeds trained as separate processes) become one
 row with their seeds together.
 """
 
+import math
 import pathlib
 import re
 
@@ -24,7 +25,9 @@ class ReportError(ValueError):
 
 
 def _is_number(value) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
+  """A finite int or float (JSON's NaN and Infinity are no metric)."""
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
 
 
 def _read_json(path) -> dict:
@@ -58,7 +61,7 @@ def _per_seed(path, final, name) -> list:
   if not (isinstance(values, list) and values and
           all(map(_is_number, values))):
     raise ReportError(f"{path}: final[{name!r}] has no per_seed list of "
-                      "numbers")
+                      "finite numbers")
   return list(values)
 
 

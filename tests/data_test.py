@@ -208,6 +208,10 @@ def test_missing_files(tmp_path):
     data.load_ncf(tmp_path, "t")
   with pytest.raises(data.DataError, match="download=True"):
     data.load_ncf(tmp_path, "ml-1m")
+  # A file given as the folder: not "missing" files.
+  with pytest.raises(data.DataError, match=re.escape(
+      f"{tmp_path / 't.test.rating'}: not a folder; data.dir names")):
+    data.load_ncf(tmp_path / "t.test.rating", "t")
 
 
 @pytest.mark.skipif(not REAL_ML1M.is_dir(), reason=(

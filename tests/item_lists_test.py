@@ -79,6 +79,9 @@ def test_missing_files_are_named(tmp_path):
   (tmp_path / "d" / "train.txt").write_text("0 1\n")
   with pytest.raises(DataError, match="missing test.txt; an item-list"):
     item_lists.load_lists(tmp_path / "d")
+  with pytest.raises(DataError, match=re.escape(
+      f"{tmp_path / 'd' / 'train.txt'}: not a folder")):
+    item_lists.load_lists(tmp_path / "d" / "train.txt")
 
 
 def test_write_then_load_round_trips(tmp_path):

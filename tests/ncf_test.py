@@ -399,6 +399,8 @@ def test_resume_after_the_data_files_changed_is_refused(tmp_path):
     ("train.init_stddev", float("inf"), "must be finite"),
     ("train.seed", 2**40, r"must be in \[0, 2147483647\]"),
     ("train.epochs", 10**9, "must be <= 100000"),
+    # The generator's own message named no field.
+    ("data.num_items", 50, "must be >= 101: each user of the generated data"),
 ])
 def test_values_out_of_range_name_their_field(tmp_path, field, value, message):
   config = tiny_config()
@@ -407,6 +409,15 @@ def test_values_out_of_range_name_their_field(tmp_path, field, value, message):
   with pytest.raises(ncf_config.ConfigError, match=f"{field}=.*{message}"):
     ncf.run(config, tmp_path / "run")
   assert not (tmp_path / "run").exists()
+
+
+def test_the_generated_data_check_is_the_generators_own_bound():
+  least = ncf_config.GENERATED_NEGATIVES + 2
+  assert datasets.generate_default(num_users=5, num_items=least,
+                                   seed=0).test_negatives.shape == (
+                                       5, ncf_config.GENERATED_NEGATIVES)
+  with pytest.raises(data.DataError, match="leaves no room"):
+    datasets.generate_default(num_users=5, num_items=least - 1, seed=0)
 
 
 @pytest.mark.parametrize("field, value, message", [

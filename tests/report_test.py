@@ -290,7 +290,12 @@ def test_sampled_or_item_list_is_what_the_run_is(tmp_path):
      "a JSON list, not an object"),
     (json.dumps({"model": "mf", "dataset": "d", "dim": 8, "final": {
         "epoch": 1, "hr@10": {"mean": 0.5}, "ndcg@10": {"per_seed": [0.3]}}}),
-     r"final\['hr@10'\] has no per_seed list of numbers"),
+     r"final\['hr@10'\] has no per_seed list of finite numbers"),
+    # Python's json writes and reads NaN; no metric of a finished run is.
+    (json.dumps({"model": "mf", "dataset": "d", "dim": 8, "final": {
+        "epoch": 1, "hr@10": {"per_seed": [0.5, float("nan")]},
+        "ndcg@10": {"per_seed": [0.3, 0.3]}}}),
+     r"final\['hr@10'\] has no per_seed list of finite numbers"),
     (json.dumps({"model": "mf", "dataset": "d", "dim": [8], "final": {}}),
      "dim, final.epoch missing or of the wrong type"),
 ])

@@ -282,6 +282,8 @@ REFUSED = [
     (RATINGS_DAT, {"seed": -1}, "new", "seed=-1: must be an integer >= 0"),
     (RATINGS_DAT, {"name": "a/b"}, "new", "name='a/b': must be a file name"),
     (RATINGS_DAT, {"num_negatives": 0}, "new", "num_negatives=0 must be >= 1"),
+    (RATINGS_DAT, {"min_interactions": -3}, "new",
+     "min_interactions=-3: must be an integer >= 1"),
     (RATINGS_DAT, {}, "file", "taken is not a directory"),
     (RATINGS_DAT, {}, "under_file", "taken is not a directory"),
     (RATINGS_DAT, {}, "target_is_dir",
