@@ -93,8 +93,12 @@ def check_columns(path, data, ncols, first_line=1, unit="columns") -> int:
   counts = np.diff(before, prepend=0, append=len(starts))
   bad = np.flatnonzero(counts != ncols)
   if bad.size:
+    # A blank line, or CR CR LF line ends (a file converted twice), whose
+    # extra CR reads as a line end.
+    empty = (" (an empty line, or CR CR LF line ends)" if counts[bad[0]] == 0
+             else "")
     raise DataError(f"{path}:{bad[0] + first_line}: expected {ncols} {unit}, "
-                    f"found {counts[bad[0]]}")
+                    f"found {counts[bad[0]]}{empty}")
   return len(counts)
 
 

@@ -87,7 +87,11 @@ MALFORMED = [
     ("test.negative", 0, " \n\n", ": file is empty"),
     ("train.rating", 2, "0\t1\t1", ":2: expected 4 columns, found 3"),
     ("train.rating", 3, "1\t0\t1\t12\t9", ":3: expected 4 columns, found 5"),
-    ("train.rating", 2, "", ":2: expected 4 columns, found 0"),
+    ("train.rating", 2, "", ":2: expected 4 columns, found 0 (an empty "
+     "line, or CR CR LF line ends)"),
+    # CR CR LF (converted twice): an empty line after every line.
+    ("train.rating", 0, "0\t0\t1\t10\r\r\n0\t1\t1\t11\r\r\n",
+     ":2: expected 4 columns, found 0 (an empty line, or CR CR LF"),
     ("test.rating", 2, "1,4,3,21", ":2: expected 4 columns, found 1"),
     ("train.rating", 4, "2\tx\t1\t13", ":4: item 'x' is not an integer"),
     ("train.rating", 2, "0\t1.5\t1\t11", ":2: item '1.5' is not an integer"),
