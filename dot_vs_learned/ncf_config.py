@@ -61,7 +61,8 @@ def validate(config, num_candidates=None) -> None:
   _check(math.isfinite(p.finetune_learning_rate),
          "pretrain.finetune_learning_rate", p.finetune_learning_rate,
          "must be finite")
-  _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "must be > 0")
+  _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate,
+         "must be > 0")
   _check(t.reg >= 0, "train.reg", t.reg, "must be >= 0")
   if m.name in ("ials", "ease"):  # a positive definite system per row
     _check(t.reg > 0, "train.reg", t.reg, f"{m.name}: must be > 0")

@@ -82,7 +82,8 @@ def validate(config) -> None:
           f"must be <= the smallest catalogue, {min(r.nums_items)}")
   check(checks.is_whole(r.seed) and 0 <= r.seed <= MAX_SEED, "retrieval.seed",
         r.seed, f"must be a whole number in [0, {MAX_SEED}]")
-  check(r.max_seconds > 0, "retrieval.max_seconds", r.max_seconds, "must be > 0")
+  check(r.max_seconds > 0, "retrieval.max_seconds", r.max_seconds,
+        "must be > 0")
   check(0 < r.target_recall <= 1, "retrieval.target_recall",
         r.target_recall, "must be in (0, 1]")
   check(isinstance(r.search_values, (tuple, list)) and
