@@ -77,11 +77,12 @@ def validate(config) -> None:
       shape = search_space.shape_config(config, name, dim, m)
       search_space.apply(shape, point)
       _validate_shape(shape, "sweep.dims", s.dims)
-  for dim in config.final.dims:  # the final runs train on final.data
-    shape = search_space.shape_config(config, s.models[0], dim,
-                                      s.num_negatives[0])
-    shape.data = copy.deepcopy(config.final.data)
-    _validate_shape(shape, "final.dims", config.final.dims, "final.")
+  # The final runs train on final.data, at every d, whichever model wins.
+  for name in s.models:
+    for dim in config.final.dims:
+      shape = search_space.shape_config(config, name, dim, s.num_negatives[0])
+      shape.data = copy.deepcopy(config.final.data)
+      _validate_shape(shape, "final.dims", config.final.dims, "final.")
 
 
 def _validate_shape(shape, field, dims, data_prefix="") -> None:

@@ -188,6 +188,10 @@ def test_bad_config_or_data_fails_before_writing(split_dirs, tmp_path):
     ({"final.data.format": "foo"}, r"^config field final\.data\.format="),
     # A program's points are its seeds: 8 points x 10^7 x d = 4.
     ({"sweep.dims": (10**7,)}, r"model\.dim=10000000.*GiB"),
+    # NeuMF is d = 3k: its final run at d = 4 failed after the sweep, had
+    # NeuMF won.
+    ({"sweep.models": ("mf", "neumf"), "sweep.dims": (6,)},
+     r"final\.dims=\(4, 6\): d = 4: neumf: must be a multiple of 3"),
 ])
 def test_what_the_data_cannot_hold_is_refused_before_the_sweep(
     split_dirs, tmp_path, fields, message):
